@@ -1,0 +1,122 @@
+"""The command line: a thin layer over the library.
+
+Typed errors from the core (``WatchdogError``) become one clear line on stderr and a non-zero
+exit code here, and only here. Each command group lives in its own module in this package and
+registers itself on ``app`` when imported (see ``_COMMAND_MODULES``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from watchdog import __version__
+from watchdog.errors import WatchdogError
+
+app = typer.Typer(
+    name="watchdog",
+    help="Watches the legal deadlines in Danish child-protection cases and warns in time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Command modules, imported in this order; each adds its commands to ``app``.
+_COMMAND_MODULES = [
+    "watchdog.cli.core",
+]
+
+
+class State:
+    """Global options, resolved lazily so that `--help` never needs a valid configuration."""
+
+    def __init__(self, config: Path | None, database_url: str | None):
+        self.config = config
+        self.database_url = database_url
+        self._settings = None
+        self._engine = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from watchdog.settings import load_settings
+
+            self._settings = load_settings(self.config, database_url=self.database_url)
+        return self._settings
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from watchdog.db import make_engine
+
+            self._engine = make_engine(self.settings.database_url_value)
+        return self._engine
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"watchdog (frist-watchdog) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", "-c", help="TOML configuration file (default: config/watchdog.toml, or WATCHDOG_CONFIG)."),
+    ] = None,
+    database_url: Annotated[
+        Optional[str],
+        typer.Option("--database-url", help="Database URL; overrides WATCHDOG_DATABASE_URL and the file."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """watchdog: legal deadlines in child-protection cases, watched."""
+    ctx.obj = State(config, database_url)
+    if verbose:
+        logging.getLogger("watchdog").setLevel(logging.DEBUG)
+
+
+def _load_commands() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _load_commands()
+    try:
+        app(args=argv, prog_name="watchdog")
+    except WatchdogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user's mistake: still one line unless asked for more
+        if os.environ.get("WATCHDOG_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {first} (set WATCHDOG_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(70)
+
+
+_load_commands()

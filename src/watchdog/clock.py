@@ -1,0 +1,54 @@
+"""The one place that reads the real clock.
+
+Everything else (rules, planning, rendering, reports) takes ``now`` as an argument, so tests
+control time by passing it in. Instants are timezone-aware UTC everywhere; Europe/Copenhagen is
+used only for display and for date-based rules.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+LOCAL_TZ = ZoneInfo("Europe/Copenhagen")
+
+
+def utcnow() -> datetime:
+    """The current instant, aware, in UTC. Only the CLI, the scheduler and the API call this."""
+    return datetime.now(UTC)
+
+
+def ensure_aware(value: datetime, *, what: str = "instant") -> datetime:
+    """Return ``value`` in UTC; refuse a naive datetime (its zone would be a guess)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def to_local(value: datetime) -> datetime:
+    """An aware instant shown in Europe/Copenhagen."""
+    return ensure_aware(value).astimezone(LOCAL_TZ)
+
+
+def local_date(value: datetime) -> date:
+    """The Danish calendar date on which an instant falls."""
+    return to_local(value).date()
+
+
+def local_midnight(day: date) -> datetime:
+    """The instant (UTC) at which a Danish calendar day starts."""
+    return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+def end_of_local_day(day: date) -> datetime:
+    """The instant (UTC) at which a Danish calendar day ends: the next day's local midnight.
+
+    A duty due "on a date" is due at the end of that date. Using the next midnight (not 23:59:59)
+    keeps comparisons exact: anything strictly before it is on time.
+    """
+    return local_midnight(day + timedelta(days=1))
+
+
+def format_local(value: datetime) -> str:
+    """Danish display of an instant, e.g. '01-04-2024 kl. 00:30'."""
+    return to_local(value).strftime("%d-%m-%Y kl. %H:%M")

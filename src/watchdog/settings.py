@@ -1,0 +1,349 @@
+"""Settings: one validated class, built by ``load_settings()`` at start-up, never at import.
+
+Precedence (highest first): arguments (CLI options) > environment (``WATCHDOG_`` prefix, ``__``
+for nesting) > ``.env`` > the TOML file (``config/watchdog.toml``, or ``--config`` /
+``WATCHDOG_CONFIG``) > defaults. Secrets are ``SecretStr``; each also reads ``*_file`` (a path to
+a file holding it, for container secrets). Unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from watchdog.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/watchdog.toml")
+
+_LEGACY_TEAMS_HINT = (
+    "Office 365 connector URLs (msteams://, …webhook.office.com/…) were retired by Microsoft; "
+    "create a Teams workflow in Power Automate and use its URL as workflows://HOST/WORKFLOW/SIGNATURE "
+    "(add ?pa=yes for Power Automate) or the native https://…/workflows/… URL"
+)
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_teams_url(url: str) -> str:
+    """Refuse a retired connector URL with a message that says what to use instead."""
+    lowered = url.strip().lower()
+    if lowered.startswith("msteams://") or "webhook.office.com" in lowered or "/incomingwebhook/" in lowered:
+        raise ValueError(f"legacy Teams connector URL refused: {_LEGACY_TEAMS_HINT}")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "workflows":
+        return url
+    if scheme == "https" and "/workflows/" in lowered:
+        return url
+    raise ValueError(
+        f"not a Teams workflow URL: {url.split('?')[0]!r}; use workflows://HOST/WORKFLOW/SIGNATURE "
+        "or the https://…/workflows/… URL of a Power Automate workflow"
+    )
+
+
+def check_apprise_url(url: str) -> str:
+    """Validate an operator/heartbeat notification URL: known schemes, no clear-text passwords."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise ValueError(f"not a URL (no scheme): {url!r}")
+    if scheme == "msteams" or "webhook.office.com" in url.lower():
+        return check_teams_url(url)
+    if scheme == "mailto" and parts.password and not is_loopback(parts.hostname):
+        raise ValueError(
+            "a password over plain mailto:// to a host that is not loopback would travel in clear "
+            "text; use mailtos:// with mode=starttls or mode=ssl"
+        )
+    return url
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SmtpSettings(_Section):
+    """The SMTP relay every email goes through."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    mode: Literal["plain", "starttls", "ssl"] = "plain"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    from_address: str = "frister@kommune.example.dk"
+    from_name: str = "Frister (watchdog)"
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _secret_and_transport(self) -> SmtpSettings:
+        if self.password is None and self.password_file is not None:
+            try:
+                secret = self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"password_file {str(self.password_file)!r} cannot be read: {exc.strerror}")
+            object.__setattr__(self, "password", SecretStr(secret))
+        if self.password is not None and self.mode == "plain" and not is_loopback(self.host):
+            raise ValueError(
+                f"an SMTP password over plain SMTP to {self.host} (not loopback) would travel in clear "
+                "text; set smtp.mode to 'starttls' or 'ssl'"
+            )
+        if "@" not in self.from_address:
+            raise ValueError(f"from_address {self.from_address!r} is not an email address")
+        return self
+
+
+class LadderSettings(_Section):
+    """When warnings go out before each duty's due time.
+
+    Each entry is an offset before the due time: "30d", "4h", "90m"; "receipt" means as soon as
+    the clock starts. Duties not listed use ``default``.
+    """
+
+    assessment_24h: list[str] = ["receipt", "4h"]
+    reassessment: list[str] = ["receipt", "1d"]
+    investigation_4m: list[str] = ["30d", "14d", "7d", "2d"]
+    follow_up: list[str] = ["14d", "3d"]
+    receipt_confirmation: list[str] = ["2d"]
+    child_conversation: list[str] = ["7d"]
+    plan: list[str] = ["14d", "3d"]
+    supervision_visit: list[str] = ["30d", "7d"]
+    aftercare_decision: list[str] = ["60d", "14d"]
+
+    @field_validator("*")
+    @classmethod
+    def _offsets(cls, value: list[str]) -> list[str]:
+        from watchdog.durations import parse_offset
+
+        for item in value:
+            parse_offset(item)  # raises ValueError with the bad item
+        return value
+
+
+class AlertSettings(_Section):
+    """Alert policy: the warning ladder, escalation, working hours, routing."""
+
+    ladder: LadderSettings = LadderSettings()
+    escalate_on_breach: bool = True
+    breach_reminder_days: int = Field(default=7, ge=0, le=365)  # 0 = no repeated reminders
+    working_hours_start: int = Field(default=8, ge=0, le=23)  # local hour, inclusive
+    working_hours_end: int = Field(default=16, ge=1, le=24)  # local hour, exclusive
+    # The statute sets no time limit for the reassessment (genvurdering): municipal policy.
+    reassessment_policy_days: int = Field(default=7, ge=1, le=90)
+    reviewers: list[str] = []  # worker ext_ids who receive every reassessment warning
+    case_link_template: str = "https://sagssystem.kommune.example.dk/sag/{case_ref}"
+
+    @field_validator("case_link_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if "{case_ref}" not in value:
+            raise ValueError("case_link_template must contain {case_ref}")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("case_link_template must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _hours(self) -> AlertSettings:
+        if self.working_hours_end <= self.working_hours_start:
+            raise ValueError("working_hours_end must be after working_hours_start")
+        return self
+
+
+class DeliverySettings(_Section):
+    """The outbox: retries, claims, and where dead letters are reported."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base_seconds: int = Field(default=60, ge=1)
+    backoff_max_seconds: int = Field(default=6 * 3600, ge=1)
+    claim_timeout_seconds: int = Field(default=300, ge=10)
+    batch_size: int = Field(default=200, ge=1, le=10000)
+    ops_urls: list[str] = []  # Apprise URLs for operator alerts (dead letters)
+    teams_verify_tls: bool = True  # only for tests against a self-signed receiver
+
+    @field_validator("ops_urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [check_apprise_url(u) for u in value]
+
+
+class ScheduleSettings(_Section):
+    poll_interval_seconds: int = Field(default=300, ge=10)
+    delivery_interval_seconds: int = Field(default=30, ge=5)
+    digest_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    digest_hour: int = Field(default=7, ge=0, le=23)
+    digest_minute: int = Field(default=0, ge=0, le=59)
+    misfire_grace_seconds: int = Field(default=3600, ge=1)
+
+
+class IntakeSettings(_Section):
+    # Alert the leaders when no notification has been registered for this many working days.
+    silence_working_days: int = Field(default=2, ge=1, le=60)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_batch_records: int = Field(default=10_000, ge=1)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    health_port: int = Field(default=9108, ge=0, le=65535)  # served by `watchdog run`; 0 = off
+    ready_max_poll_age_seconds: int = Field(default=900, ge=10)
+    heartbeat_url: str | None = None  # called after every successful round
+
+
+class Settings(BaseSettings):
+    """The whole configuration. See config/watchdog.example.toml for every key and its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHDOG_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # "ignore", not "forbid": an unrelated line in .env must not stop start-up. Unknown keys
+        # in the TOML file are refused by load_settings(); nested sections forbid extras.
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: SecretStr = SecretStr("sqlite:///watchdog.db")
+    municipality: str = "Kommune"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    smtp: SmtpSettings = SmtpSettings()
+    alerts: AlertSettings = AlertSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    intake: IntakeSettings = IntakeSettings()
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+            raise ValueError(
+                "database_url must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+                f"(got scheme {scheme or 'none'!r})"
+            )
+        if scheme == "postgresql":
+            value = SecretStr("postgresql+psycopg://" + raw.split("://", 1)[1])
+        return value
+
+    # The TOML path is chosen per load (``--config``), so it is passed through a class attribute
+    # set by load_settings() just before construction.
+    _toml_path: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        path = cls._toml_path
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+    @property
+    def database_url_value(self) -> str:
+        return self.database_url.get_secret_value()
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved configuration with every secret masked (for check-config and logs)."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = mask_url(self.database_url_value)
+        data["delivery"]["ops_urls"] = [mask_url(u) for u in self.delivery.ops_urls]
+        if self.http.heartbeat_url:
+            data["http"]["heartbeat_url"] = mask_url(self.http.heartbeat_url)
+        return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (and the secret path of a Teams workflow)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+        url = url.replace(parts.netloc, netloc, 1)
+    if parts.scheme.lower() == "workflows" or "/workflows/" in url.lower():
+        base = url.split("?", 1)[0]
+        head, _, _secret = base.rpartition("/")
+        url = head + "/********"
+    return url
+
+
+def resolve_config_path(config_path: str | Path | None) -> Path | None:
+    """``--config`` beats ``WATCHDOG_CONFIG`` beats ``config/watchdog.toml`` (if it exists)."""
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError(f"configuration file not found: {path}")
+        return path
+    env = os.environ.get("WATCHDOG_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"configuration file not found: {path} (from WATCHDOG_CONFIG)")
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError with one line naming the bad key and why."""
+    path = resolve_config_path(config_path)
+    if path is not None:
+        _refuse_unknown_top_level_keys(path)
+    Settings._toml_path = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path)) from None
+    except (OSError, ValueError) as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+    finally:
+        Settings._toml_path = None
+
+
+def _refuse_unknown_top_level_keys(path: Path) -> None:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r} (in {path})")
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+    where = f" (in {path} or the environment)" if path else ""
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {loc!r}{where}"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    return f"invalid setting {loc!r}: {msg}{more}"

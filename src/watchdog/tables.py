@@ -1,0 +1,10 @@
+"""Every table, imported in one place so that ``SQLModel.metadata`` is complete.
+
+Alembic's env.py and the tests' schema set-up import this module.
+"""
+
+from sqlmodel import SQLModel
+
+from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
+
+metadata = SQLModel.metadata
