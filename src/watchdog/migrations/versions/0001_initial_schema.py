@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 55b9fa0066ef
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:52:02.365082
+Create Date: 2026-11-22 07:54:58.671003
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '55b9fa0066ef'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
