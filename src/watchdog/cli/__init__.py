@@ -31,6 +31,7 @@ app = typer.Typer(
 # Command modules, imported in this order; each adds its commands to ``app``.
 _COMMAND_MODULES = [
     "watchdog.cli.core",
+    "watchdog.cli.demo",
 ]
 
 

@@ -1,0 +1,96 @@
+"""`watchdog demo` and `watchdog mailsink`."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchdog.cli import app
+from watchdog.clock import LOCAL_TZ, ensure_aware, format_local, utcnow
+from watchdog.errors import WatchdogError
+
+
+@app.command("demo")
+def demo(
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed (and --now) gives the same municipality and alerts."),
+    out: Path = typer.Option(Path("demo-out"), help="Folder for the demo database and the delivered messages (replaced)."),
+    cases: int = typer.Option(900, min=1, max=200_000, help="Number of cases in the synthetic municipality."),
+    caseworkers: int = typer.Option(32, min=2, max=2000, help="Number of caseworkers."),
+    now: Optional[str] = typer.Option(None, help="Run as if it were this instant (ISO 8601; local time if no offset)."),
+) -> None:
+    """Run the demo: a synthetic municipality, its deadlines, and its alerts delivered to a local SMTP server."""
+    from watchdog.demo import run_demo
+    from watchdog.demo_data import Scale
+
+    console = Console(stderr=True)
+    chosen_seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    when = _parse_now(now)
+    started = time.monotonic()
+    with console.status("starting…") as status:
+        result = run_demo(out=out, seed=chosen_seed, now=when,
+                          scale=Scale(cases=cases, caseworkers=caseworkers),
+                          progress=lambda m: status.update(m + "…"))
+    elapsed = time.monotonic() - started
+
+    out_console = Console()
+    out_console.print(f"[bold]watchdog demo[/bold] — Demo Kommune, seed {chosen_seed}, as of {format_local(when)}")
+    rows = result.rows
+    out_console.print(
+        f"{rows.get('active_cases', rows['cases'])} active cases, {rows['workers']} workers in {rows['teams']} teams, "
+        f"{rows['notifications']} notifications, {rows['investigations']} investigations, {rows['measures']} measures"
+    )
+    table = Table(title="Deadlines by duty and status", show_lines=False)
+    statuses = ["open", "met", "met_late", "breached", "excepted", "not_applicable"]
+    table.add_column("duty")
+    for s in statuses:
+        table.add_column(s, justify="right")
+    duties = sorted({d for d, _ in result.deadlines_by_duty_status})
+    for d in duties:
+        table.add_row(d, *[str(result.deadlines_by_duty_status.get((d, s), 0)) for s in statuses])
+    out_console.print(table)
+    alerts = ", ".join(f"{n} {state}" for state, n in sorted(result.alerts_by_state.items())) or "none"
+    out_console.print(f"alerts: {alerts}")
+    out_console.print(f"{len(result.messages)} messages delivered over SMTP, saved in {result.out / 'mail'}")
+    if result.messages:
+        out_console.print(f"  e.g. {result.messages[0]}")
+    out_console.print(f"database: {result.database_url}   ({elapsed:.1f} s)")
+    out_console.print("explore it: watchdog --database-url " + result.database_url + " deadlines --status breached")
+
+
+def _parse_now(text: str | None) -> datetime:
+    if not text:
+        return utcnow()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise WatchdogError(f"--now {text!r} is not an ISO 8601 instant (e.g. 2026-11-23T09:00+01:00)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)
+    return ensure_aware(value)
+
+
+@app.command("mailsink")
+def mailsink(
+    folder: Path = typer.Option(Path("mailsink-out"), help="Folder for the received messages (.eml)."),
+    port: int = typer.Option(8025, min=1, max=65535, help="Port on 127.0.0.1."),
+) -> None:
+    """Run a local SMTP server that saves every message as an .eml file (for trying a configuration)."""
+    from watchdog.mailsink import MailSink
+
+    sink = MailSink(folder, port=port).start()
+    typer.echo(f"listening on smtp://127.0.0.1:{port}, saving to {folder} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+        typer.echo(f"{len(sink.saved)} messages saved")

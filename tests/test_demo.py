@@ -1,0 +1,59 @@
+"""The demo municipality: deterministic, at a real municipality's scale, and free of sensitive data."""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import UTC, datetime
+
+from sqlmodel import func, select
+
+from watchdog.casestore import Case, Worker, WorkerRole
+from watchdog.demo_data import Scale, generate, populate
+from watchdog.mailsink import MailSink
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def _fingerprint(m):
+    return [(c.ext_id, c.opened_at, m.ref(c, "worker").ext_id) for c in m.cases] + \
+           [(n.ext_id, n.received_at, n.assessed_at) for n in m.notifications]
+
+
+def test_the_same_seed_gives_the_same_municipality():
+    assert _fingerprint(generate(7, NOW)) == _fingerprint(generate(7, NOW))
+    assert _fingerprint(generate(7, NOW)) != _fingerprint(generate(8, NOW))
+
+
+def test_the_municipality_has_a_real_municipalitys_scale_and_mix(session):
+    counts = populate(session, generate(3, NOW))
+    session.commit()
+    assert counts["cases"] == 900
+    caseworkers = session.exec(select(Worker).where(Worker.role == WorkerRole.CASEWORKER)).all()
+    assert len(caseworkers) == 32
+    assert 20 <= sum(w.fte for w in caseworkers) <= 30  # part-time posts, as in the memo
+    leaders = session.exec(select(Worker).where(Worker.role == WorkerRole.LEADER)).all()
+    assert {w.team_id for w in leaders} == {w.team_id for w in caseworkers}
+    assert session.exec(select(func.count()).select_from(Case)).one() == 900
+    assert counts["investigations"] > 400 and counts["measures"] > 100
+    # Both on-time and late work: some 24-hour assessments done, some not.
+    m = generate(3, NOW)
+    assessed = [n for n in m.notifications if n.assessed_at is not None]
+    assert 0.8 * len(m.notifications) < len(assessed) < len(m.notifications)
+
+
+def test_generated_rows_hold_no_cpr_numbers_or_child_names():
+    from watchdog.casestore import Case as CaseTable
+
+    assert not {"cpr", "cpr_number", "name", "child_name"} & set(CaseTable.model_fields)
+    m = generate(5, NOW, Scale(cases=50, caseworkers=4))
+    assert all(c.ext_id.startswith("S-") for c in m.cases)
+
+
+def test_the_mail_sink_saves_each_message_received_over_smtp(tmp_path):
+    with MailSink(tmp_path) as sink:
+        with smtplib.SMTP(sink.host, sink.port) as client:
+            client.sendmail("frister@x.dk", ["a@x.dk"], "Subject: 1\r\n\r\nen")
+            client.sendmail("frister@x.dk", ["b@x.dk"], "Subject: 2\r\n\r\nto")
+        saved = sink.saved
+    assert [p.name for p in saved] == ["00001-a@x.dk.eml", "00002-b@x.dk.eml"]
+    assert b"Subject: 2" in saved[1].read_bytes()
