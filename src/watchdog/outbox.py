@@ -7,10 +7,16 @@ on the alert; a claim that is never finished expires and is taken again.
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import Field, Session, SQLModel, select
+
+from watchdog.clock import ensure_aware
 
 
 class AlertState(StrEnum):
@@ -69,3 +75,250 @@ class DeliveryAttempt(SQLModel, table=True):
     ok: bool
     permanent: bool = False
     detail: str | None = Field(default=None, max_length=2000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions: enqueue, claim, record, inspect. Each takes the session as a keyword argument and
+# never commits on its own, except ``claim_due`` (a claim is worthless until other replicas see it).
+# ---------------------------------------------------------------------------------------------
+
+CLOSED_STATES = (AlertState.SENT, AlertState.ACCEPTED, AlertState.DEAD)
+_ENQUEUE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert as planning (or the digest, the intake check, the dead-letter path) wants it."""
+
+    key: str
+    kind: AlertKind
+    stage: str
+    recipient_address: str
+    channel: Channel
+    send_after: datetime
+    deadline_id: int | None = None
+    recipient_worker_id: int | None = None
+    payload: dict | None = None  # prerendered message for DIGEST/OPS/INTAKE_SILENCE/TEST
+
+
+def alert_key(deadline_id: int, stage: str, recipient: int | str, channel: Channel) -> str:
+    """The unique key of a deadline alert: the same alert planned twice has the same key."""
+    return f"{deadline_id}:{stage}:{recipient}:{Channel(channel).value}"
+
+
+def enqueue(session: Session, alerts: Iterable[NewAlert], *, now: datetime) -> int:
+    """Store the alerts; a key that is already in the outbox is ignored. Returns how many were new.
+
+    ``INSERT … ON CONFLICT (key) DO NOTHING``, not check-then-insert: two replicas planning the
+    same alert at the same moment must store it once, and only the database can decide that.
+    """
+    now = ensure_aware(now, what="now")
+    rows: dict[str, dict] = {}
+    for a in alerts:
+        send_after = ensure_aware(a.send_after, what=f"alert {a.key} send_after")
+        rows.setdefault(a.key, {
+            "key": a.key,
+            "kind": AlertKind(a.kind),
+            "stage": a.stage,
+            "deadline_id": a.deadline_id,
+            "recipient_worker_id": a.recipient_worker_id,
+            "recipient_address": a.recipient_address,
+            "channel": Channel(a.channel),
+            "send_after": send_after,
+            "payload": json.dumps(a.payload or {}, ensure_ascii=False, sort_keys=True),
+            "state": AlertState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": send_after,
+            "created_at": now,
+        })
+    if not rows:
+        return 0
+    insert = _dialect_insert(session)
+    inserted = 0
+    values = list(rows.values())
+    for start in range(0, len(values), _ENQUEUE_CHUNK):
+        stmt = (
+            insert(Alert)
+            .values(values[start:start + _ENQUEUE_CHUNK])
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(Alert.id)
+        )
+        inserted += len(session.execute(stmt).all())
+    return inserted
+
+
+def _dialect_insert(session: Session):
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - settings refuse other databases
+        raise RuntimeError(f"unsupported database dialect {name!r}")
+    return insert
+
+
+def _claimable(now: datetime):
+    """Due pending rows, and rows whose claim has expired (the claimer crashed or hung)."""
+    return or_(
+        and_(Alert.state == AlertState.PENDING, Alert.next_attempt_at <= now),
+        and_(Alert.state == AlertState.CLAIMED, Alert.claimed_until < now),
+    )
+
+
+def claim_due(session: Session, *, now: datetime, worker_name: str, claim_seconds: int,
+              limit: int) -> list[Alert]:
+    """Claim up to ``limit`` due alerts for ``worker_name`` and commit; return the claimed rows.
+
+    One short transaction: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id``
+    on PostgreSQL, so a second replica skips the rows this one is claiming instead of waiting for
+    them; SQLite ignores FOR UPDATE but serialises writers, and the UPDATE re-checks the state, so
+    a row another process claimed first is simply not returned. Rows come ordered by recipient and
+    channel so that one recipient's alerts are claimed together and can become one message.
+    """
+    now = ensure_aware(now, what="now")
+    claimable = _claimable(now)
+    pick = (
+        select(Alert.id)
+        .where(claimable)
+        .order_by(Alert.recipient_address, Alert.channel, Alert.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(Alert)
+        .where(Alert.id.in_(pick.scalar_subquery()), claimable)
+        .values(state=AlertState.CLAIMED, claimed_by=worker_name,
+                claimed_until=now + timedelta(seconds=claim_seconds))
+        .returning(Alert.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = [row[0] for row in session.execute(stmt).all()]
+    session.commit()
+    if not ids:
+        return []
+    claimed = session.exec(
+        select(Alert).where(Alert.id.in_(ids)).order_by(Alert.recipient_address, Alert.channel, Alert.id)
+    ).all()
+    for alert in claimed:
+        session.refresh(alert)  # the identity map may hold a stale copy from before the UPDATE
+    return list(claimed)
+
+
+def backoff(attempts: int, *, base_seconds: int, max_seconds: int) -> timedelta:
+    """Wait before retry number ``attempts`` (1 = after the first failure): base·2^(n-1), capped.
+
+    No jitter: replicas already spread out by claiming different rows, and a deterministic
+    schedule is what the tests (and an operator reading ``next_attempt_at``) can check.
+    """
+    exponent = max(attempts - 1, 0)
+    if exponent > 40:  # 2**40 seconds is already far beyond any sensible cap
+        return timedelta(seconds=max_seconds)
+    return timedelta(seconds=min(base_seconds * 2 ** exponent, max_seconds))
+
+
+def record_success(session: Session, alert: Alert, *, now: datetime, worker_name: str,
+                   detail: str, accepted_only: bool = False) -> None:
+    """The transport took the message: attempt row, and the alert is sent (Teams: accepted)."""
+    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=True,
+                                detail=_clip(detail)))
+    alert.attempts += 1
+    alert.state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
+    alert.sent_at = now
+    alert.claimed_by = None
+    alert.claimed_until = None
+    alert.last_error = None
+    session.add(alert)
+
+
+def record_failure(session: Session, alert: Alert, *, now: datetime, worker_name: str, detail: str,
+                   permanent: bool, max_attempts: int, backoff_base_seconds: int,
+                   backoff_max_seconds: int) -> AlertState:
+    """A failed attempt: retry later with exponential backoff, or dead when permanent/exhausted.
+
+    Returns the alert's new state; DEAD means the caller must tell an operator.
+    """
+    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=False,
+                                permanent=permanent, detail=_clip(detail)))
+    alert.attempts += 1
+    alert.last_error = _clip(detail)
+    alert.claimed_by = None
+    alert.claimed_until = None
+    if permanent or alert.attempts >= max_attempts:
+        alert.state = AlertState.DEAD
+    else:
+        alert.state = AlertState.PENDING
+        alert.next_attempt_at = now + backoff(alert.attempts, base_seconds=backoff_base_seconds,
+                                              max_seconds=backoff_max_seconds)
+    session.add(alert)
+    return alert.state
+
+
+def release(session: Session, alerts: Sequence[Alert], *, worker_name: str) -> int:
+    """Give back claims that were not attempted (shutdown), so no one waits for them to expire."""
+    ids = [a.id for a in alerts]
+    if not ids:
+        return 0
+    stmt = (
+        update(Alert)
+        .where(Alert.id.in_(ids), Alert.state == AlertState.CLAIMED, Alert.claimed_by == worker_name)
+        .values(state=AlertState.PENDING, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount or 0
+
+
+def planned_stages(session: Session, deadline_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """(deadline id, stage) pairs already in the outbox, for any recipient or state."""
+    ids = sorted(set(deadline_ids))
+    found: set[tuple[int, str]] = set()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        rows = session.execute(
+            select(Alert.deadline_id, Alert.stage).where(Alert.deadline_id.in_(chunk)).distinct()
+        ).all()
+        found.update((int(d), str(s)) for d, s in rows)
+    return found
+
+
+def list_alerts(session: Session, *, state: AlertState | None = None, limit: int = 50) -> list[Alert]:
+    """The newest alerts (optionally in one state), for inspection."""
+    query = select(Alert)
+    if state is not None:
+        query = query.where(Alert.state == state)
+    return list(session.exec(query.order_by(Alert.id.desc()).limit(limit)).all())
+
+
+def attempts_of(session: Session, alert_id: int) -> list[DeliveryAttempt]:
+    return list(session.exec(
+        select(DeliveryAttempt).where(DeliveryAttempt.alert_id == alert_id).order_by(DeliveryAttempt.id)
+    ).all())
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Alert.state, func.count()).group_by(Alert.state)).all()
+    return {AlertState(s).value: int(n) for s, n in rows}
+
+
+def retry(session: Session, *, now: datetime, alert_ids: Sequence[int] | None = None) -> int:
+    """Put dead alerts (all, or the given ones) back to pending, due now, with a fresh attempt budget.
+
+    The attempt history stays in ``delivery_attempt``; only the counter on the alert restarts.
+    """
+    stmt = update(Alert).where(Alert.state == AlertState.DEAD)
+    if alert_ids is not None:
+        stmt = stmt.where(Alert.id.in_(list(alert_ids)))
+    stmt = stmt.values(state=AlertState.PENDING, attempts=0, next_attempt_at=now,
+                       claimed_by=None, claimed_until=None).execution_options(synchronize_session=False)
+    return session.execute(stmt).rowcount or 0
+
+
+def payload_of(alert: Alert) -> dict:
+    return json.loads(alert.payload or "{}")
+
+
+def _clip(text: str | None, limit: int = 2000) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
