@@ -1,0 +1,327 @@
+"""Stage 3, alert planning: which alerts are due now, to whom, on which channel.
+
+Pure: no database, no clock, no network. Input: the deadlines, the routing facts (workers,
+absences, teams, which team a case belongs to), the policy (``settings.alerts``), the working-day
+calendar, the stages already in the outbox, and ``now``. Output: ``outbox.NewAlert`` rows, each
+with its unique key, ready for ``outbox.enqueue`` (which ignores a key it already holds).
+
+The policy, in words (the README's "Alerts" section says the same):
+
+- **Warnings** follow a ladder per duty (``alerts.ladder``): "receipt" = when the clock starts,
+  "30d"/"4h" = that long before the due time. A stage is planned once its send time has come.
+  Only the most recent stage whose time has come is planned: a deadline first seen after several
+  stages have passed (a late registration, a daemon that was down) gets one warning, not a flood.
+- **Working hours.** Warnings about duties counted in days, and escalations and reminders about
+  them, go out on working days within working hours (Danish public holidays plus Grundlovsdag,
+  24 and 31 December are off). A send time on a non-working day moves to the opening of the
+  working day before; a time outside working hours moves to that day's opening. A send time that
+  would then fall before the clock started (a notification received on a Saturday) moves forward
+  to the next working moment instead. The 24-hour assessment is warned at any hour.
+- **Escalation** to the team leader(s) once at breach (stage "breach"), then a **reminder** every
+  ``breach_reminder_days`` while the breach stays open (stage "reminder_<n>", to caseworker and
+  leaders).
+- **Closed deadlines** (met, met_late, not_applicable, and excepted ones) get nothing more, with
+  one exception: an investigation excepted by a foreløbig vurdering must still be finished
+  "snarest herefter" (LEGAL.md). While it is unfinished past its due time, the caseworker gets a
+  reminder at the due time and every ``breach_reminder_days`` after (stage "snarest_<n>"); the
+  leader is not escalated to, because the exception is lawful.
+- **Routing.** The responsible caseworker; while absent, the substitute (if active and not absent
+  too), else the team's leaders. Reassessment warnings also go to the configured reviewers
+  (``alerts.reviewers``, worker ext_ids): the law wants someone new on the case. 24-hour warnings
+  also go to the team's duty address (døgnvagt). Every worker gets email; one with a Teams
+  workflow URL gets Teams too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+
+from watchdog.casestore import WorkerRole
+from watchdog.clock import LOCAL_TZ, ensure_aware, to_local
+from watchdog.durations import parse_offset
+from watchdog.outbox import AlertKind, Channel, NewAlert, alert_key
+from watchdog.rules.types import Duty, Status
+
+log = logging.getLogger(__name__)
+
+# Duties warned at any hour: their due time is counted in elapsed hours, nights included.
+ANY_HOUR_DUTIES = frozenset({Duty.ASSESSMENT_24H})
+
+_CLOSED = frozenset({Status.MET, Status.MET_LATE, Status.NOT_APPLICABLE})
+
+
+class DeadlineLike(Protocol):
+    id: int | None
+    duty: Duty
+    case_id: int
+    status: Status
+    clock_start: datetime
+    due: datetime
+    met_at: datetime | None
+    responsible_worker_id: int | None
+
+
+@dataclass(frozen=True)
+class RoutingFacts:
+    """Who may receive what. Workers, teams and absences are case-store rows (or look-alikes)."""
+
+    workers: Mapping[int, Any]  # worker id → Worker
+    teams: Mapping[int, Any]  # team id → Team
+    case_teams: Mapping[int, int]  # case id → team id
+    absences: Sequence[Any] = ()  # Absence rows (inclusive local dates)
+    planned: frozenset[tuple[int, str]] | set[tuple[int, str]] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One recipient of one alert, before it is split into channels."""
+
+    worker_id: int | None
+    email: str | None
+    teams_url: str | None
+
+
+def plan_alerts(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now: datetime,
+                is_working_day: Callable[[date], bool]) -> list[NewAlert]:
+    """The alerts due at ``now`` that are not yet in the outbox (by deadline and stage).
+
+    ``policy`` is ``settings.alerts``; ``is_working_day`` says whether a Danish calendar date is a
+    working day for warning delivery.
+    """
+    now = ensure_aware(now, what="now")
+    hours = _Hours(policy.working_hours_start, policy.working_hours_end, is_working_day)
+    router = _Router(facts, policy, today=to_local(now).date())
+    planned: list[NewAlert] = []
+    for deadline in deadlines:
+        if deadline.id is None:
+            continue
+        for kind, stage, send_at, targets in _stages_due(deadline, policy, hours, router, now):
+            if (deadline.id, stage) in facts.planned:
+                continue
+            if not targets:
+                log.warning("deadline %s (%s): nobody to send stage %s to (no caseworker, no leader)",
+                            deadline.id, deadline.duty, stage)
+                continue
+            planned.extend(_alerts_for(deadline.id, kind, stage, send_at, targets))
+    planned.sort(key=lambda a: (a.send_after, a.key))
+    return planned
+
+
+def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: _Router, now: datetime):
+    """The (kind, stage, send time, targets) of this deadline to plan now: at most one per kind."""
+    status = Status(deadline.status)
+    due = ensure_aware(deadline.due)
+    any_hour = Duty(deadline.duty) in ANY_HOUR_DUTIES
+    if status in _CLOSED:
+        return
+    if status == Status.OPEN and now < due:
+        latest = _latest_warning(deadline, policy, hours, now, any_hour)
+        if latest is not None:
+            stage, send_at = latest
+            yield AlertKind.WARNING, stage, send_at, router.warning_targets(deadline)
+        return
+    interval = timedelta(days=policy.breach_reminder_days) if policy.breach_reminder_days else None
+    if status == Status.EXCEPTED:
+        if Duty(deadline.duty) == Duty.INVESTIGATION_4M and deadline.met_at is None:
+            latest = _latest_repeat(due, interval, hours, now, any_hour, first=0)
+            if latest is not None:
+                n, send_at = latest
+                yield AlertKind.REMINDER, f"snarest_{n}", send_at, router.caseworker_targets(deadline)
+        return
+    if status == Status.BREACHED or (status == Status.OPEN and now >= due):
+        # An open deadline past its due time is breached; the poll will store that, but the
+        # leader need not wait for it.
+        if policy.escalate_on_breach:
+            send_at = due if any_hour else hours.next_working_moment(due)
+            if send_at <= now:
+                yield AlertKind.ESCALATION, "breach", send_at, router.leader_targets(deadline)
+        if interval is not None:
+            latest = _latest_repeat(due, interval, hours, now, any_hour, first=1)
+            if latest is not None:
+                n, send_at = latest
+                targets = _unique(router.caseworker_targets(deadline) + router.leader_targets(deadline))
+                yield AlertKind.REMINDER, f"reminder_{n}", send_at, targets
+
+
+def ladder_stages(deadline: DeadlineLike, policy, *,
+                  is_working_day: Callable[[date], bool]) -> list[tuple[str, datetime]]:
+    """Every warning stage of a deadline with its send time, earliest first."""
+    hours = _Hours(policy.working_hours_start, policy.working_hours_end, is_working_day)
+    return _ladder(deadline, policy, hours, Duty(deadline.duty) in ANY_HOUR_DUTIES)
+
+
+def _ladder(deadline, policy, hours: _Hours, any_hour: bool) -> list[tuple[str, datetime]]:
+    duty = Duty(deadline.duty)
+    due = ensure_aware(deadline.due)
+    start = ensure_aware(deadline.clock_start)
+    stages: dict[str, datetime] = {}
+    for item in getattr(policy.ladder, duty.value, []):
+        offset = parse_offset(item)
+        name = "at_receipt" if offset is None else f"before_{item.strip().lower()}"
+        nominal = start if offset is None else due - offset
+        if any_hour:
+            send_at = max(nominal, start)
+        else:
+            send_at = hours.warning_time(nominal, not_before=start)
+        if send_at >= due:
+            continue  # a warning after the due time is not a warning
+        stages[name] = send_at
+    return sorted(stages.items(), key=lambda kv: (kv[1], kv[0]))
+
+
+def _latest_warning(deadline, policy, hours, now, any_hour) -> tuple[str, datetime] | None:
+    passed = [(name, t) for name, t in _ladder(deadline, policy, hours, any_hour) if t <= now]
+    return passed[-1] if passed else None
+
+
+def _latest_repeat(due: datetime, interval: timedelta | None, hours: _Hours, now: datetime,
+                   any_hour: bool, *, first: int) -> tuple[int, datetime] | None:
+    """The highest n ≥ first whose send time (due + n·interval, in working hours) has come.
+
+    Without an interval (reminders switched off) only n = 0, the due time itself, exists.
+    """
+    n = int((now - due) / interval) if interval is not None else 0
+    while n >= first:
+        nominal = due + n * interval if interval is not None else due
+        send_at = nominal if any_hour else hours.next_working_moment(nominal)
+        if send_at <= now:
+            return n, send_at
+        n -= 1
+    return None
+
+
+class _Hours:
+    """Working hours on working days, in Europe/Copenhagen."""
+
+    def __init__(self, start_hour: int, end_hour: int, is_working_day: Callable[[date], bool]):
+        self.start_hour = start_hour
+        self.end_hour = end_hour
+        self.is_working_day = is_working_day
+
+    def opening(self, day: date) -> datetime:
+        return datetime.combine(day, time(self.start_hour), tzinfo=LOCAL_TZ).astimezone(UTC)
+
+    def _shift(self, day: date, step: int) -> date:
+        for _ in range(60):  # no Danish calendar has 60 days off in a row
+            day += timedelta(days=step)
+            if self.is_working_day(day):
+                return day
+        raise ValueError(f"no working day within 60 days of {day}")
+
+    def warning_time(self, nominal: datetime, *, not_before: datetime) -> datetime:
+        """When a warning nominally due at ``nominal`` goes out: in working hours, never later
+        in the calendar than the nominal day, and never before the clock started."""
+        local = to_local(nominal)
+        day = local.date()
+        if not self.is_working_day(day):
+            send_at = self.opening(self._shift(day, -1))
+        elif local.hour < self.start_hour or local.hour >= self.end_hour:
+            send_at = self.opening(day)
+        else:
+            send_at = ensure_aware(nominal)
+        if send_at < not_before:
+            send_at = self.next_working_moment(not_before)
+        return send_at
+
+    def next_working_moment(self, instant: datetime) -> datetime:
+        """``instant`` itself if it is within working hours, else the next opening."""
+        local = to_local(instant)
+        day = local.date()
+        if self.is_working_day(day):
+            if self.start_hour <= local.hour < self.end_hour:
+                return ensure_aware(instant)
+            if local.hour < self.start_hour:
+                return self.opening(day)
+        return self.opening(self._shift(day, +1))
+
+
+class _Router:
+    """Who receives a deadline's alerts, on the local date of ``now``."""
+
+    def __init__(self, facts: RoutingFacts, policy, *, today: date):
+        self.facts = facts
+        self.today = today
+        self.absent: dict[int, Any] = {}
+        for absence in facts.absences:
+            if absence.starts_on <= today <= absence.ends_on:
+                self.absent[absence.worker_id] = absence
+        by_ext = {w.ext_id: w for w in facts.workers.values()}
+        self.reviewers = []
+        for ext_id in policy.reviewers:
+            worker = by_ext.get(ext_id)
+            if worker is None or not worker.active:
+                log.warning("alerts.reviewers: no active worker with ext_id %r", ext_id)
+                continue
+            self.reviewers.append(worker)
+
+    def _team(self, deadline):
+        team_id = self.facts.case_teams.get(deadline.case_id)
+        return team_id, self.facts.teams.get(team_id) if team_id is not None else None
+
+    def leaders(self, deadline) -> list[Any]:
+        team_id, _team = self._team(deadline)
+        return sorted(
+            (w for w in self.facts.workers.values()
+             if w.active and WorkerRole(w.role) == WorkerRole.LEADER and w.team_id == team_id),
+            key=lambda w: w.id,
+        )
+
+    def caseworker_targets(self, deadline) -> list[_Target]:
+        worker = self.facts.workers.get(deadline.responsible_worker_id) if deadline.responsible_worker_id else None
+        if worker is not None and worker.active:
+            absence = self.absent.get(worker.id)
+            if absence is None:
+                return [_worker_target(worker)]
+            substitute = self.facts.workers.get(absence.substitute_id) if absence.substitute_id else None
+            if substitute is not None and substitute.active and substitute.id not in self.absent:
+                return [_worker_target(substitute)]
+        return self.leader_targets(deadline)
+
+    def leader_targets(self, deadline) -> list[_Target]:
+        return [_worker_target(w) for w in self.leaders(deadline)]
+
+    def warning_targets(self, deadline) -> list[_Target]:
+        targets = self.caseworker_targets(deadline)
+        duty = Duty(deadline.duty)
+        if duty == Duty.REASSESSMENT:
+            targets += [_worker_target(w) for w in self.reviewers]
+        if duty == Duty.ASSESSMENT_24H:
+            _team_id, team = self._team(deadline)
+            if team is not None and (team.duty_email or team.duty_teams_url):
+                targets.append(_Target(None, team.duty_email, team.duty_teams_url))
+        return _unique(targets)
+
+
+def _worker_target(worker) -> _Target:
+    return _Target(worker.id, worker.email, worker.teams_workflow_url)
+
+
+def _unique(targets: list[_Target]) -> list[_Target]:
+    seen: set = set()
+    out = []
+    for t in targets:
+        ident = t.worker_id if t.worker_id is not None else (t.email, t.teams_url)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(t)
+    return out
+
+
+def _alerts_for(deadline_id: int, kind: AlertKind, stage: str, send_at: datetime,
+                targets: list[_Target]) -> list[NewAlert]:
+    alerts = []
+    for target in targets:
+        for channel, address in ((Channel.EMAIL, target.email), (Channel.TEAMS, target.teams_url)):
+            if not address:
+                continue
+            who = target.worker_id if target.worker_id is not None else address
+            alerts.append(NewAlert(
+                key=alert_key(deadline_id, stage, who, channel), kind=kind, stage=stage,
+                recipient_address=address, channel=channel, send_after=send_at,
+                deadline_id=deadline_id, recipient_worker_id=target.worker_id,
+            ))
+    return alerts

@@ -1,0 +1,193 @@
+"""Alert planning is pure: (deadlines, routing facts, policy, now) → the alerts due now.
+
+No database here: the inputs are case-store and deadline rows built in memory. The working-day
+calendar is an explicit list of the 2025 days off, so each test shows the dates it relies on.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from watchdog.casestore import Absence, Team, Worker, WorkerRole
+from watchdog.clock import to_local
+from watchdog.deadlines import Deadline
+from watchdog.outbox import AlertKind, Channel
+from watchdog.planning import RoutingFacts, ladder_stages, plan_alerts
+from watchdog.rules.types import Duty, Regime, Status, SubjectKind
+from watchdog.settings import AlertSettings
+
+from conftest import at
+
+DAYS_OFF_2025 = {
+    date(2025, 1, 1), date(2025, 4, 17), date(2025, 4, 18), date(2025, 4, 20), date(2025, 4, 21),
+    date(2025, 5, 29), date(2025, 6, 5), date(2025, 6, 8), date(2025, 6, 9),
+    date(2025, 12, 24), date(2025, 12, 25), date(2025, 12, 26), date(2025, 12, 31),
+}
+
+
+def working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in DAYS_OFF_2025
+
+
+POLICY = AlertSettings(reviewers=["R1"])
+
+TEAM = Team(id=1, ext_id="T1", name="Team Nord", duty_email="doegnvagt@kommune.example.dk",
+            duty_teams_url="workflows://flow.example/vagt/sig")
+CASEWORKER = Worker(id=10, ext_id="W10", name="Anne Rådgiver", email="anne@kommune.example.dk", team_id=1)
+SUBSTITUTE = Worker(id=11, ext_id="W11", name="Bo Vikar", email="bo@kommune.example.dk", team_id=1)
+LEADER = Worker(id=20, ext_id="L20", name="Lise Leder", email="lise@kommune.example.dk", team_id=1,
+                role=WorkerRole.LEADER, teams_workflow_url="workflows://flow.example/lise/sig")
+OTHER_LEADER = Worker(id=21, ext_id="L21", name="Other", email="other@kommune.example.dk", team_id=2,
+                      role=WorkerRole.LEADER)
+REVIEWER = Worker(id=30, ext_id="R1", name="Rita Review", email="rita@kommune.example.dk", team_id=1,
+                  role=WorkerRole.REVIEWER)
+WORKERS = {w.id: w for w in (CASEWORKER, SUBSTITUTE, LEADER, OTHER_LEADER, REVIEWER)}
+
+
+def facts(*, absences=(), planned=frozenset()) -> RoutingFacts:
+    return RoutingFacts(workers=WORKERS, teams={1: TEAM}, case_teams={100: 1}, absences=list(absences),
+                        planned=set(planned))
+
+
+def deadline(duty: Duty, start: datetime, due: datetime, *, status=Status.OPEN, id=1, met_at=None,
+             worker_id=10) -> Deadline:
+    return Deadline(id=id, key=f"{duty}:x:{id}:0", duty=duty, case_id=100, subject_kind=SubjectKind.CASE,
+                    subject_id=id, regime=Regime.BL, citation="BL § 20, stk. 3", clock_start=start, due=due,
+                    status=status, met_at=met_at, responsible_worker_id=worker_id, computed_at=start,
+                    status_changed_at=start)
+
+
+def plan(deadlines, now, **kw):
+    return plan_alerts(deadlines, facts(**kw), POLICY, now=now, is_working_day=working_day)
+
+
+# The investigation of 4 March 2025 is due at the end of 4 July 2025 (Friday).
+INVESTIGATION = deadline(Duty.INVESTIGATION_4M, at("2025-03-04T11:00"), at("2025-07-05T00:00"))
+
+
+def test_investigation_ladder_moves_warnings_off_holidays_and_weekends_into_working_hours():
+    stages = ladder_stages(INVESTIGATION, POLICY, is_working_day=working_day)
+    assert [(name, to_local(t).strftime("%a %d-%m %H:%M")) for name, t in stages] == [
+        ("before_30d", "Wed 04-06 08:00"),  # 5 June (Grundlovsdag) is off: the working day before
+        ("before_14d", "Fri 20-06 08:00"),  # Saturday 21 June → Friday
+        ("before_7d", "Fri 27-06 08:00"),  # Saturday 28 June → Friday
+        ("before_2d", "Thu 03-07 08:00"),  # midnight is outside working hours → that day's opening
+    ]
+
+
+def test_a_stage_is_planned_only_once_its_time_has_come():
+    assert plan([INVESTIGATION], at("2025-06-04T07:59")) == []
+    (alert,) = plan([INVESTIGATION], at("2025-06-04T08:00"))
+    assert (alert.stage, alert.kind, alert.recipient_address, alert.channel) == (
+        "before_30d", AlertKind.WARNING, "anne@kommune.example.dk", Channel.EMAIL)
+    assert alert.key == "1:before_30d:10:email"
+    assert alert.send_after == at("2025-06-04T08:00")
+
+
+def test_simulated_days_give_each_warning_once_in_order_then_the_escalation_at_breach():
+    planned: set[tuple[int, str]] = set()
+    got = []
+    now = at("2025-03-04T12:00")
+    while now < at("2025-07-08T12:00"):
+        status = Status.OPEN if now < INVESTIGATION.due else Status.BREACHED
+        d = INVESTIGATION.model_copy(update={"status": status})
+        for alert in plan([d], now, planned=planned):
+            got.append((alert.stage, alert.recipient_address))
+            planned.add((alert.deadline_id, alert.stage))
+        now += timedelta(hours=5)
+    assert got == [
+        ("before_30d", "anne@kommune.example.dk"), ("before_14d", "anne@kommune.example.dk"),
+        ("before_7d", "anne@kommune.example.dk"), ("before_2d", "anne@kommune.example.dk"),
+        ("breach", "lise@kommune.example.dk"), ("breach", "workflows://flow.example/lise/sig"),
+    ]
+
+
+def test_a_deadline_first_seen_after_several_stages_gets_only_the_most_recent_one():
+    alerts = plan([INVESTIGATION], at("2025-06-30T10:00"))
+    assert [a.stage for a in alerts] == ["before_7d"]
+
+
+def test_an_already_planned_stage_is_not_planned_again_even_for_a_new_recipient():
+    absence = Absence(id=1, ext_id="A1", worker_id=10, starts_on=date(2025, 6, 4), ends_on=date(2025, 6, 6),
+                      substitute_id=11)
+    assert plan([INVESTIGATION], at("2025-06-04T09:00"), absences=[absence],
+                planned={(1, "before_30d")}) == []
+
+
+def test_24_hour_warnings_go_out_at_any_hour_to_caseworker_and_the_duty_address():
+    d = deadline(Duty.ASSESSMENT_24H, at("2025-03-08T02:00"), at("2025-03-09T02:00"))  # a Saturday night
+    first = plan([d], at("2025-03-08T02:00"))
+    assert {(a.stage, a.recipient_address, a.channel) for a in first} == {
+        ("at_receipt", "anne@kommune.example.dk", Channel.EMAIL),
+        ("at_receipt", "doegnvagt@kommune.example.dk", Channel.EMAIL),
+        ("at_receipt", "workflows://flow.example/vagt/sig", Channel.TEAMS),
+    }
+    assert all(a.send_after == at("2025-03-08T02:00") for a in first)
+    second = plan([d], at("2025-03-08T22:00"), planned={(1, "at_receipt")})
+    assert {a.stage for a in second} == {"before_4h"} and len(second) == 3
+    assert "1:before_4h:doegnvagt@kommune.example.dk:email" in {a.key for a in second}
+
+
+def test_an_absent_caseworker_s_warnings_go_to_the_substitute_or_else_the_leader():
+    with_sub = Absence(id=1, ext_id="A1", worker_id=10, starts_on=date(2025, 6, 2), ends_on=date(2025, 6, 13),
+                       substitute_id=11)
+    without = Absence(id=2, ext_id="A2", worker_id=10, starts_on=date(2025, 6, 2), ends_on=date(2025, 6, 13))
+    before = Absence(id=3, ext_id="A3", worker_id=10, starts_on=date(2025, 5, 1), ends_on=date(2025, 6, 3),
+                     substitute_id=11)
+    now = at("2025-06-04T09:00")
+    assert [a.recipient_address for a in plan([INVESTIGATION], now, absences=[with_sub])] == ["bo@kommune.example.dk"]
+    assert {a.recipient_address for a in plan([INVESTIGATION], now, absences=[without])} == {
+        "lise@kommune.example.dk", "workflows://flow.example/lise/sig"}
+    assert [a.recipient_address for a in plan([INVESTIGATION], now, absences=[before])] == ["anne@kommune.example.dk"]
+
+
+def test_reassessment_warnings_go_to_the_reviewers_as_well_as_the_caseworker():
+    received = at("2025-03-07T10:00")  # Friday
+    d = deadline(Duty.REASSESSMENT, received, at("2025-03-15T00:00"))
+    alerts = plan([d], at("2025-03-07T10:05"))
+    assert {(a.stage, a.recipient_worker_id) for a in alerts} == {("at_receipt", 10), ("at_receipt", 30)}
+
+
+def test_a_reassessment_received_on_a_saturday_is_warned_on_monday_morning():
+    d = deadline(Duty.REASSESSMENT, at("2025-03-08T10:00"), at("2025-03-16T00:00"))
+    assert plan([d], at("2025-03-09T12:00")) == []
+    alerts = plan([d], at("2025-03-10T08:00"))
+    assert {a.send_after for a in alerts} == {at("2025-03-10T08:00")}
+
+
+def test_closed_deadlines_get_no_alerts():
+    for status in (Status.MET, Status.MET_LATE, Status.NOT_APPLICABLE):
+        d = INVESTIGATION.model_copy(update={"status": status})
+        assert plan([d], at("2025-07-03T09:00")) == [], status
+        assert plan([d], at("2025-07-20T09:00")) == [], status
+
+
+def test_an_open_breach_is_escalated_once_and_then_reminded_weekly_to_caseworker_and_leader():
+    d = INVESTIGATION.model_copy(update={"status": Status.BREACHED})
+    # Due at midnight Friday/Saturday: the escalation waits for Monday's opening.
+    assert plan([d], at("2025-07-05T12:00")) == []
+    escalation = plan([d], at("2025-07-07T08:00"))
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in escalation} == {
+        (AlertKind.ESCALATION, "breach", 20)}
+    # A week after the breach (Saturday 12 July) the first reminder waits for Monday 14 July.
+    assert plan([d], at("2025-07-12T12:00"), planned={(1, "breach")}) == []
+    reminder = plan([d], at("2025-07-14T08:30"), planned={(1, "breach")})
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in reminder} == {
+        (AlertKind.REMINDER, "reminder_1", 10), (AlertKind.REMINDER, "reminder_1", 20)}
+    later = plan([d], at("2025-07-21T09:00"), planned={(1, "breach"), (1, "reminder_1")})
+    assert {a.stage for a in later} == {"reminder_2"}
+
+
+def test_an_excepted_investigation_still_unfinished_reminds_only_the_caseworker_to_finish_it():
+    d = INVESTIGATION.model_copy(update={"status": Status.EXCEPTED})
+    assert plan([d], at("2025-07-03T09:00")) == []  # before due: the exception stops the ladder
+    alerts = plan([d], at("2025-07-07T09:00"))
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in alerts} == {(AlertKind.REMINDER, "snarest_0", 10)}
+    finished = INVESTIGATION.model_copy(update={"status": Status.EXCEPTED, "met_at": at("2025-07-06T10:00")})
+    assert plan([finished], at("2025-07-07T09:00")) == []
+
+
+def test_a_case_without_caseworker_goes_to_the_team_leader():
+    d = deadline(Duty.FOLLOW_UP, at("2025-01-06T10:00"), at("2025-04-07T00:00"), worker_id=None)
+    alerts = plan([d], at("2025-04-04T09:00"))  # due at the end of Sunday 6 April
+    assert {a.recipient_worker_id for a in alerts} == {20} and {a.stage for a in alerts} == {"before_3d"}
