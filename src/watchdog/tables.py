@@ -6,5 +6,6 @@ Alembic's env.py and the tests' schema set-up import this module.
 from sqlmodel import SQLModel
 
 from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
+from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
 
 metadata = SQLModel.metadata

@@ -32,6 +32,7 @@ app = typer.Typer(
 _COMMAND_MODULES = [
     "watchdog.cli.core",
     "watchdog.cli.demo",
+    "watchdog.cli.ops",
 ]
 
 
@@ -50,6 +51,9 @@ class State:
             from watchdog.settings import load_settings
 
             self._settings = load_settings(self.config, database_url=self.database_url)
+            from watchdog.ops.logs import configure_logging  # text or JSON lines, secrets masked
+
+            configure_logging(self._settings, level="DEBUG" if getattr(self, "verbose", False) else None)
         return self._settings
 
     @property
@@ -89,6 +93,7 @@ def _root(
 ) -> None:
     """watchdog: legal deadlines in child-protection cases, watched."""
     ctx.obj = State(config, database_url)
+    ctx.obj.verbose = verbose
     if verbose:
         logging.getLogger("watchdog").setLevel(logging.DEBUG)
 
