@@ -85,6 +85,8 @@ class Case(SQLModel, table=True):
     birth_date: date | None = None  # only for the duties that count from the 18th birthday
     opened_at: datetime
     closed_at: datetime | None = None
+    # Decision on support after 18 (BL § 111 / SEL § 68, stk. 11) for a placed child.
+    aftercare_decided_at: datetime | None = None
     link: str | None = Field(default=None, max_length=2000)  # overrides the configured URL template
     facts_changed_at: datetime = Field(index=True)
 

@@ -1,17 +1,27 @@
 """Stage 2, deadlines: one persisted row per legal duty instance, and the outcome log.
 
-I/O: reads the case store, writes ``deadline`` and appends to ``outcome_event``.
-The computing itself is in ``watchdog.rules`` (pure); this module only persists its results.
-The outcome log is append-only: a status change is a new row, never an update.
+I/O: reads the case store, writes ``deadline`` and ``poll_state`` and appends to
+``outcome_event``. The computing itself is in ``watchdog.rules`` (pure); this module loads the
+facts in bulk, persists the results and records every status change. The outcome log is
+append-only: a status change is a new row, never an update. Deadline rows are never deleted (the
+log and the outbox reference them): a duty that no longer arises from the facts becomes
+``not_applicable``.
+
+Functions take the session and never commit: the caller owns the transaction
+(``watchdog.db.session_scope``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Field, Session, SQLModel
 
-from watchdog.rules.types import Duty, Regime, Status, SubjectKind
+from watchdog.clock import ensure_aware
+from watchdog.rules.types import ComputedDeadline, Duty, Regime, Status, SubjectKind
 
 
 class Deadline(SQLModel, table=True):
@@ -56,3 +66,334 @@ class OutcomeEvent(SQLModel, table=True):
     from_status: Status | None = None
     to_status: Status | None = None
     detail: str | None = Field(default=None, max_length=2000)
+
+
+class PollState(SQLModel, table=True):
+    """The poll's watermark: the newest ``(Case.facts_changed_at, Case.id)`` already recomputed.
+
+    The id breaks ties: an import stamps thousands of cases with the same instant, and a
+    watermark of the instant alone would either skip some of them or recompute all of them on
+    every poll.
+    """
+
+    __tablename__ = "poll_state"
+    name: str = Field(primary_key=True, max_length=50)
+    watermark_at: datetime | None = None
+    watermark_case_id: int = 0
+    polled_at: datetime
+
+
+# --------------------------------------------------------------------------------------------
+# Loading facts in bulk (a few IN queries per batch of cases, never one query per case)
+
+BATCH_SIZE = 500
+_POLL_NAME = "deadlines"
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def load_case_facts(session: Session, case_ids: Sequence[int]):
+    """The facts of the given cases, keyed by case id (cases that do not exist are left out)."""
+    from watchdog.casestore import (
+        Case, FollowUp, Investigation, Measure, Notification, ReassessmentParticipant, SupervisionVisit,
+    )
+    from watchdog.rules.facts import (
+        CaseFacts, FollowUpFacts, InvestigationFacts, MeasureFacts, NotificationFacts, VisitFacts,
+    )
+
+    ids = list(case_ids)
+    if not ids:
+        return {}
+    participants: dict[int, set[int]] = {}
+    for notification_id, worker_id in session.execute(
+        select(ReassessmentParticipant.notification_id, ReassessmentParticipant.worker_id)
+        .join(Notification, Notification.id == ReassessmentParticipant.notification_id)
+        .where(Notification.case_id.in_(ids))
+    ):
+        participants.setdefault(notification_id, set()).add(worker_id)
+
+    notifications: dict[int, list] = {}
+    for r in session.execute(select(
+        Notification.id, Notification.case_id, Notification.received_at, Notification.professional_notifier,
+        Notification.assessed_at, Notification.assessed_by_id, Notification.receipt_confirmed_at,
+        Notification.child_in_support, Notification.reassessed_at,
+    ).where(Notification.case_id.in_(ids))):
+        notifications.setdefault(r.case_id, []).append(NotificationFacts(
+            id=r.id, received_at=r.received_at, professional_notifier=bool(r.professional_notifier),
+            assessed_at=r.assessed_at, assessed_by_id=r.assessed_by_id,
+            receipt_confirmed_at=r.receipt_confirmed_at, child_in_support=bool(r.child_in_support),
+            reassessed_at=r.reassessed_at,
+            reassessment_participant_ids=frozenset(participants.get(r.id, ())),
+        ))
+
+    investigations: dict[int, list] = {}
+    for r in session.execute(select(
+        Investigation.id, Investigation.case_id, Investigation.kind, Investigation.aware_at,
+        Investigation.completed_at, Investigation.interim_assessed_at, Investigation.notification_id,
+    ).where(Investigation.case_id.in_(ids))):
+        investigations.setdefault(r.case_id, []).append(InvestigationFacts(
+            id=r.id, aware_at=r.aware_at, kind=r.kind, completed_at=r.completed_at,
+            interim_assessed_at=r.interim_assessed_at, notification_id=r.notification_id,
+        ))
+
+    follow_ups: dict[int, list] = {}
+    for r in session.execute(
+        select(FollowUp.id, FollowUp.measure_id, FollowUp.performed_at, FollowUp.next_planned_on)
+        .join(Measure, Measure.id == FollowUp.measure_id).where(Measure.case_id.in_(ids))
+    ):
+        follow_ups.setdefault(r.measure_id, []).append(
+            FollowUpFacts(id=r.id, performed_at=r.performed_at, next_planned_on=r.next_planned_on))
+
+    visits: dict[int, list] = {}
+    for r in session.execute(
+        select(SupervisionVisit.id, SupervisionVisit.measure_id, SupervisionVisit.visited_at,
+               SupervisionVisit.child_conversation)
+        .join(Measure, Measure.id == SupervisionVisit.measure_id).where(Measure.case_id.in_(ids))
+    ):
+        visits.setdefault(r.measure_id, []).append(
+            VisitFacts(id=r.id, visited_at=r.visited_at, child_conversation=bool(r.child_conversation)))
+
+    measures: dict[int, list] = {}
+    for r in session.execute(select(
+        Measure.id, Measure.case_id, Measure.kind, Measure.legal_basis, Measure.decided_at,
+        Measure.effected_at, Measure.ended_at, Measure.investigation_id, Measure.child_conversation_at,
+        Measure.child_conversation_exemption, Measure.plan_at, Measure.plan_required,
+    ).where(Measure.case_id.in_(ids))):
+        measures.setdefault(r.case_id, []).append(MeasureFacts(
+            id=r.id, kind=r.kind, decided_at=r.decided_at, legal_basis=r.legal_basis or "",
+            effected_at=r.effected_at, ended_at=r.ended_at, investigation_id=r.investigation_id,
+            child_conversation_at=r.child_conversation_at,
+            child_conversation_exemption=r.child_conversation_exemption,
+            plan_at=r.plan_at, plan_required=bool(r.plan_required),
+            follow_ups=tuple(follow_ups.get(r.id, ())), visits=tuple(visits.get(r.id, ())),
+        ))
+
+    facts = {}
+    for r in session.execute(select(
+        Case.id, Case.opened_at, Case.worker_id, Case.birth_date, Case.closed_at, Case.aftercare_decided_at,
+    ).where(Case.id.in_(ids))):
+        facts[r.id] = CaseFacts(
+            id=r.id, opened_at=r.opened_at, worker_id=r.worker_id, birth_date=r.birth_date,
+            closed_at=r.closed_at, aftercare_decided_at=r.aftercare_decided_at,
+            notifications=tuple(sorted(notifications.get(r.id, ()), key=lambda n: (n.received_at, n.id))),
+            investigations=tuple(investigations.get(r.id, ())),
+            measures=tuple(measures.get(r.id, ())),
+        )
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# Recomputing and persisting
+
+@dataclass
+class RefreshStats:
+    cases_recomputed: int = 0
+    deadlines_written: int = 0  # rows inserted or updated
+    status_changes: int = 0  # outcome events appended
+
+    def add(self, other: RefreshStats) -> None:
+        self.cases_recomputed += other.cases_recomputed
+        self.deadlines_written += other.deadlines_written
+        self.status_changes += other.status_changes
+
+
+# The columns a recomputation may change, in ComputedDeadline's names.
+_FIELDS = ("duty", "case_id", "subject_kind", "subject_id", "seq", "regime", "citation", "clock_start",
+           "due", "status", "met_at", "exception_reason", "responsible_worker_id", "municipal_policy", "note")
+_LIMITS = {"citation": 100, "exception_reason": 500, "note": 500}
+_VANISHED = "no longer required by the case facts"
+
+
+def _row(d: ComputedDeadline) -> dict:
+    row = {name: getattr(d, name) for name in _FIELDS}
+    for name, limit in _LIMITS.items():
+        if row[name] is not None and len(row[name]) > limit:
+            row[name] = row[name][: limit - 1] + "…"
+    return row
+
+
+def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None
+                      ) -> RefreshStats:
+    """Recompute the deadlines of the given cases (None = every case) as of ``now``.
+
+    Upserts one row per duty instance by ``key``, writes only rows that changed, and appends an
+    ``OutcomeEvent(kind="status")`` for every status change (the first computation included, with
+    ``from_status`` None). A row whose duty no longer arises becomes ``not_applicable``.
+    Does not commit.
+    """
+    from watchdog.casestore import Case
+    from watchdog.rules.policy import RulePolicy
+
+    now = ensure_aware(now, what="now")
+    policy = RulePolicy.from_settings(settings)
+    if case_ids is None:
+        ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
+    else:
+        ids = sorted(set(case_ids))
+    stats = RefreshStats()
+    for batch in _chunks(ids, BATCH_SIZE):
+        stats.add(_refresh_batch(session, batch, now=now, policy=policy))
+    return stats
+
+
+def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, policy) -> RefreshStats:
+    from watchdog.rules.engine import compute_case_deadlines
+
+    stats = RefreshStats()
+    facts = load_case_facts(session, case_ids)
+    computed: dict[str, ComputedDeadline] = {}
+    for case_id in case_ids:
+        if case_id in facts:
+            for d in compute_case_deadlines(facts[case_id], policy, now):
+                computed[d.key] = d
+    stats.cases_recomputed = len(facts)
+
+    cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
+    existing = {r.key: r for r in session.execute(select(*cols).where(Deadline.case_id.in_(case_ids)))}
+    missing = [k for k in computed if k not in existing]
+    for chunk in _chunks(missing, BATCH_SIZE):  # a subject moved here from another case
+        existing.update({r.key: r for r in session.execute(select(*cols).where(Deadline.key.in_(chunk)))})
+
+    inserts: list[dict] = []
+    quiet_updates: list[dict] = []  # fields changed, status did not
+    status_updates: list[tuple[object, dict]] = []
+    for key, d in computed.items():
+        row = _row(d)
+        old = existing.get(key)
+        if old is None:
+            inserts.append({"key": key, **row, "computed_at": now, "status_changed_at": now})
+        elif any(getattr(old, name) != value for name, value in row.items()):
+            if old.status != row["status"]:
+                status_updates.append((old, {**row, "computed_at": now, "status_changed_at": now}))
+            else:
+                quiet_updates.append({"id": old.id, **row, "computed_at": now})
+    for key, old in existing.items():
+        if key not in computed and old.case_id in facts and old.status != Status.NOT_APPLICABLE:
+            note = _VANISHED if not old.note else f"{old.note}; {_VANISHED}"[:500]
+            status_updates.append((old, {"status": Status.NOT_APPLICABLE, "note": note,
+                                         "computed_at": now, "status_changed_at": now}))
+
+    events: list[dict] = []
+    if inserts:
+        insert = _dialect_insert(session)
+        for start in range(0, len(inserts), BATCH_SIZE):
+            chunk = inserts[start:start + BATCH_SIZE]
+            stmt = (insert(Deadline).values(chunk).on_conflict_do_nothing(index_elements=["key"])
+                    .returning(Deadline.id, Deadline.key))
+            # Only rows this call inserted come back: a concurrent refresh that got there first
+            # records its own event, so the log has one creation event per deadline.
+            for new_id, key in session.execute(stmt).all():
+                d = computed[key]
+                events.append(_event(now, new_id, key, d.case_id, d.duty, None, d.status,
+                                     _detail(d)))
+                stats.deadlines_written += 1
+    if quiet_updates:
+        session.execute(update(Deadline), quiet_updates)
+        stats.deadlines_written += len(quiet_updates)
+    for old, values in status_updates:
+        # Conditional on the status we read: of two replicas recomputing the same case, only
+        # one changes the row and appends the event.
+        result = session.execute(
+            update(Deadline).where(Deadline.id == old.id, Deadline.status == old.status).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            stats.deadlines_written += 1
+            new_status = values["status"]
+            d = computed.get(old.key)
+            events.append(_event(now, old.id, old.key, values.get("case_id", old.case_id),
+                                 values.get("duty", old.duty), old.status, new_status,
+                                 _detail(d) if d is not None else values.get("note")))
+    if events:
+        session.execute(OutcomeEvent.__table__.insert(), events)
+        stats.status_changes += len(events)
+    return stats
+
+
+def _detail(d: ComputedDeadline) -> str | None:
+    parts = [f"{d.regime.value} {d.citation}"]
+    if d.exception_reason:
+        parts.append(f"lawful reason: {d.exception_reason}")
+    if d.note:
+        parts.append(d.note)
+    return "; ".join(parts)[:2000]
+
+
+def _event(at, deadline_id, key, case_id, duty, from_status, to_status, detail) -> dict:
+    # Core insert: enums are stored by name (SQLAlchemy's Enum type), as the ORM would.
+    return {"at": at, "kind": OutcomeKind.STATUS, "deadline_id": deadline_id, "deadline_key": key,
+            "case_id": case_id, "duty": Duty(duty), "from_status": Status(from_status) if from_status else None,
+            "to_status": Status(to_status), "detail": detail}
+
+
+def _dialect_insert(session: Session):
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - settings refuse other databases
+        raise RuntimeError(f"unsupported database dialect {name!r}")
+    return insert
+
+
+def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats:
+    """Incremental refresh: the cases whose facts changed since the last poll's watermark, plus
+    the cases with an open deadline whose due time has passed. Stores the new watermark.
+
+    Idempotent: polling twice with nothing changed writes nothing. Does not commit.
+    """
+    from watchdog.casestore import Case
+
+    now = ensure_aware(now, what="now")
+    state = _poll_state(session, now)
+    mark_at, mark_id = state.watermark_at, state.watermark_case_id
+    stats = RefreshStats()
+    done: set[int] = set()
+    while True:
+        query = select(Case.id, Case.facts_changed_at).order_by(Case.facts_changed_at, Case.id).limit(BATCH_SIZE)
+        if mark_at is not None:
+            query = query.where(or_(Case.facts_changed_at > mark_at,
+                                    and_(Case.facts_changed_at == mark_at, Case.id > mark_id)))
+        rows = session.execute(query).all()
+        if not rows:
+            break
+        ids = [r.id for r in rows]
+        stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=ids))
+        done.update(ids)
+        mark_at, mark_id = rows[-1].facts_changed_at, rows[-1].id
+    passed = [cid for cid in session.execute(
+        select(Deadline.case_id).where(Deadline.status == Status.OPEN, Deadline.due <= now).distinct()
+    ).scalars() if cid not in done]
+    if passed:
+        stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=passed))
+    session.execute(update(PollState).where(PollState.name == _POLL_NAME).values(
+        watermark_at=mark_at, watermark_case_id=mark_id, polled_at=now))
+    return stats
+
+
+def _poll_state(session: Session, now: datetime) -> PollState:
+    insert = _dialect_insert(session)
+    session.execute(insert(PollState).values(name=_POLL_NAME, watermark_at=None, watermark_case_id=0,
+                                             polled_at=now).on_conflict_do_nothing(index_elements=["name"]))
+    row = session.execute(select(PollState.watermark_at, PollState.watermark_case_id)
+                          .where(PollState.name == _POLL_NAME)).one()
+    return PollState(name=_POLL_NAME, watermark_at=row.watermark_at, watermark_case_id=row.watermark_case_id,
+                     polled_at=now)
+
+
+def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detail: str | None) -> None:
+    """Append ``OutcomeEvent(kind="alert_sent")`` for a delivered alert. Does not commit."""
+    at = ensure_aware(at, what="at")
+    row = session.execute(select(Deadline.key, Deadline.case_id, Deadline.duty)
+                          .where(Deadline.id == deadline_id)).one_or_none()
+    if row is None:
+        raise LookupError(f"deadline {deadline_id} does not exist")
+    session.execute(OutcomeEvent.__table__.insert(), [{
+        "at": at, "kind": OutcomeKind.ALERT_SENT, "deadline_id": deadline_id, "deadline_key": row.key,
+        "case_id": row.case_id, "duty": row.duty, "from_status": None, "to_status": None,
+        "detail": (detail or None) and detail[:2000],
+    }])

@@ -1,0 +1,229 @@
+"""Persisting deadlines: refresh, poll, the outcome log. Real database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import select
+
+from conftest import at
+from watchdog.casestore import (
+    Case, FollowUp, Investigation, Measure, MeasureKind, Notification, ReassessmentParticipant, Team, Worker,
+)
+from watchdog.deadlines import (
+    Deadline, OutcomeEvent, OutcomeKind, PollState, load_case_facts, poll_deadlines, record_alert_sent,
+    refresh_deadlines,
+)
+from watchdog.rules.types import Duty, Regime, Status
+from watchdog.settings import load_settings
+
+SETTINGS = load_settings()
+
+
+@pytest.fixture
+def world(session):
+    team = Team(ext_id="T1", name="Team 1")
+    session.add(team)
+    session.flush()
+    workers = [Worker(ext_id=f"W{i}", name=f"Worker {i}", email=f"w{i}@x.dk", team_id=team.id) for i in range(3)]
+    session.add_all(workers)
+    session.flush()
+    return team, workers
+
+
+def make_case(session, team, worker, ref, *, changed="2024-03-01 09:00", **kw) -> Case:
+    case = Case(ext_id=ref, team_id=team.id, worker_id=worker.id, opened_at=at("2024-01-02 09:00"),
+                facts_changed_at=at(changed), **kw)
+    session.add(case)
+    session.flush()
+    return case
+
+
+def deadlines_of(session, case_id=None) -> dict[str, Deadline]:
+    query = select(Deadline)
+    if case_id is not None:
+        query = query.where(Deadline.case_id == case_id)
+    return {d.key: d for d in session.exec(query)}
+
+
+def events(session, kind=OutcomeKind.STATUS) -> list[OutcomeEvent]:
+    return list(session.exec(select(OutcomeEvent).where(OutcomeEvent.kind == kind).order_by(OutcomeEvent.id)))
+
+
+def test_first_refresh_writes_one_row_per_duty_and_a_creation_event_each(session, world):
+    team, (w0, w1, w2) = world
+    case = make_case(session, team, w0, "S-1")
+    n = Notification(ext_id="N1", case_id=case.id, received_at=at("2024-03-30 23:30"), professional_notifier=True)
+    session.add(n)
+    session.flush()
+
+    stats = refresh_deadlines(session, now=at("2024-03-31 12:00"), settings=SETTINGS)
+
+    rows = deadlines_of(session)
+    assert set(rows) == {f"assessment_24h:notification:{n.id}:0", f"receipt_confirmation:notification:{n.id}:0"}
+    a = rows[f"assessment_24h:notification:{n.id}:0"]
+    assert a.due == at("2024-04-01 00:30") and a.status == Status.OPEN and a.regime == Regime.BL
+    assert a.citation == "BL § 136" and a.responsible_worker_id == w0.id
+    assert stats.cases_recomputed == 1 and stats.deadlines_written == 2 and stats.status_changes == 2
+    log = events(session)
+    assert [(e.from_status, e.to_status) for e in log] == [(None, Status.OPEN), (None, Status.OPEN)]
+
+
+def test_a_second_refresh_with_nothing_changed_writes_nothing(session, world):
+    team, (w0, *_) = world
+    case = make_case(session, team, w0, "S-1")
+    session.add(Notification(ext_id="N1", case_id=case.id, received_at=at("2024-03-30 23:30")))
+    session.flush()
+    refresh_deadlines(session, now=at("2024-03-31 12:00"), settings=SETTINGS)
+    again = refresh_deadlines(session, now=at("2024-03-31 12:05"), settings=SETTINGS)
+    assert again.deadlines_written == 0 and again.status_changes == 0
+    assert len(events(session)) == 1
+
+
+def test_a_status_change_is_appended_to_the_log_and_the_old_event_is_kept(session, world):
+    team, (w0, *_) = world
+    case = make_case(session, team, w0, "S-1")
+    n = Notification(ext_id="N1", case_id=case.id, received_at=at("2024-03-30 23:30"))
+    session.add(n)
+    session.flush()
+    refresh_deadlines(session, now=at("2024-03-31 12:00"), settings=SETTINGS)
+    refresh_deadlines(session, now=at("2024-04-01 01:00"), settings=SETTINGS)  # past due
+    n.assessed_at = at("2024-04-01 08:00")
+    session.add(n)
+    session.flush()
+    refresh_deadlines(session, now=at("2024-04-01 09:00"), settings=SETTINGS)
+
+    row = next(iter(deadlines_of(session).values()))
+    assert row.status == Status.MET_LATE and row.met_at == at("2024-04-01 08:00")
+    log = events(session)
+    assert [(e.from_status, e.to_status, e.at) for e in log] == [
+        (None, Status.OPEN, at("2024-03-31 12:00")),
+        (Status.OPEN, Status.BREACHED, at("2024-04-01 01:00")),
+        (Status.BREACHED, Status.MET_LATE, at("2024-04-01 09:00")),
+    ]
+    assert all(e.deadline_id == row.id and e.deadline_key == row.key and e.duty == Duty.ASSESSMENT_24H for e in log)
+
+
+def test_a_duty_that_no_longer_arises_becomes_not_applicable_and_is_never_deleted(session, world):
+    team, (w0, *_) = world
+    case = make_case(session, team, w0, "S-1")
+    n = Notification(ext_id="N1", case_id=case.id, received_at=at("2024-05-02 10:00"), child_in_support=True)
+    session.add(n)
+    session.flush()
+    refresh_deadlines(session, now=at("2024-05-02 11:00"), settings=SETTINGS)
+    key = f"reassessment:notification:{n.id}:0"
+    assert deadlines_of(session)[key].municipal_policy is True
+
+    n.child_in_support = False  # a correction: the child was not in support after all
+    session.add(n)
+    session.flush()
+    refresh_deadlines(session, now=at("2024-05-02 12:00"), settings=SETTINGS)
+
+    row = deadlines_of(session)[key]
+    assert row.status == Status.NOT_APPLICABLE and "no longer required" in row.note
+    assert [(e.from_status, e.to_status) for e in events(session) if e.deadline_key == key] == [
+        (None, Status.OPEN), (Status.OPEN, Status.NOT_APPLICABLE)]
+
+
+def test_a_fact_change_without_a_status_change_updates_the_row_quietly(session, world):
+    team, (w0, w1, _) = world
+    case = make_case(session, team, w0, "S-1")
+    session.add(Notification(ext_id="N1", case_id=case.id, received_at=at("2024-05-02 10:00")))
+    session.flush()
+    refresh_deadlines(session, now=at("2024-05-02 11:00"), settings=SETTINGS)
+    case.worker_id = w1.id
+    session.add(case)
+    session.flush()
+    stats = refresh_deadlines(session, now=at("2024-05-02 11:30"), settings=SETTINGS)
+    assert stats.deadlines_written == 1 and stats.status_changes == 0
+    session.expire_all()
+    assert next(iter(deadlines_of(session).values())).responsible_worker_id == w1.id
+
+
+def test_poll_recomputes_only_changed_cases_and_cases_whose_deadline_passed(session, world):
+    team, (w0, *_) = world
+    quiet = make_case(session, team, w0, "S-quiet", changed="2024-05-01 08:00")
+    session.add(Notification(ext_id="Nq", case_id=quiet.id, received_at=at("2024-05-01 08:00")))
+    session.flush()
+    first = poll_deadlines(session, now=at("2024-05-01 09:00"), settings=SETTINGS)
+    assert first.cases_recomputed == 1
+    assert session.get(PollState, "deadlines").watermark_at == at("2024-05-01 08:00")
+
+    nothing = poll_deadlines(session, now=at("2024-05-01 10:00"), settings=SETTINGS)
+    assert (nothing.cases_recomputed, nothing.deadlines_written, nothing.status_changes) == (0, 0, 0)
+
+    busy = make_case(session, team, w0, "S-busy", changed="2024-05-02 07:00")
+    session.add(Notification(ext_id="Nb", case_id=busy.id, received_at=at("2024-05-02 07:00")))
+    session.flush()
+    # One poll: the new case because it changed, the quiet one because its 24 hours ran out.
+    both = poll_deadlines(session, now=at("2024-05-02 09:00"), settings=SETTINGS)
+    assert both.cases_recomputed == 2
+    rows = {d.case_id: d.status for d in deadlines_of(session).values()}
+    assert rows == {quiet.id: Status.BREACHED, busy.id: Status.OPEN}
+
+
+def test_poll_takes_every_case_of_an_import_stamped_with_one_instant_exactly_once(session, world, monkeypatch):
+    import watchdog.deadlines as module
+
+    monkeypatch.setattr(module, "BATCH_SIZE", 2)  # force several batches over equal timestamps
+    team, (w0, *_) = world
+    cases = [make_case(session, team, w0, f"S-{i}", changed="2024-05-01 08:00") for i in range(5)]
+    for c in cases:
+        session.add(Notification(ext_id=f"N{c.id}", case_id=c.id, received_at=at("2024-05-01 08:00")))
+    session.flush()
+    first = poll_deadlines(session, now=at("2024-05-01 09:00"), settings=SETTINGS)
+    assert first.cases_recomputed == 5 and len(deadlines_of(session)) == 5
+    later = make_case(session, team, w0, "S-late", changed="2024-05-01 08:00")  # same instant, higher id
+    second = poll_deadlines(session, now=at("2024-05-01 09:30"), settings=SETTINGS)
+    assert second.cases_recomputed == 1
+    assert session.get(PollState, "deadlines").watermark_case_id == later.id
+
+
+def test_record_alert_sent_appends_to_the_log(session, world):
+    team, (w0, *_) = world
+    case = make_case(session, team, w0, "S-1")
+    session.add(Notification(ext_id="N1", case_id=case.id, received_at=at("2024-05-02 10:00")))
+    session.flush()
+    refresh_deadlines(session, now=at("2024-05-02 11:00"), settings=SETTINGS)
+    row = next(iter(deadlines_of(session).values()))
+    record_alert_sent(session, deadline_id=row.id, at=at("2024-05-02 11:01"), detail="email w0@x.dk: warn-4h")
+    sent = events(session, OutcomeKind.ALERT_SENT)
+    assert len(sent) == 1 and sent[0].deadline_key == row.key and sent[0].at == at("2024-05-02 11:01")
+    with pytest.raises(LookupError, match="deadline 999999"):
+        record_alert_sent(session, deadline_id=999999, at=at("2024-05-02 11:01"), detail=None)
+
+
+def test_facts_are_loaded_in_bulk_with_everything_the_rules_need(session, world):
+    team, (w0, w1, w2) = world
+    case = make_case(session, team, w0, "S-1", birth_date=date(2010, 2, 28))
+    n = Notification(ext_id="N1", case_id=case.id, received_at=at("2024-05-02 10:00"), child_in_support=True,
+                     reassessed_at=at("2024-05-03 10:00"))
+    session.add(n)
+    session.flush()
+    session.add(ReassessmentParticipant(notification_id=n.id, worker_id=w2.id))
+    inv = Investigation(ext_id="I1", case_id=case.id, aware_at=at("2024-05-02 10:00"))
+    session.add(inv)
+    session.flush()
+    m = Measure(ext_id="M1", case_id=case.id, kind=MeasureKind.SUPPORT, legal_basis="BL § 32",
+                decided_at=at("2024-06-01 10:00"), effected_at=at("2024-06-10 10:00"), investigation_id=inv.id)
+    session.add(m)
+    session.flush()
+    session.add(FollowUp(ext_id="F1", measure_id=m.id, performed_at=at("2024-09-01 10:00"),
+                         next_planned_on=date(2025, 1, 15)))
+    session.flush()
+
+    facts = load_case_facts(session, [case.id, 424242])
+    assert set(facts) == {case.id}
+    f = facts[case.id]
+    assert f.birth_date == date(2010, 2, 28) and f.worker_id == w0.id
+    assert f.notifications[0].reassessment_participant_ids == frozenset({w2.id})
+    assert f.investigations[0].id == inv.id
+    assert f.measures[0].follow_ups[0].next_planned_on == date(2025, 1, 15)
+
+    refresh_deadlines(session, now=at("2025-02-01 12:00"), settings=SETTINGS, case_ids=[case.id])
+    rows = deadlines_of(session)
+    assert rows[f"reassessment:notification:{n.id}:0"].status == Status.MET
+    later = rows[f"follow_up:measure:{m.id}:1"]
+    assert later.due == at("2025-01-16 00:00") and later.status == Status.BREACHED
+    assert later.citation == "BL § 95, stk. 3"
