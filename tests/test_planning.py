@@ -1,7 +1,7 @@
 """Alert planning is pure: (deadlines, routing facts, policy, now) → the alerts due now.
 
-No database here: the inputs are case-store and deadline rows built in memory. The working-day
-calendar is an explicit list of the 2025 days off, so each test shows the dates it relies on.
+No database here: the inputs are case-store and deadline rows built in memory; the working-day
+calendar is the rules' own (watchdog.rules.calendar), so planning and rules agree on days off.
 """
 
 from __future__ import annotations
@@ -12,21 +12,16 @@ from watchdog.casestore import Absence, Team, Worker, WorkerRole
 from watchdog.clock import to_local
 from watchdog.deadlines import Deadline
 from watchdog.outbox import AlertKind, Channel
+from watchdog.rules.calendar import is_non_working_day
 from watchdog.planning import RoutingFacts, ladder_stages, plan_alerts
 from watchdog.rules.types import Duty, Regime, Status, SubjectKind
 from watchdog.settings import AlertSettings
 
 from conftest import at
 
-DAYS_OFF_2025 = {
-    date(2025, 1, 1), date(2025, 4, 17), date(2025, 4, 18), date(2025, 4, 20), date(2025, 4, 21),
-    date(2025, 5, 29), date(2025, 6, 5), date(2025, 6, 8), date(2025, 6, 9),
-    date(2025, 12, 24), date(2025, 12, 25), date(2025, 12, 26), date(2025, 12, 31),
-}
-
-
 def working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in DAYS_OFF_2025
+    # The RULES calendar: weekends, helligdage, and Grundlovsdag, 24 and 31 December are off.
+    return not is_non_working_day(day)
 
 
 POLICY = AlertSettings(reviewers=["R1"])
