@@ -1,0 +1,434 @@
+"""The barometer report: one table per duty in the form of Ankestyrelsen's Børnesagsbarometer.
+
+``load_barometer_rows`` reads the deadlines of a period with their status as of an instant,
+taken from the append-only outcome log (I/O: the database). ``compute_barometer`` is pure: rows
+in, a ``BarometerReport`` of plain dataclasses out, which the renderers in
+``watchdog.reports.output`` write in every format with the same numbers.
+
+The counting rules (also in the README and in every report's footer):
+
+- **Period.** A deadline belongs to the period when its due time falls in it. A duty due on a
+  date is due at the end of that date (the next local midnight), so it belongs to that date:
+  the period is the half-open interval (local midnight of ``from``, end of ``to``].
+- **As of.** Each deadline's status is the last status the outcome log recorded at or before
+  the report's as-of instant (default: the end of the period, or now if that is earlier). So a
+  report agrees with the log and gives the same numbers when it is run again for a past period.
+  A deadline whose log still says "open" although its due time had passed by then (the poll had
+  not yet marked it) counts as "Nej": it was not recorded as met by its due time. A deadline
+  with nothing logged by the as-of instant (imported later) is not counted; use a later as-of.
+- **Answers.** met → "Ja"; excepted → "Nej, men lovlig grund"; met late or breached → "Nej";
+  open and not yet due, and not applicable, are not counted.
+  The reassessment (genvurdering) follows Ankestyrelsen's question, which has no time limit
+  (the statute sets none; watchdog's due time there is municipal policy): a reassessment made by
+  another worker counts "Ja" even after the policy deadline, or "Nej, kommunens vurdering
+  fremgår ikke af genvurderingen" when the case system says the concrete assessment is not in
+  it; none made counts "Nej, der ses ikke foretaget en genvurdering".
+- **Applies to.** Only where Ankestyrelsen's question applies: the four-month question only to
+  new investigations (not updates); the three-month follow-up question only to the first
+  follow-up of a measure (later follow-ups have a table of their own).
+- **Cases, not deadlines.** Ankestyrelsen counts cases: when a case has several counted
+  deadlines of one question in the period, the first (earliest due) is the case's answer.
+- **Percent** of the cases the question applies to, whole numbers rounded half up, as
+  Ankestyrelsen does (1 of 6 → 17 %, 5 of 6 → 83 %); "I alt" is 100 % when there is any case.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_
+from sqlmodel import Session, select
+
+from watchdog.casestore import Case, Investigation, InvestigationKind, Notification, Team
+from watchdog.clock import ensure_aware, end_of_local_day, local_date, local_midnight
+from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind
+from watchdog.reports import ReportInputError
+from watchdog.rules.citations import citation_for
+from watchdog.rules.types import Duty, Regime, Status, SubjectKind
+
+# Answer categories, in Ankestyrelsen's words.
+JA = "Ja"
+NEJ_LOVLIG = "Nej, men lovlig grund"
+NEJ = "Nej"
+NEJ_VURDERING = "Nej, kommunens vurdering fremgår ikke af genvurderingen"
+NEJ_GENVURDERING = "Nej, der ses ikke foretaget en genvurdering"
+I_ALT = "I alt"
+
+_MONTHS_DA = ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"]
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    """One barometer question: which deadlines it counts and how it is worded."""
+
+    key: str
+    duty: Duty
+    question: str  # Danish; "{citation}" is replaced by the paragraph(s) of the period
+    answers: tuple[str, ...]  # the categories always shown, in order
+    applies_to: str  # Danish: which cases the question applies to
+    ast_table: str | None = None  # the table's number in Ankestyrelsen's 2023 municipal report
+    first_follow_up_only: bool = False
+    later_follow_ups_only: bool = False
+
+
+_THREE = (JA, NEJ_LOVLIG, NEJ)
+_TWO = (JA, NEJ)
+
+QUESTIONS: tuple[QuestionSpec, ...] = (
+    QuestionSpec(
+        "investigation_4m", Duty.INVESTIGATION_4M,
+        "Er 4-måneders fristen for at afslutte den børnefaglige undersøgelse overholdt, jf. {citation}?",
+        _THREE, "nye børnefaglige undersøgelser (ikke opdateringer)", "2.3"),
+    QuestionSpec(
+        "assessment_24h", Duty.ASSESSMENT_24H,
+        "Er der foretaget en 24-timers vurdering af underretningen, jf. {citation}?",
+        _TWO, "underretninger", "6.13"),
+    QuestionSpec(
+        "reassessment", Duty.REASSESSMENT,
+        "Er der foretaget en genvurdering, hvoraf den konkrete vurdering fremgår, jf. {citation}?",
+        (JA, NEJ_VURDERING, NEJ_GENVURDERING),
+        "underretninger om børn, der allerede modtager støtte eller er anbragt", "6.14"),
+    QuestionSpec(
+        "follow_up", Duty.FOLLOW_UP,
+        "Er kravet om opfølgning inden for de første tre måneder efter iværksættelse af "
+        "foranstaltningen overholdt, jf. {citation}?",
+        _TWO, "iværksatte foranstaltninger (første opfølgning)", "5.12", first_follow_up_only=True),
+    QuestionSpec(
+        "follow_up_later", Duty.FOLLOW_UP,
+        "Er de senere opfølgninger på foranstaltningen foretaget rettidigt, jf. {citation}?",
+        _TWO, "senere opfølgninger på iværksatte foranstaltninger", later_follow_ups_only=True),
+    QuestionSpec(
+        "child_conversation", Duty.CHILD_CONVERSATION,
+        "Er kravet om børnesamtalen forud for afgørelsen overholdt, jf. {citation}?",
+        _THREE, "afgørelser om foranstaltninger", "3.8"),
+    QuestionSpec(
+        "plan", Duty.PLAN,
+        "Er der udarbejdet en handleplan (barnets plan, ungeplan) rettidigt, jf. {citation}?",
+        _THREE, "foranstaltninger, der kræver en plan", "4.10"),
+    QuestionSpec(
+        "receipt_confirmation", Duty.RECEIPT_CONFIRMATION,
+        "Er modtagelsen af underretningen bekræftet over for den fagperson, der underrettede, "
+        "inden for 6 hverdage, jf. {citation}?",
+        _TWO, "underretninger fra fagpersoner"),
+    QuestionSpec(
+        "supervision_visit", Duty.SUPERVISION_VISIT,
+        "Er der aflagt de lovpligtige tilsynsbesøg med samtale med barnet, jf. {citation}?",
+        _TWO, "anbringelser"),
+    QuestionSpec(
+        "aftercare_decision", Duty.AFTERCARE_DECISION,
+        "Er der truffet afgørelse om støtte efter det 18. år senest 6 måneder før det 18. år, "
+        "jf. {citation}?",
+        _TWO, "anbragte unge, der nærmer sig det 18. år"),
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Calendar dates, both inclusive, in Europe/Copenhagen."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ReportInputError(f"the period ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def start_instant(self) -> datetime:
+        return local_midnight(self.start)
+
+    @property
+    def end_instant(self) -> datetime:
+        return end_of_local_day(self.end)
+
+    def months(self) -> list[tuple[int, int]]:
+        out, (y, m) = [], (self.start.year, self.start.month)
+        while (y, m) <= (self.end.year, self.end.month):
+            out.append((y, m))
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+
+
+@dataclass(frozen=True)
+class DeadlineRow:
+    """One deadline of the period with its status as of the report's instant (None: nothing logged)."""
+
+    deadline_id: int
+    case_id: int
+    case_ref: str
+    duty: Duty
+    seq: int
+    regime: Regime
+    citation: str
+    due: datetime
+    status: Status | None
+    investigation_kind: InvestigationKind | None = None
+    reasoning_recorded: bool | None = None  # Notification.reassessment_reasoning_recorded
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    answer: str
+    count: int
+    percent: int | None  # None when the question applies to no case
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    month: str  # "2024-03"
+    label: str  # "mar 2024"
+    total: int
+    ja: int
+    percent: int | None  # the "Ja" percent of the month's cases
+
+
+@dataclass(frozen=True)
+class BarometerTable:
+    key: str
+    number: int
+    duty: Duty
+    question: str
+    citation: str
+    applies_to: str
+    ast_table: str | None
+    rows: tuple[AnswerRow, ...]
+    total: int
+    trend: tuple[TrendPoint, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return f"Tabel {self.number}. {self.question}"
+
+    def count(self, answer: str) -> int:
+        return next((r.count for r in self.rows if r.answer == answer), 0)
+
+    def percent(self, answer: str) -> int | None:
+        return next((r.percent for r in self.rows if r.answer == answer), None)
+
+
+@dataclass(frozen=True)
+class BarometerReport:
+    municipality: str
+    team: str | None
+    period: Period
+    as_of: datetime
+    tables: tuple[BarometerTable, ...]
+    not_logged: int = 0  # deadlines of the period with nothing in the outcome log by as_of
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def table(self, key: str) -> BarometerTable:
+        for t in self.tables:
+            if t.key == key:
+                return t
+        raise KeyError(key)
+
+
+FOOTER_DA = (
+    "Opgjort efter watchdogs hændelseslog. En frist hører til perioden, når dens forfaldstidspunkt "
+    "ligger i perioden. Status er den seneste, loggen havde registreret på opgørelsestidspunktet; en "
+    "frist, der da var overskredet uden at være registreret opfyldt, tæller som \"Nej\". Der tælles "
+    "sager: har en sag flere frister til samme spørgsmål i perioden, tæller den første. Procenter er "
+    "af de sager, spørgsmålet vedrører, afrundet til hele tal (halve op)."
+)
+
+
+def percent_of(count: int, total: int) -> int | None:
+    """Whole-number percent, rounded half up (Ankestyrelsen: 1 of 6 → 17, 5 of 6 → 83)."""
+    if total <= 0:
+        return None
+    # Integer arithmetic: floor(100*count/total + 1/2) without binary floating-point surprises.
+    return (200 * count + total) // (2 * total)
+
+
+def answer_for(spec: QuestionSpec, row: DeadlineRow, as_of: datetime) -> str | None:
+    """The answer a deadline gives to its question as of ``as_of``, or None if it does not count."""
+    status = row.status
+    if status is None or status == Status.NOT_APPLICABLE:
+        return None
+    if status == Status.OPEN:
+        if row.due > as_of:
+            return None  # not yet due: no answer yet
+        status = Status.BREACHED  # overdue but the poll had not marked it yet
+    if spec.duty == Duty.REASSESSMENT:
+        if status in (Status.MET, Status.MET_LATE):
+            return NEJ_VURDERING if row.reasoning_recorded is False else JA
+        if status == Status.EXCEPTED:
+            return NEJ_LOVLIG
+        return NEJ_GENVURDERING
+    if status == Status.MET:
+        return JA
+    if status == Status.EXCEPTED:
+        return NEJ_LOVLIG
+    return NEJ  # met late or breached
+
+
+def applies(spec: QuestionSpec, row: DeadlineRow) -> bool:
+    if row.duty != spec.duty:
+        return False
+    if spec.duty == Duty.INVESTIGATION_4M and row.investigation_kind == InvestigationKind.UPDATE:
+        return False
+    if spec.first_follow_up_only and row.seq != 0:
+        return False
+    if spec.later_follow_ups_only and row.seq == 0:
+        return False
+    return True
+
+
+def _citation_text(spec: QuestionSpec, rows: Sequence[DeadlineRow], period: Period) -> str:
+    """The paragraph(s) the period's deadlines were computed under, or what the period spans."""
+    found = sorted({r.citation for r in rows}, key=lambda c: (not c.startswith("SEL"), c))
+    if found:
+        return " / ".join(found)
+    regimes = []
+    for day in (period.start, period.end):
+        regime = Regime.SEL if day < date(2024, 1, 1) else Regime.BL
+        if regime not in regimes:
+            regimes.append(regime)
+    variant = "later" if spec.later_follow_ups_only else None
+    return " / ".join(citation_for(spec.duty, r, variant).text for r in regimes)
+
+
+def _due_day(due: datetime) -> date:
+    # A duty due "on a date" is due at the next local midnight: it belongs to the date before.
+    return local_date(due - timedelta(microseconds=1))
+
+
+def compute_barometer(
+    rows: Iterable[DeadlineRow],
+    period: Period,
+    *,
+    as_of: datetime,
+    municipality: str = "Kommune",
+    team: str | None = None,
+    specs: Sequence[QuestionSpec] = QUESTIONS,
+) -> BarometerReport:
+    """The barometer tables for ``rows`` (the period's deadlines with their as-of status). Pure."""
+    as_of = ensure_aware(as_of, what="as_of")
+    rows = list(rows)
+    tables: list[BarometerTable] = []
+    for number, spec in enumerate(specs, start=1):
+        relevant = [r for r in rows if applies(spec, r)]
+        # Ankestyrelsen counts cases: the earliest counted deadline of the period is the case's answer.
+        per_case: dict[int, tuple[DeadlineRow, str]] = {}
+        for r in sorted(relevant, key=lambda r: (r.due, r.deadline_id)):
+            answer = answer_for(spec, r, as_of)
+            if answer is not None and r.case_id not in per_case:
+                per_case[r.case_id] = (r, answer)
+        counts: dict[str, int] = defaultdict(int)
+        for _row, answer in per_case.values():
+            counts[answer] += 1
+        answers = list(spec.answers) + sorted(a for a in counts if a not in spec.answers)
+        total = len(per_case)
+        answer_rows = tuple(AnswerRow(a, counts[a], percent_of(counts[a], total)) for a in answers)
+        by_month: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for row, answer in per_case.values():
+            d = _due_day(row.due)
+            by_month[(d.year, d.month)].append(answer)
+        trend = tuple(
+            TrendPoint(
+                month=f"{y:04d}-{m:02d}", label=f"{_MONTHS_DA[m - 1]} {y}",
+                total=len(by_month[(y, m)]), ja=by_month[(y, m)].count(JA),
+                percent=percent_of(by_month[(y, m)].count(JA), len(by_month[(y, m)])),
+            )
+            for (y, m) in period.months()
+        )
+        citation = _citation_text(spec, [r for r, _ in per_case.values()] or relevant, period)
+        tables.append(BarometerTable(
+            key=spec.key, number=number, duty=spec.duty,
+            question=spec.question.format(citation=citation), citation=citation,
+            applies_to=spec.applies_to, ast_table=spec.ast_table, rows=answer_rows, total=total,
+            trend=trend,
+        ))
+    not_logged = sum(1 for r in rows if r.status is None)
+    return BarometerReport(
+        municipality=municipality, team=team, period=period, as_of=as_of, tables=tuple(tables),
+        not_logged=not_logged, notes=(FOOTER_DA,),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading (I/O)
+# --------------------------------------------------------------------------------------------
+
+
+def find_team(session: Session, team: str | None) -> Team | None:
+    """The team named by ``team`` (its ext_id, or its name); None for all teams."""
+    if team is None:
+        return None
+    found = session.exec(select(Team).where(Team.ext_id == team)).first()
+    if found is None:
+        found = session.exec(select(Team).where(Team.name == team)).first()
+    if found is None:
+        known = ", ".join(t.ext_id for t in session.exec(select(Team).order_by(Team.ext_id)).all()) or "none"
+        raise ReportInputError(f"unknown team {team!r} (known teams: {known})")
+    return found
+
+
+def default_as_of(period: Period, now: datetime) -> datetime:
+    """The end of the period, or ``now`` while the period is still running."""
+    return min(period.end_instant, ensure_aware(now, what="now"))
+
+
+def load_barometer_rows(
+    session: Session, period: Period, *, as_of: datetime, team_id: int | None = None,
+) -> list[DeadlineRow]:
+    """The deadlines due in ``period`` (of one team's cases, or all), with their as-of status."""
+    as_of = ensure_aware(as_of, what="as_of")
+    in_period = and_(Deadline.due > period.start_instant, Deadline.due <= period.end_instant)
+    stmt = (
+        select(Deadline, Case.ext_id, Investigation.kind, Notification.reassessment_reasoning_recorded)
+        .join(Case, Case.id == Deadline.case_id)
+        .outerjoin(Investigation, and_(Deadline.subject_kind == SubjectKind.INVESTIGATION,
+                                       Investigation.id == Deadline.subject_id))
+        .outerjoin(Notification, and_(Deadline.subject_kind == SubjectKind.NOTIFICATION,
+                                      Notification.id == Deadline.subject_id))
+        .where(in_period)
+    )
+    if team_id is not None:
+        stmt = stmt.where(Case.team_id == team_id)
+    found = session.exec(stmt).all()
+    if not found:
+        return []
+
+    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period)
+    if team_id is not None:
+        ids_in_period = ids_in_period.where(Case.team_id == team_id)
+    events = session.exec(
+        select(OutcomeEvent.deadline_id, OutcomeEvent.to_status)
+        .where(OutcomeEvent.kind == OutcomeKind.STATUS, OutcomeEvent.at <= as_of,
+               OutcomeEvent.deadline_id.in_(ids_in_period))
+        .order_by(OutcomeEvent.at, OutcomeEvent.id)
+    ).all()
+    status_at: dict[int, Status | None] = {}
+    for deadline_id, to_status in events:  # ordered: the last one wins
+        status_at[deadline_id] = Status(to_status) if to_status is not None else None
+
+    out = []
+    for deadline, case_ref, inv_kind, reasoning in found:
+        out.append(DeadlineRow(
+            deadline_id=deadline.id, case_id=deadline.case_id, case_ref=case_ref,
+            duty=Duty(deadline.duty), seq=deadline.seq, regime=Regime(deadline.regime),
+            citation=deadline.citation, due=deadline.due, status=status_at.get(deadline.id),
+            investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
+            reasoning_recorded=reasoning,
+        ))
+    return out
+
+
+def barometer_report(
+    session: Session, period: Period, *, now: datetime, as_of: datetime | None = None,
+    team: str | None = None, municipality: str = "Kommune",
+) -> BarometerReport:
+    """Load and compute: the report as the CLI and the API serve it."""
+    found_team = find_team(session, team)
+    as_of = ensure_aware(as_of, what="as_of") if as_of is not None else default_as_of(period, now)
+    if as_of <= period.start_instant:
+        raise ReportInputError(
+            f"the as-of instant {as_of.isoformat()} is not after the period's start {period.start}")
+    rows = load_barometer_rows(session, period, as_of=as_of,
+                               team_id=found_team.id if found_team else None)
+    return compute_barometer(rows, period, as_of=as_of, municipality=municipality,
+                             team=found_team.name if found_team else None)
