@@ -1,0 +1,345 @@
+"""Stage 5b, delivery: send one rendered message to one recipient through Apprise.
+
+I/O: the network (SMTP, HTTPS). This is the only module that imports apprise. Its contract is one
+call, ``Transport(settings).send(message, recipient) -> SendResult``, which never raises for a
+delivery failure: the result says whether it worked, the error text, and whether a retry can help
+(``permanent``). Retries belong to the outbox (they survive a restart), so Apprise's own stay off.
+
+How each channel is built (checked against apprise 2.2's plugins):
+
+- **Email** (``mailto://`` for plain SMTP, ``mailtos://`` with ``mode=starttls|ssl``): one URL per
+  recipient, so each recipient gets its own result. The SMTP server is pinned with ``smtp=`` so
+  that Apprise never swaps in a provider's defaults guessed from an address. Apprise sends an
+  HTML body as ``multipart/alternative``; it has no way to take our own text part, so the
+  ``text/plain`` part is Apprise's conversion of our HTML (``render`` keeps the HTML simple so
+  that conversion reads well). ``Message.text`` is what the outbox shows and what
+  ``message_from_payload`` falls back on.
+- **Teams** (``workflows://HOST/WORKFLOW/SIGNATURE`` or the native ``https://…/workflows/…`` URL):
+  our own Adaptive Card goes in through the plugin's ``template=`` option (a JSON file holding
+  the whole ``{"type": "message", "attachments": [...]}`` payload; Apprise validates and posts
+  it as is). A 200/202 means the workflow *accepted* the post, not that anybody read it:
+  ``SendResult.accepted_only``.
+
+Apprise reports errors only through its logger, so each send captures the log lines of its own
+thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import apprise
+from apprise.logger import LOGGER_NAME
+
+from watchdog.outbox import Channel
+from watchdog.render import Message, message_sensitive, simple_card
+from watchdog.settings import check_teams_url, mask_url
+
+log = logging.getLogger(__name__)
+
+_DETAIL_MAX = 1000
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+# HTTP statuses that say "try again later"; every other 4xx says "this will never work".
+_HTTP_TRANSIENT_4XX = frozenset({408, 425, 429})
+# SMTP replies that say "the login failed": a configuration error an operator can fix, after
+# which the queued alerts should still go out, so not permanent.
+_SMTP_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a message goes: an email address (channel email) or a Teams workflow URL (teams)."""
+
+    address: str
+    channel: Channel
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one send. ``permanent``: retrying cannot help. ``accepted_only``: a Teams
+    workflow took the post (HTTP 2xx); that it was shown in Teams is not known."""
+
+    ok: bool
+    detail: str
+    permanent: bool = False
+    accepted_only: bool = False
+
+
+class Transport:
+    """Apprise behind one call. Builds a fresh plugin instance per send (see ``_instantiate``)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    # -- public --------------------------------------------------------------------------------
+
+    def send(self, message: Message, recipient: Recipient) -> SendResult:
+        """Send ``message`` to ``recipient``; never raises for a delivery failure."""
+        hits = message_sensitive(message)
+        if hits:
+            # Invariant 5: never let a CPR number out, even if a case reference or a prerendered
+            # payload carries one. The number itself is not repeated in the detail.
+            return SendResult(ok=False, permanent=True,
+                              detail=f"refused: the message contains {len(hits)} CPR-like number(s)")
+        channel = Channel(recipient.channel)
+        try:
+            if channel == Channel.EMAIL:
+                return self._send_email(message, recipient)
+            return self._send_teams(message, recipient)
+        except Exception as exc:  # a bug in Apprise or here must not lose the alert: record it
+            log.exception("delivery: unexpected error sending via %s", channel.value)
+            return SendResult(ok=False, permanent=False,
+                              detail=_one_line(f"unexpected {type(exc).__name__}: {exc}"))
+
+    def email_url(self, address: str) -> str:
+        """The Apprise URL for one email recipient (the password in it is a secret)."""
+        smtp = self.settings.smtp
+        scheme = "mailto" if smtp.mode == "plain" else "mailtos"
+        auth = ""
+        if smtp.username:
+            auth = quote(smtp.username, safe="")
+            if smtp.password is not None:
+                auth += ":" + quote(smtp.password.get_secret_value(), safe="")
+            auth += "@"
+        host = f"[{smtp.host}]" if ":" in smtp.host else smtp.host
+        params = {
+            "to": address,
+            "from": smtp.from_address,
+            "name": smtp.from_name,
+            "smtp": smtp.host,
+            "cto": str(smtp.timeout_seconds),
+            "rto": str(smtp.timeout_seconds),
+        }
+        if smtp.mode != "plain":
+            params["mode"] = smtp.mode
+        query = "&".join(f"{k}={quote(v, safe='@')}" for k, v in params.items())
+        return f"{scheme}://{auth}{host}:{smtp.port}/?{query}"
+
+    def teams_url(self, url: str, *, template_path: str | None = None) -> str:
+        """The Apprise URL for a Teams workflow, with our card template and TLS choice added."""
+        extra = ["image=no", "rto=30"]
+        if not self.settings.delivery.teams_verify_tls:
+            extra.append("verify=no")
+        if template_path:
+            extra.append("template=" + quote(template_path, safe=""))
+        sep = "&" if "?" in url else "?"
+        return url + sep + "&".join(extra)
+
+    # -- email ---------------------------------------------------------------------------------
+
+    def _send_email(self, message: Message, recipient: Recipient) -> SendResult:
+        address = recipient.address.strip()
+        if not _EMAIL_RE.match(address):
+            return SendResult(ok=False, permanent=True, detail=f"malformed email address {address!r}")
+        secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
+        where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
+        with _capture_apprise() as lines:
+            plugin = _instantiate(self.email_url(address))
+            ok = plugin is not None and plugin.notify(
+                body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
+        detail = _detail(lines)
+        if plugin is None:
+            return SendResult(ok=False, permanent=True, detail=f"Apprise refused the email URL: {detail}")
+        if ok:
+            return SendResult(ok=True, detail=f"SMTP server {where} accepted the message for {address}")
+        permanent = _smtp_failure_is_permanent(detail)
+        return SendResult(ok=False, permanent=permanent,
+                          detail=_one_line(f"email to {address} via {where} failed: {detail}"))
+
+    # -- Teams ---------------------------------------------------------------------------------
+
+    def _send_teams(self, message: Message, recipient: Recipient) -> SendResult:
+        address = recipient.address.strip()
+        masked = mask_url(address)
+        try:
+            check_teams_url(address)
+        except ValueError as exc:
+            return SendResult(ok=False, permanent=True, detail=_one_line(str(exc)))
+        card = message.card or simple_card(message.subject, message.text)
+        payload = {"type": "message", "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+        secrets = _url_secrets(address)
+        with _template_file(payload) as path, _capture_apprise() as lines:
+            plugin = _instantiate(self.teams_url(address, template_path=path))
+            if plugin is not None:
+                secrets.extend(s for s in (getattr(plugin, "signature", None),
+                                           getattr(plugin, "workflow", None)) if s)
+            # The body is only a fallback token for the template; the card is the message.
+            ok = plugin is not None and plugin.notify(body=message.subject, title=message.subject)
+        detail = _detail(lines, secrets)
+        if plugin is None:
+            return SendResult(ok=False, permanent=True,
+                              detail=_one_line(f"Apprise refused the Teams URL {masked}: {detail}"))
+        if ok:
+            return SendResult(ok=True, accepted_only=True,
+                              detail=f"Teams workflow {masked} accepted the card (HTTP 2xx); "
+                                     "accepted, not proof that it was posted or read")
+        return SendResult(ok=False, permanent=_http_failure_is_permanent(detail),
+                          detail=_one_line(f"Teams workflow {masked} failed: {detail}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Apprise plumbing
+# ---------------------------------------------------------------------------------------------
+
+def _instantiate(url: str):
+    """A fresh Apprise plugin for ``url``, or None when Apprise cannot parse it.
+
+    Fresh per send, because a reused instance throttles itself to one send per 5.5 s and
+    remembers recipients it has delivered to; ``request_rate_per_sec = 0`` as well, in case a
+    plugin throttles on its first send.
+    """
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is None:
+        return None
+    plugin.request_rate_per_sec = 0
+    return plugin
+
+
+@contextmanager
+def _template_file(payload: dict) -> Iterator[str]:
+    fd, path = tempfile.mkstemp(prefix="watchdog-card-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, ensure_ascii=False)
+        yield path
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+_level_lock = threading.Lock()
+_active_captures = 0
+_saved_level = logging.NOTSET  # the apprise logger's own level before the first capture
+_quiet_below = logging.WARNING  # its effective level then: what the application wants to see
+
+
+class _ThreadCapture(logging.Filter):
+    """Collects the apprise log records of one thread; keeps the extra DEBUG ones from spreading.
+
+    Apprise puts the real error (the SMTP reply, the socket error) only at DEBUG level. To read
+    it, the apprise logger is lowered to DEBUG during a send; this filter then drops every record
+    below the level the application had configured, so the service's own log handlers (and
+    other threads) see exactly what they saw before, and never the payload dumps.
+    """
+
+    def __init__(self, quiet_below: int):
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.quiet_below = quiet_below
+        self.records: list[tuple[int, str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self.thread:
+            try:
+                self.records.append((record.levelno, record.getMessage()))
+            except Exception:  # a broken format string must not break a send
+                self.records.append((record.levelno, str(record.msg)))
+        return record.levelno >= self.quiet_below
+
+
+@contextmanager
+def _capture_apprise() -> Iterator[list[tuple[int, str]]]:
+    global _active_captures, _saved_level, _quiet_below
+    logger = logging.getLogger(LOGGER_NAME)
+    with _level_lock:
+        if _active_captures == 0:
+            _saved_level, _quiet_below = logger.level, logger.getEffectiveLevel()
+            logger.setLevel(logging.DEBUG)
+        _active_captures += 1
+        capture = _ThreadCapture(_quiet_below)
+    logger.addFilter(capture)
+    try:
+        yield capture.records
+    finally:
+        logger.removeFilter(capture)
+        with _level_lock:
+            _active_captures -= 1
+            if _active_captures == 0:
+                logger.setLevel(_saved_level)
+
+
+_KEEP_DEBUG = ("Socket Exception", "Response Details", "JSONDecodeError", "SMTP", "Invalid", "Unsupported")
+
+
+def _detail(records: list[tuple[int, str]], secrets: list[str] | None = None) -> str:
+    """The useful part of Apprise's log: warnings and errors, and the debug lines with the cause."""
+    lines = []
+    for level, text in records:
+        if level >= logging.WARNING or (level >= logging.DEBUG and text.startswith(_KEEP_DEBUG)
+                                        and not text.startswith("SMTP Host")):
+            lines.append(text)
+    text = " | ".join(dict.fromkeys(_one_line(x) for x in lines)) or "no detail from Apprise"
+    return _scrub(text, secrets or [])
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "********")
+        text = text.replace(quote(secret, safe=""), "********")
+    return re.sub(r"(?i)\b(sig|signature)=[^&\s'\"]+", r"\1=********", text)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The secret parts of a workflow URL: its signature and workflow id."""
+    parts = urlsplit(url)
+    found = re.findall(r"(?:^|&)(?:sig|signature)=([^&]+)", parts.query)
+    if parts.scheme.lower() in ("workflows", "workflow"):
+        found += [p for p in parts.path.split("/") if p]
+    else:
+        m = re.search(r"/workflows/([^/]+)", parts.path)
+        if m:
+            found.append(m.group(1))
+    return found
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure classification
+# ---------------------------------------------------------------------------------------------
+
+_SMTP_CODE_RE = re.compile(r"\((\d{3}),")
+_HTTP_CODE_RE = re.compile(r"error=(\d{3})")
+
+
+def _smtp_failure_is_permanent(detail: str) -> bool:
+    """Permanent: the server rejected the message or recipient for good (5xx, not an auth failure).
+
+    Connection refused, timeouts, TLS trouble and 4xx replies are transient: the outbox retries.
+    """
+    if "no Email recipients" in detail or "Dropped invalid To email" in detail:
+        return True
+    codes = [int(c) for c in _SMTP_CODE_RE.findall(detail)]
+    if not codes:
+        return False
+    return any(500 <= c < 600 and c not in _SMTP_AUTH_CODES for c in codes)
+
+
+def _http_failure_is_permanent(detail: str) -> bool:
+    """Permanent: a 4xx answer other than 408/425/429 (wrong URL, revoked signature, bad card).
+
+    A 5xx, a 429, a timeout or a refused connection is transient.
+    """
+    if "template" in detail.lower() and "workflow template" in detail.lower():
+        return True  # our card was refused by Apprise itself: resending the same card cannot help
+    codes = [int(c) for c in _HTTP_CODE_RE.findall(detail)]
+    if not codes:
+        return False
+    code = codes[-1]
+    return 400 <= code < 500 and code not in _HTTP_TRANSIENT_4XX
