@@ -1,0 +1,415 @@
+"""The leaders' weekly digest: last week's breaches, the next two weeks' risks, the open breaches,
+and this year's compliance per duty, for each team leader, once a week.
+
+- ``load_digest_data`` reads a team's deadlines and its year-to-date barometer (I/O: database).
+- ``build_digest`` (pure) picks the items; ``render_digest`` (pure) writes the Danish message:
+  HTML and text for email, a compact Adaptive Card (counts and a link) for Teams.
+- ``enqueue_weekly_digests`` (I/O) puts one digest per leader, week and channel into the outbox,
+  key ``digest:{leader_id}:{iso_week}:{channel}``. The scheduler's cron job (default Monday 07:00
+  Europe/Copenhagen, ``settings.schedule.digest_*``) calls it, and so does every poll: a week
+  whose send time passed while the service was down is sent when it is back. After several
+  missed weeks only the latest is sent: an older digest would only repeat it with stale lists.
+
+What "week W's digest" holds: it is sent at the digest time in ISO week W and covers the
+deadlines due in week W−1 that were not met in time (breached, or met late), the open deadlines
+due in the 14 days after it is built (per caseworker), every breach still open, and the barometer
+of the year so far. Items name the case reference, the duty, the paragraph and the due time;
+never a CPR number or a child's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from html import escape
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from watchdog.casestore import Case, Team, Worker, WorkerRole
+from watchdog.clock import LOCAL_TZ, ensure_aware, local_date, local_midnight, to_local
+from watchdog.deadlines import Deadline
+from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
+from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
+from watchdog.reports import ReportInputError
+from watchdog.reports.barometer import JA, BarometerReport, Period, compute_barometer, load_barometer_rows
+from watchdog.rules.types import Duty, Status
+
+log = logging.getLogger(__name__)
+
+AT_RISK_DAYS = 14
+DIGEST_STAGE = "weekly"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS_DA = ["januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
+              "oktober", "november", "december"]
+
+# Short Danish names of the barometer questions, for the compliance lines.
+QUESTION_LABELS_DA = {
+    "investigation_4m": "Børnefaglig undersøgelse inden for 4 måneder",
+    "assessment_24h": "Vurdering af underretning inden for 24 timer",
+    "reassessment": "Genvurdering af underretning",
+    "follow_up": "Første opfølgning inden for 3 måneder",
+    "follow_up_later": "Senere opfølgninger",
+    "child_conversation": "Børnesamtale før afgørelsen",
+    "plan": "Handleplan / barnets plan",
+    "receipt_confirmation": "Kvittering til fagperson inden for 6 hverdage",
+    "supervision_visit": "Tilsynsbesøg",
+    "aftercare_decision": "Afgørelse om støtte efter 18 år",
+}
+# Always shown, even with no cases yet this year: the four duties the service exists for.
+_MAIN_QUESTIONS = ("assessment_24h", "investigation_4m", "follow_up", "reassessment")
+
+FOOTER_DA = ("Ugeoversigten er sendt automatisk af watchdog (fristovervågning). Den nævner sager "
+             "ved sagsnummer og indeholder med vilje hverken CPR-nummer eller navn på barnet.")
+
+
+# --------------------------------------------------------------------------------------------
+# Weeks
+# --------------------------------------------------------------------------------------------
+
+
+def iso_week_of(day: date) -> str:
+    y, w, _ = day.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def parse_iso_week(text: str) -> tuple[int, int]:
+    """'2024-W10' → (2024, 10); a malformed week is a user's mistake."""
+    try:
+        y, w = text.strip().upper().split("-W")
+        year, week = int(y), int(w)
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ReportInputError(f"not an ISO week: {text!r} (expected YYYY-Www, e.g. 2024-W10)") from None
+    return year, week
+
+
+def week_monday(week: str) -> date:
+    year, number = parse_iso_week(week)
+    return date.fromisocalendar(year, number, 1)
+
+
+def send_time(week: str, schedule) -> datetime:
+    """When week ``week``'s digest is due: the digest day and local time within that week (UTC)."""
+    day = week_monday(week) + timedelta(days=_DAYS.index(schedule.digest_day))
+    local = datetime.combine(day, time(schedule.digest_hour, schedule.digest_minute), tzinfo=LOCAL_TZ)
+    return ensure_aware(local)
+
+
+def latest_due_week(now: datetime, schedule) -> str:
+    """The most recent week whose send time is at or before ``now``."""
+    now = ensure_aware(now, what="now")
+    this_week = iso_week_of(local_date(now))
+    if send_time(this_week, schedule) <= now:
+        return this_week
+    return iso_week_of(week_monday(this_week) - timedelta(days=7))
+
+
+# --------------------------------------------------------------------------------------------
+# Data (I/O) and content (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestDeadline:
+    deadline_id: int
+    case_ref: str
+    case_link: str
+    duty: Duty
+    citation: str
+    due: datetime
+    status: Status
+    worker_name: str | None
+    municipal_policy: bool = False
+
+
+@dataclass(frozen=True)
+class DigestData:
+    deadlines: tuple[DigestDeadline, ...]
+    year_to_date: BarometerReport
+
+
+@dataclass(frozen=True)
+class ComplianceLine:
+    key: str
+    label: str
+    ja: int
+    total: int
+    percent: int | None
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    leader_name: str
+    team_name: str
+    week: str
+    past_week: tuple[date, date]  # Monday and Sunday of the week before
+    now: datetime
+    breaches_past_week: tuple[DigestDeadline, ...]
+    at_risk: tuple[tuple[str, tuple[DigestDeadline, ...]], ...]  # per caseworker, by name
+    open_breaches: tuple[DigestDeadline, ...]
+    compliance: tuple[ComplianceLine, ...]
+    year: int
+    year_to: date
+
+    @property
+    def at_risk_count(self) -> int:
+        return sum(len(items) for _, items in self.at_risk)
+
+
+def case_link_for(case_ref: str, link: str | None, settings) -> str:
+    """The case's own link, else the configured template (as ``service.case_link`` does)."""
+    if link:
+        return link
+    return settings.alerts.case_link_template.format(case_ref=quote(case_ref, safe=""))
+
+
+def _past_week_window(week: str) -> tuple[datetime, datetime]:
+    monday = week_monday(week)
+    return local_midnight(monday - timedelta(days=7)), local_midnight(monday)
+
+
+def load_digest_data(session: Session, team_id: int, *, week: str, now: datetime, settings) -> DigestData:
+    now = ensure_aware(now, what="now")
+    past_start, _ = _past_week_window(week)
+    horizon = now + timedelta(days=AT_RISK_DAYS)
+    stmt = (
+        select(Deadline, Case.ext_id, Case.link, Worker.name)
+        .join(Case, Case.id == Deadline.case_id)
+        .outerjoin(Worker, Worker.id == Deadline.responsible_worker_id)
+        .where(Case.team_id == team_id)
+        .where(or_(
+            Deadline.status == Status.BREACHED,
+            (Deadline.status == Status.OPEN) & (Deadline.due <= horizon),
+            (Deadline.status == Status.MET_LATE) & (Deadline.due > past_start),
+        ))
+        .order_by(Deadline.due, Deadline.id)
+    )
+    items = tuple(
+        DigestDeadline(deadline_id=d.id, case_ref=ref, case_link=case_link_for(ref, link, settings),
+                       duty=Duty(d.duty), citation=d.citation, due=d.due, status=Status(d.status),
+                       worker_name=worker, municipal_policy=d.municipal_policy)
+        for d, ref, link, worker in session.exec(stmt).all()
+    )
+    year_start = date(local_date(now).year, 1, 1)
+    period = Period(year_start, max(year_start, local_date(now)))
+    rows = load_barometer_rows(session, period, as_of=now, team_id=team_id)
+    return DigestData(deadlines=items, year_to_date=compute_barometer(rows, period, as_of=now))
+
+
+def build_digest(leader_name: str, team_name: str, data: DigestData, week: str, now: datetime) -> DigestContent:
+    """Pick the digest's items for week ``week`` as of ``now``. Pure."""
+    now = ensure_aware(now, what="now")
+    past_start, past_end = _past_week_window(week)
+    horizon = now + timedelta(days=AT_RISK_DAYS)
+    # An open deadline whose due time has passed is a breach the poll has not marked yet.
+    overdue = lambda d: d.status == Status.BREACHED or (d.status == Status.OPEN and d.due <= now)  # noqa: E731
+    breaches_past_week = tuple(
+        d for d in data.deadlines
+        if past_start < d.due <= past_end and (overdue(d) or d.status == Status.MET_LATE))
+    open_breaches = tuple(d for d in data.deadlines if overdue(d))
+    per_worker: dict[str, list[DigestDeadline]] = defaultdict(list)
+    for d in data.deadlines:
+        if d.status == Status.OPEN and now < d.due <= horizon:
+            per_worker[d.worker_name or "Ingen ansvarlig rådgiver"].append(d)
+    at_risk = tuple((name, tuple(sorted(items, key=lambda d: (d.due, d.deadline_id))))
+                    for name, items in sorted(per_worker.items()))
+    compliance = tuple(
+        ComplianceLine(t.key, QUESTION_LABELS_DA.get(t.key, t.key), t.count(JA), t.total, t.percent(JA))
+        for t in data.year_to_date.tables if t.total or t.key in _MAIN_QUESTIONS)
+    monday = week_monday(week)
+    return DigestContent(
+        leader_name=leader_name, team_name=team_name, week=week,
+        past_week=(monday - timedelta(days=7), monday - timedelta(days=1)), now=now,
+        breaches_past_week=breaches_past_week, at_risk=at_risk, open_breaches=open_breaches,
+        compliance=compliance, year=data.year_to_date.period.start.year,
+        year_to=data.year_to_date.period.end,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def format_due(due: datetime) -> str:
+    """A due time in Danish: a duty due at the end of a date shows that date, else date and time."""
+    local = to_local(due)
+    if local.time() == time(0, 0):
+        return (local.date() - timedelta(days=1)).strftime("%d-%m-%Y")
+    return local.strftime("%d-%m-%Y kl. %H:%M")
+
+
+def _day_da(day: date) -> str:
+    return f"{day.day}. {_MONTHS_DA[day.month - 1]} {day.year}"
+
+
+def _status_da(d: DigestDeadline, now: datetime) -> str:
+    if d.status == Status.MET_LATE:
+        return "opfyldt for sent"
+    if d.status == Status.BREACHED or d.due <= now:
+        return "overskredet, stadig åben"
+    return "åben"
+
+
+def _line(d: DigestDeadline, now: datetime, *, with_worker: bool = True) -> str:
+    policy = " (kommunal frist)" if d.municipal_policy else ""
+    worker = f", rådgiver: {d.worker_name}" if with_worker and d.worker_name else ""
+    return (f"Sag {d.case_ref}: {DUTY_NAMES_DA[d.duty]} ({d.citation}){policy}, frist {format_due(d.due)}"
+            f" – {_status_da(d, now)}{worker}")
+
+
+def _percent(line: ComplianceLine) -> str:
+    return "ingen sager endnu" if line.percent is None else f"{line.ja} af {line.total} ({line.percent} %)"
+
+
+def render_digest(content: DigestContent, *, link: str | None = None) -> Message:
+    """The digest as a Danish message: HTML and text for email, a compact card for Teams."""
+    c = content
+    _, week_no = parse_iso_week(c.week)
+    subject = (f"Ugeoversigt uge {week_no}: {len(c.breaches_past_week)} overskredet i sidste uge, "
+               f"{c.at_risk_count} i risiko, {len(c.open_breaches)} åbne overskridelser – {c.team_name}")
+    past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
+    ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
+    intro = f"Her er ugens overblik over fristerne i {c.team_name} (uge {week_no})."
+    sections: list[tuple[str, list[str], list[tuple[str, list[str]]] | None]] = [
+        (f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
+         [_line(d, c.now) for d in c.breaches_past_week], None),
+        (f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", [],
+         [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk]),
+        (f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)}",
+         [_line(d, c.now) for d in c.open_breaches], None),
+        (f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
+         [f"{line.label}: {_percent(line)}" for line in c.compliance], None),
+    ]
+    text = [f"Kære {c.leader_name},", "", intro, ""]
+    html = [f"<p>Kære {escape(c.leader_name)},</p>", f"<p>{escape(intro)}</p>"]
+    for n, (heading, lines, groups) in enumerate(sections, 1):
+        text.append(f"{n}. {heading}")
+        html.append(f"<h3>{n}. {escape(heading)}</h3>")
+        if groups is not None:
+            for group, items in groups:
+                text.append(f"   {group}:")
+                text.extend(f"   - {i}" for i in items)
+                html.append(f"<p><b>{escape(group)}</b></p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
+        else:
+            text.extend(f"   - {i}" for i in lines)
+            if lines:
+                html.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in lines) + "</ul>")
+        if not lines and not groups:
+            text.append("   Ingen.")
+            html.append("<p>Ingen.</p>")
+        text.append("")
+    if link:
+        text.append(f"Sagssystemet: {link}")
+        html.append(f'<p><a href="{escape(link, quote=True)}">Åbn sagssystemet</a> ({escape(link)})</p>')
+    text.append(FOOTER_DA)
+    html.append(f"<p><small>{escape(FOOTER_DA)}</small></p>")
+    return Message(subject=subject, text="\n".join(text), html="\n".join(html), card=_card(c, subject, link))
+
+
+def _card(c: DigestContent, subject: str, link: str | None) -> dict[str, Any]:
+    facts = [
+        {"title": "Overskredet i sidste uge", "value": str(len(c.breaches_past_week))},
+        {"title": f"I risiko de næste {AT_RISK_DAYS} dage", "value": str(c.at_risk_count)},
+        {"title": "Åbne overskridelser", "value": str(len(c.open_breaches))},
+    ]
+    facts += [{"title": f"{line.label} (i år)", "value": _percent(line)}
+              for line in c.compliance if line.key in _MAIN_QUESTIONS]
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+        "version": "1.4", "msteams": {"width": "full"},
+        "body": [
+            {"type": "TextBlock", "text": f"Ugeoversigt uge {parse_iso_week(c.week)[1]} – {c.team_name}",
+             "weight": "Bolder", "size": "Medium", "wrap": True},
+            {"type": "FactSet", "facts": facts},
+            {"type": "TextBlock", "text": "Hele oversigten med sagsnumre står i e-mailen.", "wrap": True,
+             "isSubtle": True, "size": "Small"},
+        ],
+    }
+    if link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Åbn sagssystemet", "url": link}]
+    return card
+
+
+def system_link(settings) -> str:
+    """The case system's front page, from the case-link template (scheme and host)."""
+    parts = urlsplit(settings.alerts.case_link_template)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+# --------------------------------------------------------------------------------------------
+# Preview and enqueue (I/O)
+# --------------------------------------------------------------------------------------------
+
+
+def active_leaders(session: Session, leader: str | None = None) -> list[tuple[Worker, Team]]:
+    stmt = (select(Worker, Team).join(Team, Team.id == Worker.team_id)
+            .where(Worker.role == WorkerRole.LEADER, Worker.active == True)  # noqa: E712
+            .order_by(Worker.id))
+    if leader is not None:
+        stmt = stmt.where(Worker.ext_id == leader)
+    found = list(session.exec(stmt).all())
+    if leader is not None and not found:
+        raise ReportInputError(f"no active team leader with id {leader!r}")
+    return found
+
+
+def digest_message(session: Session, leader: Worker, team: Team, *, week: str, now: datetime, settings,
+                   _cache: dict | None = None) -> Message:
+    cache = _cache if _cache is not None else {}
+    if team.id not in cache:
+        cache[team.id] = load_digest_data(session, team.id, week=week, now=now, settings=settings)
+    content = build_digest(leader.name, team.name, cache[team.id], week, now)
+    return render_digest(content, link=system_link(settings))
+
+
+def preview_digests(session: Session, *, now: datetime, settings, leader: str | None = None,
+                    week: str | None = None) -> list[tuple[Worker, Message]]:
+    """The digests as they would be sent, without sending anything."""
+    week = week or latest_due_week(now, settings.schedule)
+    parse_iso_week(week)
+    cache: dict = {}
+    return [(w, digest_message(session, w, t, week=week, now=now, settings=settings, _cache=cache))
+            for w, t in active_leaders(session, leader)]
+
+
+def digest_key(leader_id: int, week: str, channel: Channel) -> str:
+    return f"digest:{leader_id}:{week}:{Channel(channel).value}"
+
+
+def enqueue_weekly_digests(session: Session, *, now: datetime, settings) -> int:
+    """Enqueue the latest due week's digest for every active leader who has not got it yet.
+
+    Cheap when there is nothing to do (every poll calls it): the week's keys are read first and
+    only missing digests are built. The outbox's unique key keeps a digest single even when two
+    replicas get here at once.
+    """
+    now = ensure_aware(now, what="now")
+    week = latest_due_week(now, settings.schedule)
+    scheduled = send_time(week, settings.schedule)
+    existing = set(session.exec(select(Alert.key).where(Alert.key.like(f"digest:%:{week}:%"))).all())
+    cache: dict = {}
+    new: list[NewAlert] = []
+    for leader, team in active_leaders(session):
+        channels = [(Channel.EMAIL, leader.email)]
+        if leader.teams_workflow_url:
+            channels.append((Channel.TEAMS, leader.teams_workflow_url))
+        missing = [(ch, addr) for ch, addr in channels if digest_key(leader.id, week, ch) not in existing]
+        if not missing:
+            continue
+        message = digest_message(session, leader, team, week=week, now=now, settings=settings, _cache=cache)
+        found = message_sensitive(message)
+        if found:  # a CPR-like number in a case reference: never send it (DESIGN invariant 5)
+            log.error("digest for leader %s week %s not sent: %d CPR-like numbers in it", leader.ext_id, week, len(found))
+            continue
+        payload = message_to_payload(message)
+        new += [NewAlert(key=digest_key(leader.id, week, ch), kind=AlertKind.DIGEST, stage=DIGEST_STAGE,
+                         recipient_address=addr, channel=ch, send_after=scheduled,
+                         recipient_worker_id=leader.id, payload=payload)
+                for ch, addr in missing]
+    return enqueue(session, new, now=now)
