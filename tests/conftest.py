@@ -22,6 +22,9 @@ from watchdog.tables import metadata
 
 PG_ENV = "WATCHDOG_TEST_DATABASE_URL"
 
+# Real SMTP server and HTTPS Teams-workflow receiver for every delivery test.
+pytest_plugins = ["fixtures_servers"]
+
 
 def _base_url(tmp_path_factory) -> str:
     url = os.environ.get(PG_ENV)

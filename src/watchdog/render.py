@@ -363,3 +363,21 @@ def _alert_card(subject: str, greeting: str, intro: str, rows: list[_Row]) -> di
                                 isSubtle=True))
     body.append(_text_block(_FOOTER_DA, isSubtle=True, size="Small"))
     return _card(body)
+
+
+def render_test_message(*, now: datetime, municipality: str, channel_note: str = "") -> Message:
+    """The message of ``watchdog send-test``: says what it is, carries no case data."""
+    now = ensure_aware(now, what="now")
+    subject = f"Testbesked fra watchdog ({municipality})"
+    lines = [
+        "Hej,",
+        "",
+        f"Dette er en testbesked fra fristovervågningen (watchdog) i {municipality}, sendt "
+        f"{format_local(now)}. Den bekræfter, at beskeder kan nå frem ad denne kanal"
+        + (f" ({channel_note})" if channel_note else "") + ".",
+        "",
+        "Du skal ikke gøre noget. Rigtige advarsler nævner sagsnummer, pligt, frist og et link "
+        "til sagen, aldrig CPR-nummer eller navn.",
+    ]
+    text = "\n".join(lines)
+    return Message(subject=subject, text=text, html=text_to_html(text), card=simple_card(subject, text))

@@ -1,0 +1,257 @@
+"""Rendering: Danish wording, ordering, time left across DST, the CPR net. Pure: no I/O."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import timedelta
+
+import pytest
+from conftest import at
+
+from watchdog.outbox import AlertKind
+from watchdog.render import (
+    CARD_MAX_ITEMS,
+    DUTY_NAMES_DA,
+    AlertItem,
+    Message,
+    describe_time_left,
+    find_sensitive,
+    message_from_payload,
+    message_sensitive,
+    message_to_payload,
+    render_alerts,
+    render_test_message,
+)
+from watchdog.rules.types import Duty, Regime, Status
+
+NOW = at("2024-03-20 09:00")
+
+
+def item(n: int = 1, *, due=None, kind=AlertKind.WARNING, duty=Duty.INVESTIGATION_4M, stage="before_7d",
+         status=Status.OPEN, municipal_policy=False, responsible_name=None, case_ref=None,
+         citation="BL § 20, stk. 3") -> AlertItem:
+    ref = case_ref or f"S-2024-{n:04d}"
+    return AlertItem(
+        alert_id=n, kind=kind, stage=stage, duty=duty, regime=Regime.BL, citation=citation,
+        case_ref=ref, case_link=f"https://sag.kommune.example.dk/sag/{ref}",
+        due=due or NOW + timedelta(days=7), status=status, municipal_policy=municipal_policy,
+        responsible_name=responsible_name,
+    )
+
+
+def all_text(message: Message) -> str:
+    return "\n".join([message.subject, message.text, message.html, json.dumps(message.card, ensure_ascii=False)])
+
+
+# --- one warning --------------------------------------------------------------------------------
+
+def test_a_warning_names_the_duty_paragraph_local_due_time_time_left_and_link():
+    m = render_alerts([item(12, due=at("2024-04-01 00:30"), duty=Duty.ASSESSMENT_24H,
+                            citation="BL § 136")], recipient_name="Anne Holm", now=at("2024-03-31 20:00"))
+    for form in (m.text, m.html):
+        assert "S-2024-0012" in form
+        assert DUTY_NAMES_DA[Duty.ASSESSMENT_24H] in form
+        assert "BL § 136" in form
+        assert "01-04-2024 kl. 00:30" in form
+        assert "4 timer og 30 minutter tilbage" in form
+        assert "https://sag.kommune.example.dk/sag/S-2024-0012" in form
+    assert m.text.startswith("Kære Anne Holm,")
+    assert "01-04-2024 kl. 00:30" in m.subject and "S-2024-0012" in m.subject
+
+
+def test_every_duty_has_a_plain_danish_name():
+    assert set(DUTY_NAMES_DA) == set(Duty)
+    assert all(name and name == name.lower() for name in DUTY_NAMES_DA.values())
+
+
+def test_without_a_recipient_name_the_greeting_is_neutral():
+    m = render_alerts([item()], recipient_name=None, now=NOW)
+    assert m.text.startswith("Hej,")
+
+
+# --- grouping and order -------------------------------------------------------------------------
+
+def test_items_are_ordered_overdue_first_then_nearest_due():
+    late_2d = item(1, due=NOW - timedelta(days=2), status=Status.BREACHED)
+    late_1h = item(2, due=NOW - timedelta(hours=1), status=Status.BREACHED)
+    in_3d = item(3, due=NOW + timedelta(days=3))
+    in_30d = item(4, due=NOW + timedelta(days=30))
+    m = render_alerts([in_30d, late_1h, in_3d, late_2d], recipient_name="Anne", now=NOW)
+    positions = [m.text.index(f"S-2024-000{n}") for n in (1, 2, 3, 4)]
+    assert positions == sorted(positions)
+    html_positions = [m.html.index(f"S-2024-000{n}") for n in (1, 2, 3, 4)]
+    assert html_positions == sorted(html_positions)
+    card_refs = [c["items"][1]["facts"][0]["value"] for c in m.card["body"] if c.get("type") == "Container"]
+    assert card_refs == ["S-2024-0001", "S-2024-0002", "S-2024-0003", "S-2024-0004"]
+    assert m.subject.startswith("4 frister i dine sager (2 overskredet)")
+
+
+def test_an_empty_group_is_refused():
+    with pytest.raises(ValueError):
+        render_alerts([], recipient_name=None, now=NOW)
+
+
+def test_a_naive_now_is_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        render_alerts([item()], recipient_name=None, now=NOW.replace(tzinfo=None))
+
+
+# --- time left and time late --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("now", "due", "expected"), [
+    # The night of the spring DST change has 23 hours: received 30 March 23:30, due 1 April 00:30
+    # local is 24 real hours (LEGAL.md).
+    ("2024-03-30 23:30", "2024-04-01 00:30", "24 timer tilbage"),
+    # From two days on, calendar days count: 20 March to 3 April is 14 days though only 13d23h pass.
+    ("2024-03-20 00:00", "2024-04-03 00:00", "14 dage tilbage"),
+    # The autumn change adds an hour: still 14 calendar days.
+    ("2024-10-20 00:00", "2024-11-03 00:00", "14 dage tilbage"),
+    ("2024-03-20 09:00", "2024-03-20 10:01", "1 time og 1 minut tilbage"),
+    ("2024-03-20 09:00", "2024-03-20 09:45", "45 minutter tilbage"),
+    ("2024-03-20 09:00", "2024-03-21 09:00", "24 timer tilbage"),
+    ("2024-03-20 09:00", "2024-03-20 09:00", "forfalder nu"),
+    ("2024-03-20 09:00", "2024-03-20 08:00", "overskredet med 1 time"),
+    ("2024-03-20 09:00", "2024-03-20 05:50", "overskredet med 3 timer og 10 minutter"),
+    ("2024-04-03 00:00", "2024-03-20 00:00", "overskredet med 14 dage"),
+    ("2024-11-03 12:00", "2024-10-20 00:00", "overskredet med 14 dage"),
+])
+def test_time_left_and_time_late_read_in_danish_across_dst(now, due, expected):
+    assert describe_time_left(at(due), at(now)) == expected
+
+
+def test_the_due_time_is_shown_in_copenhagen_time_in_summer_and_winter():
+    summer = render_alerts([item(due=at("2024-07-01 00:00"))], recipient_name=None, now=NOW)
+    winter = render_alerts([item(due=at("2024-12-01 00:00"))], recipient_name=None, now=NOW)
+    assert "01-07-2024 kl. 00:00" in summer.text
+    assert "01-12-2024 kl. 00:00" in winter.text
+
+
+# --- kinds ----------------------------------------------------------------------------------------
+
+def test_a_reassessment_by_municipal_policy_says_kommunal_frist_in_every_form():
+    m = render_alerts([item(duty=Duty.REASSESSMENT, municipal_policy=True, citation="BL § 137, stk. 1",
+                            stage="at_receipt")], recipient_name="Bo", now=NOW)
+    assert "kommunal frist" in m.text
+    assert "kommunal frist" in m.html
+    assert "kommunal frist" in json.dumps(m.card, ensure_ascii=False)
+
+
+def test_a_statutory_deadline_does_not_say_kommunal_frist():
+    m = render_alerts([item()], recipient_name="Bo", now=NOW)
+    assert "kommunal" not in all_text(m)
+
+
+def test_an_escalation_says_the_deadline_is_breached_and_whose_case_it_is():
+    m = render_alerts([item(kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(days=3),
+                            status=Status.BREACHED, responsible_name="Carla Jensen")],
+                      recipient_name="Leder Lise", now=NOW)
+    assert m.subject.startswith("Overskredet frist i sag S-2024-0001")
+    assert "er overskredet" in m.text and "overskredet med 3 dage" in m.text
+    assert "Sagsbehandler: Carla Jensen" in m.text
+    assert "Carla Jensen" in json.dumps(m.card, ensure_ascii=False)
+    assert "som leder" in m.text
+
+
+def test_a_reminder_reads_as_a_reminder_of_a_breach_that_is_still_open():
+    m = render_alerts([item(kind=AlertKind.REMINDER, stage="reminder_1", due=NOW - timedelta(days=8),
+                            status=Status.BREACHED)], recipient_name="Anne", now=NOW)
+    assert m.subject.startswith("Påmindelse")
+    assert "stadig overskredet" in m.text
+
+
+def test_an_excepted_investigation_reminder_asks_to_finish_it_snarest():
+    m = render_alerts([item(kind=AlertKind.REMINDER, stage="snarest_0", due=NOW - timedelta(days=1),
+                            status=Status.EXCEPTED)], recipient_name="Anne", now=NOW)
+    assert "foreløbig vurdering" in m.text and "snarest" in m.text
+    assert "stadig overskredet" not in m.text
+
+
+def test_warnings_and_escalations_read_differently():
+    warning = render_alerts([item(due=NOW - timedelta(hours=2))], recipient_name="A", now=NOW)
+    escalation = render_alerts([item(kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(hours=2),
+                                     status=Status.BREACHED)], recipient_name="A", now=NOW)
+    assert warning.subject != escalation.subject
+    assert warning.text != escalation.text
+
+
+# --- card and HTML --------------------------------------------------------------------------------
+
+def test_the_card_is_an_adaptive_card_1_4_with_facts_and_a_link_per_case():
+    m = render_alerts([item(1), item(2, due=NOW + timedelta(days=1))], recipient_name=None, now=NOW)
+    assert m.card["type"] == "AdaptiveCard" and m.card["version"] == "1.4"
+    containers = [b for b in m.card["body"] if b["type"] == "Container"]
+    assert len(containers) == 2
+    action = containers[0]["items"][2]["actions"][0]
+    assert action == {"type": "Action.OpenUrl", "title": "Åbn sag S-2024-0002",
+                      "url": "https://sag.kommune.example.dk/sag/S-2024-0002"}
+
+
+def test_a_long_list_is_cut_on_the_card_but_complete_in_the_email():
+    items = [item(n, due=NOW + timedelta(days=n)) for n in range(1, CARD_MAX_ITEMS + 6)]
+    m = render_alerts(items, recipient_name=None, now=NOW)
+    assert sum(1 for b in m.card["body"] if b["type"] == "Container") == CARD_MAX_ITEMS
+    assert "og 5 frister mere" in json.dumps(m.card, ensure_ascii=False)
+    assert all(i.case_ref in m.html and i.case_ref in m.text for i in items)
+    assert len(json.dumps(m.card).encode()) < 28_000
+
+
+def test_html_escapes_what_comes_from_the_case_store():
+    m = render_alerts([item(case_ref="S-<b>1</b>&2")], recipient_name="<script>x</script>", now=NOW)
+    assert "<script>" not in m.html and "&lt;script&gt;" in m.html
+    assert "S-&lt;b&gt;1&lt;/b&gt;&amp;2" in m.html
+
+
+# --- payloads -------------------------------------------------------------------------------------
+
+def test_a_message_survives_the_payload_round_trip():
+    m = render_alerts([item()], recipient_name="A", now=NOW)
+    assert message_from_payload(json.loads(json.dumps(message_to_payload(m)))) == m
+
+
+def test_a_payload_with_only_subject_and_text_gets_html_and_a_card():
+    m = message_from_payload({"subject": "Ugeoversigt", "text": "Linje 1\n\nLinje <2>"})
+    assert m.html == "<p>Linje 1</p><p>Linje &lt;2&gt;</p>"
+    assert m.card["version"] == "1.4" and m.card["body"][0]["text"] == "Ugeoversigt"
+
+
+@pytest.mark.parametrize("payload", [{}, {"subject": "x"}, {"text": "y"}, {"subject": "", "text": "y"}, []])
+def test_a_payload_without_subject_or_text_is_refused(payload):
+    with pytest.raises(ValueError):
+        message_from_payload(payload)
+
+
+# --- the CPR net ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["CPR 010190-1234", "0101901234", "barn (311299-0001) i sag", "x:2902881111."])
+def test_find_sensitive_catches_cpr_numbers(text):
+    assert len(find_sensitive(text)) == 1
+
+
+@pytest.mark.parametrize("text", [
+    "2024-01-15", "S-2024-0012", "01-04-2024 kl. 00:30", "sag 12345678901", "alert 4401901234567",
+    "BL § 20, stk. 3", "tlf. 12 34 56 78", "321390-1234",
+])
+def test_find_sensitive_leaves_dates_case_references_and_long_numbers_alone(text):
+    assert find_sensitive(text) == []
+
+
+def test_every_rendered_text_html_and_card_is_free_of_cpr_numbers():
+    kinds = [(AlertKind.WARNING, "before_7d", Status.OPEN), (AlertKind.ESCALATION, "breach", Status.BREACHED),
+             (AlertKind.REMINDER, "reminder_1", Status.BREACHED), (AlertKind.REMINDER, "snarest_0", Status.EXCEPTED)]
+    offsets = [timedelta(days=-40), timedelta(hours=-5), timedelta(minutes=10), timedelta(days=3), timedelta(days=120)]
+    rendered = 0
+    for (kind, stage, status), duty, offset, policy in itertools.product(kinds, Duty, offsets, (False, True)):
+        m = render_alerts([item(7, kind=kind, stage=stage, status=status, duty=duty, due=NOW + offset,
+                                municipal_policy=policy, responsible_name="Carla Jensen",
+                                case_ref="S-2019-000123")],
+                          recipient_name="Anne Holm", now=NOW)
+        assert message_sensitive(m) == [], m.text
+        rendered += 1
+    assert rendered == 4 * len(Duty) * 5 * 2
+    assert message_sensitive(render_test_message(now=NOW, municipality="Ishøj Kommune")) == []
+
+
+def test_the_net_would_catch_a_cpr_number_smuggled_in_through_a_case_reference():
+    m = render_alerts([item(case_ref="010190-1234")], recipient_name=None, now=NOW)
+    assert message_sensitive(m)
