@@ -33,6 +33,7 @@ _COMMAND_MODULES = [
     "watchdog.cli.core",
     "watchdog.cli.demo",
     "watchdog.cli.ops",
+    "watchdog.cli.intake",
     "watchdog.cli.delivery",
 ]
 

@@ -1,0 +1,298 @@
+"""Stage 1 intake over HTTP: upsert records in batches, read deadlines. I/O: database, network.
+
+``create_app(settings, engine)`` builds the FastAPI app; ``watchdog serve`` runs it with uvicorn,
+and the OPS routes (/healthz, /readyz, /metrics) are mounted on the same app by their module.
+
+- ``POST /v1/{entity}`` (teams, workers, absences, cases, notifications, investigations,
+  measures, follow_ups, visits): a JSON list of records in the documented format (ISO 8601
+  instants with an offset). The same validation as the file import; all or nothing per request.
+  200 with counts (created / updated / unchanged).
+- ``GET /v1/deadlines``: the computed deadlines, filtered (status, duty, team, worker, due_from,
+  due_to), ordered by due time.
+- ``Authorization: Bearer <token>`` (``watchdog token create``); scope ``write`` to POST, ``read``
+  to GET. Errors: 401 (missing / invalid / revoked token), 403 (scope), 413 (body larger than
+  ``intake.max_request_bytes`` or more than ``intake.max_batch_records`` records), 422 (problems,
+  each ``{source, record, field, reason}``; ``record`` is the index in the posted list), 409 (a
+  concurrent writer stored the same new records first; send again).
+"""
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from watchdog import __version__
+from watchdog.casestore import Case, Team, Worker
+from watchdog.clock import utcnow
+from watchdog.deadlines import Deadline
+from watchdog.errors import Problem, ValidationFailed
+from watchdog.intake.schemas import ENTITIES, EntitySpec
+from watchdog.intake.tokens import ApiToken, AuthFailure, Scope, authenticate
+from watchdog.intake.upsert import IntakeConflict, ValidRecord, import_valid, problems_from_pydantic
+from watchdog.rules.types import Duty, Regime, Status
+
+
+class ProblemOut(BaseModel):
+    source: str
+    record: str
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    reason: str | None = None  # for 401: missing, invalid or revoked
+    problems: list[ProblemOut] = []
+
+
+class BatchResult(BaseModel):
+    entity: str
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    cases_affected: int
+    deadlines_recomputed: int | None
+
+
+class DeadlineOut(BaseModel):
+    id: int
+    key: str
+    duty: Duty
+    regime: Regime
+    citation: str
+    case_ref: str
+    team: str
+    responsible_worker: str | None
+    status: Status
+    clock_start: datetime
+    due: datetime
+    met_at: datetime | None
+    exception_reason: str | None
+    municipal_policy: bool
+    note: str | None
+
+
+class Refused(HTTPException):
+    """An HTTP error with a JSON body in the documented shape.
+
+    An HTTPException so that FastAPI passes it through when it is raised while the body is read
+    (the size limit) instead of turning it into a 400.
+    """
+
+    def __init__(self, status: int, detail: str, *, reason: str | None = None,
+                 problems: list[Problem] = (), headers: dict[str, str] | None = None):
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.status = status
+        self.body = ErrorBody(detail=detail, reason=reason,
+                              problems=[ProblemOut(**p.as_dict()) for p in problems])
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body.model_dump(mode="json"), status_code=self.status, headers=self.headers)
+
+
+_ERRORS = {
+    401: {"model": ErrorBody, "description": "Missing, invalid or revoked token."},
+    403: {"model": ErrorBody, "description": "The token lacks the scope."},
+    413: {"model": ErrorBody, "description": "Body or batch too large."},
+    422: {"model": ErrorBody, "description": "Refused records: every problem named; nothing stored."},
+}
+
+
+class BodySizeLimit:
+    """413 for a body above ``max_bytes``: by Content-Length at once, else while it streams in."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = Refused(413, f"request body larger than {self.max_bytes} bytes "
+                                 "(intake.max_request_bytes): send smaller batches")
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_bytes:
+                    return await too_large.response()(scope, receive, send)
+            except ValueError:
+                return await Refused(400, "invalid Content-Length").response()(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise too_large
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except Refused as exc:
+            if started:
+                raise
+            await exc.response()(scope, receive, send)
+
+
+def create_app(settings, engine: Engine) -> FastAPI:
+    """The ingest API on ``engine``. Other stages may add routes (health, metrics) to it."""
+    app = FastAPI(
+        title="watchdog intake API",
+        version=__version__,
+        description="Upsert case-system records (all or nothing per request) and read deadlines. "
+                    "Authenticate with `Authorization: Bearer <token>` from `watchdog token create`.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.add_middleware(BodySizeLimit, max_bytes=settings.intake.max_request_bytes)
+    app.add_exception_handler(Refused, lambda _req, exc: exc.response())
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+
+    bearer = HTTPBearer(auto_error=False, description="A token from `watchdog token create`.")
+
+    def token_with(scope: Scope):
+        def check(request: Request, _credentials: Annotated[Any, Depends(bearer)]) -> ApiToken:
+            try:
+                with Session(engine) as session:
+                    token = authenticate(session, request.headers.get("authorization"))
+            except AuthFailure as failure:
+                raise Refused(401, failure.detail, reason=failure.reason,
+                              headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                           f'error_description="{failure.reason}"'}) from None
+            if scope not in token.scope_set:
+                raise Refused(403, f"token {token.prefix} lacks the {scope.value!r} scope "
+                                   f"(it has: {token.scopes})")
+            return token
+        return check
+
+    for spec in ENTITIES.values():
+        app.add_api_route(
+            f"/v1/{spec.name}", _upsert_endpoint(spec, settings, engine, token_with(Scope.WRITE)),
+            methods=["POST"], response_model=BatchResult, responses={**_ERRORS, 409: {"model": ErrorBody}},
+            summary=f"Upsert {spec.name.replace('_', '-')} by ext_id",
+            description=(spec.model.__doc__ or "").strip() + " All or nothing per request.",
+            tags=["intake"], operation_id=f"upsert_{spec.name}",
+        )
+
+    @app.get("/v1/deadlines", response_model=list[DeadlineOut], responses=_ERRORS, tags=["deadlines"],
+             summary="Read computed deadlines")
+    def deadlines(
+        _token: Annotated[ApiToken, Depends(token_with(Scope.READ))],
+        status: Annotated[list[Status] | None, Query(description="One or more statuses.")] = None,
+        duty: Annotated[list[Duty] | None, Query(description="One or more duties.")] = None,
+        team: Annotated[str | None, Query(max_length=64, description="Team ext_id.")] = None,
+        worker: Annotated[str | None, Query(max_length=64, description="Responsible worker ext_id.")] = None,
+        due_from: Annotated[AwareDatetime | None, Query(description="Due at or after (ISO 8601 with offset).")] = None,
+        due_to: Annotated[AwareDatetime | None, Query(description="Due before (ISO 8601 with offset).")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> list[DeadlineOut]:
+        return read_deadlines(engine, status=status, duty=duty, team=team, worker=worker,
+                              due_from=due_from, due_to=due_to, limit=limit, offset=offset)
+
+    return app
+
+
+def _upsert_endpoint(spec: EntitySpec, settings, engine: Engine, auth):
+    model = spec.model
+    source = f"POST /v1/{spec.name}"
+
+    def upsert(records: Annotated[list[model], Body(description=f"A list of {spec.name}.")],  # type: ignore[valid-type]
+               _token: Annotated[ApiToken, Depends(auth)]) -> BatchResult:
+        limit = settings.intake.max_batch_records
+        if len(records) > limit:
+            raise Refused(413, f"{len(records)} records in one request; at most {limit} "
+                               "(intake.max_batch_records): send smaller batches")
+        valid = [ValidRecord(spec, source, str(i), r, frozenset(r.model_fields_set))
+                 for i, r in enumerate(records)]
+        try:
+            result = import_valid(engine, valid, now=utcnow(), settings=settings)
+        except ValidationFailed as exc:
+            raise Refused(422, f"{len(exc.problems)} problem(s); nothing was stored",
+                          problems=exc.problems) from None
+        except IntakeConflict as exc:
+            raise Refused(409, str(exc)) from None
+        counts = result.counts[spec.name]
+        return BatchResult(entity=spec.name, received=len(records), created=counts.created,
+                           updated=counts.updated, unchanged=counts.unchanged,
+                           cases_affected=len(result.affected_case_ids),
+                           deadlines_recomputed=result.deadlines_recomputed)
+
+    upsert.__name__ = f"upsert_{spec.name}"
+    return upsert
+
+
+async def _request_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own validation errors in the documented problem shape."""
+    source = f"{request.method} {request.url.path}"
+    spec = ENTITIES.get(request.url.path.rsplit("/", 1)[-1])
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        where = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else "body"
+        record = "-"
+        if err.get("type") == "json_invalid":
+            loc = []
+        elif where == "body" and loc and isinstance(loc[0], int):
+            record = str(loc.pop(0))
+        if where != "body" or not loc:
+            name = str(loc[0]) if loc else f"({where})"
+            reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            if err.get("type") == "json_invalid":
+                reason = "the body is not valid JSON"
+            problems.append(Problem(source, record, name, reason))
+            continue
+        problems.extend(problems_from_pydantic([{**err, "loc": tuple(loc)}], spec, source, record))
+    body = ErrorBody(detail=f"{len(problems)} problem(s); nothing was stored",
+                     problems=[ProblemOut(**p.as_dict()) for p in problems])
+    return JSONResponse(json.loads(body.model_dump_json()), status_code=422)
+
+
+def read_deadlines(engine: Engine, *, status=None, duty=None, team=None, worker=None, due_from=None,
+                   due_to=None, limit: int = 100, offset: int = 0) -> list[DeadlineOut]:
+    """Deadlines with their case reference, team and responsible worker, by due time."""
+    responsible = aliased(Worker)
+    query = (
+        select(Deadline, Case.ext_id, Team.ext_id, responsible.ext_id)
+        .join(Case, Case.id == Deadline.case_id)
+        .join(Team, Team.id == Case.team_id)
+        .outerjoin(responsible, responsible.id == Deadline.responsible_worker_id)
+    )
+    if status:
+        query = query.where(Deadline.status.in_(status))
+    if duty:
+        query = query.where(Deadline.duty.in_(duty))
+    if team:
+        query = query.where(Team.ext_id == team)
+    if worker:
+        query = query.where(responsible.ext_id == worker)
+    if due_from:
+        query = query.where(Deadline.due >= due_from)
+    if due_to:
+        query = query.where(Deadline.due < due_to)
+    query = query.order_by(Deadline.due, Deadline.id).offset(offset).limit(limit)
+    with Session(engine) as session:
+        rows = session.exec(query).all()
+    return [
+        DeadlineOut(id=d.id, key=d.key, duty=d.duty, regime=d.regime, citation=d.citation, case_ref=case_ref,
+                    team=team_ref, responsible_worker=worker_ref, status=d.status, clock_start=d.clock_start,
+                    due=d.due, met_at=d.met_at, exception_reason=d.exception_reason,
+                    municipal_policy=d.municipal_policy, note=d.note)
+        for d, case_ref, team_ref, worker_ref in rows
+    ]
