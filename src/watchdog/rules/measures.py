@@ -44,9 +44,12 @@ def _base(case: CaseFacts, m: MeasureFacts, duty: Duty) -> dict:
 def child_conversation(case: CaseFacts, m: MeasureFacts) -> Instance:
     """SEL § 48 / BL § 5, stk. 3-4: talk with the child before the decision, unless an exemption
     (age/maturity, "helt særlige tilfælde") is recorded. A child's refusal counts as held."""
+    exemption = m.child_conversation_exemption
+    # The exemption is judged at the decision: a conversation held before it still counts as met.
     return Instance(
         **_base(case, m, Duty.CHILD_CONVERSATION), clock_start=m.decided_at, due=m.decided_at,
-        met_at=m.child_conversation_at, exception_reason=m.child_conversation_exemption,
+        met_at=m.child_conversation_at, exception_reason=exemption, exception_from_due=True,
+        note=f"exemption recorded: {exemption}" if exemption else None,
     )
 
 

@@ -72,10 +72,12 @@ def settle(item: Instance, now: datetime) -> ComputedDeadline:
     ends_at = happened(item.ends_at, now)
     note = item.note
 
-    if met_at is not None and met_at <= item.due:
+    # The duty stopped applying before it fell due; something done after that does not count.
+    ended = ends_at is not None and ends_at < item.due
+    if met_at is not None and met_at <= item.due and not (ended and ends_at < met_at):
         status = Status.MET
         exception = None
-    elif ends_at is not None and ends_at < item.due:
+    elif ended:
         status = Status.NOT_APPLICABLE
         exception = None
         note = _join(note, item.ends_because)
