@@ -35,6 +35,7 @@ _COMMAND_MODULES = [
     "watchdog.cli.ops",
     "watchdog.cli.intake",
     "watchdog.cli.delivery",
+    "watchdog.cli.deadlines",
 ]
 
 

@@ -99,6 +99,7 @@ class Refused(HTTPException):
         return JSONResponse(self.body.model_dump(mode="json"), status_code=self.status, headers=self.headers)
 
 
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 _ERRORS = {
     401: {"model": ErrorBody, "description": "Missing, invalid or revoked token."},
     403: {"model": ErrorBody, "description": "The token lacks the scope."},
@@ -196,8 +197,9 @@ def create_app(settings, engine: Engine) -> FastAPI:
         _token: Annotated[ApiToken, Depends(token_with(Scope.READ))],
         status: Annotated[list[Status] | None, Query(description="One or more statuses.")] = None,
         duty: Annotated[list[Duty] | None, Query(description="One or more duties.")] = None,
-        team: Annotated[str | None, Query(max_length=64, description="Team ext_id.")] = None,
-        worker: Annotated[str | None, Query(max_length=64, description="Responsible worker ext_id.")] = None,
+        team: Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE, description="Team ext_id.")] = None,
+        worker: Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE,
+                                            description="Responsible worker ext_id.")] = None,
         due_from: Annotated[AwareDatetime | None, Query(description="Due at or after (ISO 8601 with offset).")] = None,
         due_to: Annotated[AwareDatetime | None, Query(description="Due before (ISO 8601 with offset).")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -12,6 +12,7 @@ refused by name, and every text value that contains a CPR-like number is refused
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import UnionType
@@ -62,6 +63,10 @@ def is_sensitive_column(name: str) -> bool:
 
 
 def _no_cpr(value: str) -> str:
+    # NUL and lone surrogates cannot be stored by PostgreSQL; other control characters are noise.
+    bad = next((c for c in value if (unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r")), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character U+{ord(bad):04X}")
     if _CPR.search(value):
         raise ValueError("contains what looks like a CPR number: the store never holds one")
     return value
