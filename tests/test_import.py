@@ -227,3 +227,15 @@ def test_the_import_command_prints_every_problem_and_exits_2(tmp_path):
     good = run_cli("--database-url", url, "import", *map(str, sorted(EXAMPLES.glob("*.csv"))), cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     assert "3 cases changed" in good.stdout
+
+
+def test_the_jsonl_example_imports_and_every_field_is_documented_in_the_readme(engine, settings):
+    from watchdog.intake.schemas import ENTITIES
+
+    result = run_import(engine, settings, [EXAMPLES / "records.jsonl"])
+    assert result.counts["investigations"].created == 1
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    intake = readme[readme.index("## Intake"):readme.index("## CLI reference")]
+    for spec in ENTITIES.values():
+        for name in spec.fields:
+            assert f"`{name}`" in intake, f"{spec.name}.{name} is not documented in the README"
