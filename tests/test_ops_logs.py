@@ -99,3 +99,65 @@ def test_secrets_logged_by_mistake_are_masked_in_both_formats(secret_settings, r
 ])
 def test_secret_shaped_text_is_masked_even_when_the_secret_is_unknown(line, expected):
     assert SecretMasker()(line) == expected
+
+
+def test_a_full_round_at_debug_in_json_never_logs_a_secret(engine, session, database_url, tmp_path):
+    """`watchdog -v tick` with passwords and a Teams signature everywhere: none reaches the output."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from aiosmtpd.controller import Controller
+
+    from watchdog.db import is_sqlite
+    from watchdog.outbox import AlertKind, Channel, NewAlert, enqueue
+
+    class Sink:
+        async def handle_DATA(self, server, session_, envelope):  # noqa: N802
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    url = database_url
+    if not is_sqlite(url):  # local PostgreSQL trusts every password: put one in the URL
+        url = url.replace("://postgres@", f"://postgres:{DB_PASSWORD}@", 1)
+    now = datetime.now(UTC)
+    enqueue(session, [NewAlert(key="secret-test", kind=AlertKind.TEST, stage="test",
+                               recipient_address="cw@kommune.example.dk", channel=Channel.EMAIL, send_after=now,
+                               payload={"subject": "Test", "text": "Test", "html": "<p>Test</p>", "card": {}})],
+            now=now)
+    session.commit()
+    config = tmp_path / "wd.toml"
+    config.write_text(f'''
+log_level = "DEBUG"
+log_format = "json"
+[smtp]
+host = "127.0.0.1"
+port = {port}
+username = "frister"
+password = "{SMTP_PASSWORD}"
+[delivery]
+ops_urls = ["workflows://prod.example.com:443/abc123/{TEAMS_SIGNATURE}?pa=yes"]
+[http]
+heartbeat_url = "http://hb:{SMTP_PASSWORD}x@127.0.0.1:1/ping/{TEAMS_SIGNATURE}"
+''')
+    env = {**os.environ, "WATCHDOG_DATABASE_URL": url}
+    env.pop("WATCHDOG_DEBUG", None)
+    try:
+        out = subprocess.run([sys.executable, "-m", "watchdog", "-v", "--config", str(config), "tick"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    finally:
+        smtp.stop()
+    text = out.stdout + out.stderr
+    assert "delivery:" in out.stdout, text[-2000:]  # the round ran
+    log_lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(log_lines) > 5  # DEBUG really was on
+    for line in log_lines:
+        json.loads(line)  # every log line is one JSON object
+    for secret in (SMTP_PASSWORD, TEAMS_SIGNATURE) + (() if is_sqlite(url) else (DB_PASSWORD,)):
+        assert secret not in text
