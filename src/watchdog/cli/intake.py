@@ -97,8 +97,13 @@ def serve(
     st = state(ctx)
     wait_for_database(st.engine)
     api = create_app(st.settings, st.engine)
+    from watchdog.ops.health import mount
+
+    mount(api, st.settings, st.engine)  # /healthz, /readyz, /metrics
+    # log_config=None: uvicorn's records go through watchdog's handler (JSON lines, secrets masked).
     uvicorn.run(api, host=host or st.settings.http.host, port=st.settings.http.port if port is None else port,
-                log_level=st.settings.log_level.lower(), proxy_headers=True, server_header=False)
+                log_level=st.settings.log_level.lower(), proxy_headers=True, server_header=False,
+                log_config=None)
 
 
 @token_app.command("create")
