@@ -57,3 +57,43 @@ def test_the_mail_sink_saves_each_message_received_over_smtp(tmp_path):
         saved = sink.saved
     assert [p.name for p in saved] == ["00001-a@x.dk.eml", "00002-b@x.dk.eml"]
     assert b"Subject: 2" in saved[1].read_bytes()
+
+
+def test_the_demo_delivers_every_due_alert_over_real_smtp_without_sensitive_data(tmp_path):
+    import email
+    import email.policy
+
+    from watchdog.demo import run_demo
+    from watchdog.render import find_sensitive
+
+    result = run_demo(out=tmp_path / "out", seed=11, now=NOW, scale=Scale(cases=150, caseworkers=6))
+    assert result.rows["cases"] == 150
+    assert sum(result.deadlines_by_status.values()) > 150
+    assert result.deadlines_by_status["breached"] > 0 and result.deadlines_by_status["met"] > 0
+    assert result.alerts_by_state["sent"] > 0
+    assert set(result.alerts_by_state) <= {"sent", "accepted"}, result.alerts_by_state
+    assert result.messages, "no message reached the SMTP server"
+    recipients = []
+    for path in result.messages:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if not msg["Subject"].startswith("Ugeoversigt"):  # the leaders' weekly digest comes apart
+            recipients.append(msg["To"])
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert "S-" in text  # the case reference is there
+        assert find_sensitive(text) == [] and find_sensitive(html) == []
+    assert len(recipients) == len(set(recipients)), "one grouped deadline message per recipient"
+
+
+def test_the_demo_command_prints_a_summary(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "watchdog", "demo", "--seed", "4", "--cases", "80", "--caseworkers", "4",
+         "--out", str(tmp_path / "d"), "--now", "2026-11-23T09:00"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "messages delivered over SMTP" in out.stdout
+    assert "80 active cases" in out.stdout
+    assert list((tmp_path / "d" / "mail").glob("*.eml"))
