@@ -36,6 +36,7 @@ _COMMAND_MODULES = [
     "watchdog.cli.intake",
     "watchdog.cli.delivery",
     "watchdog.cli.deadlines",
+    "watchdog.cli.reports",
 ]
 
 

@@ -1,0 +1,144 @@
+"""Report commands: `watchdog report barometer`, `watchdog report caseload`, `watchdog digest`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from watchdog.cli import app, state
+from watchdog.reports import ReportInputError
+
+report_app = typer.Typer(help="Compliance and caseload reports (table, CSV, Excel, HTML).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+_FORMAT_HELP = "table (terminal), csv, xlsx (needs --output) or html."
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReportInputError(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time; a date means the end of that day, a naive time is Danish local time."""
+    if value is None:
+        return None
+    from watchdog.clock import LOCAL_TZ, end_of_local_day
+
+    try:
+        if len(value) == 10:
+            return end_of_local_day(date.fromisoformat(value))
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportInputError(f"{option} must be YYYY-MM-DD or an ISO date-time, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
+
+
+def _emit(content: str | bytes, fmt: str, output: Path | None) -> None:
+    if output is None:
+        if isinstance(content, bytes):
+            raise ReportInputError(f"--format {fmt} writes a file: add --output FILE")
+        typer.echo(content, nl=False)
+        return
+    try:
+        if isinstance(content, bytes):
+            output.write_bytes(content)
+        else:
+            # CSV gets a byte-order mark so Excel reads it as UTF-8 (æ, ø, å, §).
+            output.write_text(content, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+    except OSError as exc:
+        raise ReportInputError(f"cannot write {output}: {exc.strerror}") from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+@report_app.command("barometer")
+def barometer_cmd(
+    ctx: typer.Context,
+    from_: str = typer.Option(..., "--from", help="First due date of the period, YYYY-MM-DD."),
+    to: str = typer.Option(..., "--to", help="Last due date of the period, YYYY-MM-DD (inclusive)."),
+    team: Optional[str] = typer.Option(None, "--team", help="Only this team's cases (team id or name)."),
+    fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", help="Status as the outcome log had it at this instant (default: the period's end, "
+                              "or now while the period runs)."),
+) -> None:
+    """Ankestyrelsen-style tables per duty for deadlines due in a period: answers, cases, percents."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.reports.barometer import Period, barometer_report
+    from watchdog.reports.output import render
+
+    period = Period(_date(from_, "--from"), _date(to, "--to"))
+    st = state(ctx)
+    with session_scope(st.engine) as session:
+        report = barometer_report(session, period, now=utcnow(), as_of=_instant(as_of, "--as-of"), team=team,
+                                  municipality=st.settings.municipality)
+    _emit(render(report, fmt), fmt, output)
+    if report.not_logged:
+        typer.echo(f"note: {report.not_logged} deadlines of the period had no status in the outcome log by "
+                   f"the as-of instant (recorded later?) and are not counted; a later --as-of counts them",
+                   err=True)
+
+
+@report_app.command("caseload")
+def caseload_cmd(
+    ctx: typer.Context,
+    team: Optional[str] = typer.Option(None, "--team", help="Only this team (team id or name)."),
+    fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Count the cases active at this instant (default: now)."),
+) -> None:
+    """Active cases per team and per full-time caseworker, against the recommended 20-30."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.reports.caseload import caseload_report
+    from watchdog.reports.output import render
+
+    st = state(ctx)
+    when = _instant(as_of, "--as-of") or utcnow()
+    with session_scope(st.engine) as session:
+        report = caseload_report(session, now=when, team=team, municipality=st.settings.municipality)
+    _emit(render(report, fmt), fmt, output)
+
+
+@app.command("digest")
+def digest_cmd(
+    ctx: typer.Context,
+    preview: bool = typer.Option(False, "--preview", help="Render the digests without sending anything."),
+    leader: Optional[str] = typer.Option(None, "--leader", help="Only this leader (worker id), with --preview."),
+    week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www, with --preview (default: the latest due)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="With --preview: text, html or card (Teams JSON)."),
+) -> None:
+    """The leaders' weekly digest: --preview renders it; without, plans the due digests into the outbox."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.reports.digest import enqueue_weekly_digests, preview_digests
+
+    st = state(ctx)
+    now = utcnow()
+    if not preview:
+        if leader or week:
+            raise ReportInputError("--leader and --week only go with --preview (sending follows the schedule)")
+        with session_scope(st.engine) as session:
+            n = enqueue_weekly_digests(session, now=now, settings=st.settings)
+        typer.echo(f"{n} digest messages planned into the outbox (delivered by the next delivery round)")
+        return
+    if fmt not in ("text", "html", "card"):
+        raise ReportInputError(f"unknown --format {fmt!r} for a digest preview (use text, html or card)")
+    with session_scope(st.engine) as session:
+        found = preview_digests(session, now=now, settings=st.settings, leader=leader, week=week)
+    if not found:
+        typer.echo("no active team leaders: no digests", err=True)
+    for worker, message in found:
+        if fmt == "card":
+            typer.echo(json.dumps(message.card, ensure_ascii=False, indent=2))
+            continue
+        typer.echo(f"=== {worker.ext_id} <{worker.email}>: {message.subject}")
+        typer.echo(message.html if fmt == "html" else message.text)

@@ -1,0 +1,316 @@
+"""Renderers: the barometer and caseload reports as a terminal table, CSV, XLSX or HTML. Pure.
+
+Every format is written from the same dataclasses, so the numbers are the same in each. CSV and
+XLSX cells that a spreadsheet would run as a formula (text starting with =, +, -, @, tab or
+carriage return) are neutralised with a leading apostrophe: team names and case references come
+from outside. The HTML is one self-contained file (inline CSS and SVG; a few lines of inline
+script only mark rendering errors), so it opens offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from html import escape
+
+from watchdog.clock import format_local
+from watchdog.reports import ReportInputError, charts
+from watchdog.reports.barometer import I_ALT, BarometerReport, BarometerTable
+from watchdog.reports.caseload import SOURCE_DA, SOURCE_URL, CaseloadReport, CaseloadRow
+
+FORMATS = ("table", "csv", "xlsx", "html")
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A cell value a spreadsheet will show, never run: text starting like a formula gets a '."""
+    if isinstance(value, str) and value.startswith(_DANGEROUS):
+        return "'" + value
+    return value
+
+
+def pct_text(percent: int | None) -> str:
+    return "–" if percent is None else f"{percent} %"
+
+
+def dec_text(value: Decimal | None) -> str:
+    """Danish decimal comma: 37,2."""
+    return "–" if value is None else str(value).replace(".", ",")
+
+
+def render(report, fmt: str) -> str | bytes:
+    """The report in ``fmt``: text for table/csv/html, bytes for xlsx."""
+    if fmt not in FORMATS:
+        raise ReportInputError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
+    kind = "barometer" if isinstance(report, BarometerReport) else "caseload"
+    return globals()[f"{kind}_{fmt}"](report)
+
+
+# --------------------------------------------------------------------------------------------
+# Barometer
+# --------------------------------------------------------------------------------------------
+
+
+def _heading(report: BarometerReport) -> str:
+    team = f", {report.team}" if report.team else ""
+    return (f"Børnesagsbarometer – {report.municipality}{team}: frister med forfald "
+            f"{report.period.start:%d-%m-%Y} – {report.period.end:%d-%m-%Y}")
+
+
+def _as_of_text(report: BarometerReport) -> str:
+    return f"Status pr. {format_local(report.as_of)} ifølge hændelsesloggen."
+
+
+def _table_rows(t: BarometerTable) -> list[tuple[str, int, int | None]]:
+    total_pct = 100 if t.total else None
+    return [(r.answer, r.count, r.percent) for r in t.rows] + [(I_ALT, t.total, total_pct)]
+
+
+def barometer_table(report: BarometerReport) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(file=out, width=110, force_terminal=False, color_system=None)
+    console.print(_heading(report), highlight=False, markup=False)
+    console.print(_as_of_text(report), highlight=False, markup=False)
+    for t in report.tables:
+        table = Table(title=t.title, title_justify="left", show_lines=False)
+        table.add_column("Svar")
+        table.add_column("Antal sager", justify="right")
+        table.add_column("Procent", justify="right")
+        for answer, count, percent in _table_rows(t):
+            table.add_row(answer, str(count), pct_text(percent), style="bold" if answer == I_ALT else None)
+        console.print(table)
+        console.print(f"Vedrører: {t.applies_to}. Hjemmel: {t.citation}.", highlight=False, markup=False)
+        console.print()
+    for note in report.notes:
+        console.print(note, highlight=False, markup=False)
+    return out.getvalue()
+
+
+def barometer_csv(report: BarometerReport) -> str:
+    out = io.StringIO()
+    # Semicolons: Danish Excel's list separator, so the file opens in columns on a double-click.
+    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    w.writerow(["Tabel", "Spørgsmål", "Hjemmel", "Svar", "Antal sager", "Procent"])
+    for t in report.tables:
+        for answer, count, percent in _table_rows(t):
+            w.writerow([safe_cell(c) for c in (t.number, t.question, t.citation, answer, count,
+                                               "" if percent is None else percent)])
+    return out.getvalue()
+
+
+def barometer_xlsx(report: BarometerReport) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.chart import PieChart, Reference
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Barometer"
+    ws.column_dimensions["A"].width = 58
+    ws.column_dimensions["B"].width = 13
+    ws.column_dimensions["C"].width = 10
+    # Rows are placed explicitly: a chart floats over the sheet, so each table gets a block of
+    # rows tall enough for its chart before the next one starts.
+    def put(row: int, values: Sequence, *, bold: bool = False) -> None:
+        for col, value in enumerate(values, start=1):
+            cell = ws.cell(row, col, safe_cell(value))
+            if bold:
+                cell.font = Font(bold=True)
+
+    put(1, [_heading(report)])
+    ws["A1"].font = Font(bold=True, size=14)
+    put(2, [_as_of_text(report)])
+    row = 4
+    for t in report.tables:
+        start = row
+        put(start, [t.title], bold=True)
+        put(start + 1, [f"Hjemmel: {t.citation}. Vedrører: {t.applies_to}."])
+        put(start + 2, ["Svar", "Antal sager", "Procent"], bold=True)
+        first = row = start + 3
+        for answer, count, percent in _table_rows(t):
+            put(row, [answer, count, percent], bold=answer == I_ALT)
+            ws.cell(row, 3).number_format = '0" %"'
+            row += 1
+        last_answer = row - 2  # the row before "I alt"
+        chart = PieChart()
+        chart.title = f"Tabel {t.number}"
+        chart.add_data(Reference(ws, min_col=2, min_row=first - 1, max_row=last_answer), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last_answer))
+        chart.height, chart.width = 6.0, 9.0
+        ws.add_chart(chart, f"E{start}")
+        row = max(row, start + 13) + 1
+    for note in report.notes:
+        put(row, [note])
+        row += 1
+
+    trend = wb.create_sheet("Udvikling")
+    trend.append(["Tabel", "Måned", "Sager", "Ja", "Procent Ja"])
+    for t in report.tables:
+        for p in t.trend:
+            trend.append([t.number, p.month, p.total, p.ja, p.percent])
+            trend.cell(trend.max_row, 5).number_format = '0" %"'
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;margin:2em auto;max-width:1000px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.05em;margin-top:2em}
+table.report{border-collapse:collapse;margin:.5em 0}
+table.report th,table.report td{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:right}
+table.report th:first-child,table.report td:first-child{text-align:left}
+tr.total td{font-weight:bold;border-top:2px solid #333}
+.tablebox{display:flex;gap:2em;align-items:center;flex-wrap:wrap}
+.legend span{display:inline-block;width:.8em;height:.8em;margin-right:.3em}
+.meta,.citation,footer{color:#444;font-size:.9em}
+footer{margin-top:3em;border-top:1px solid #ccc;padding-top:1em}
+"""
+
+# Marks the page if anything goes wrong while it renders, and counts the charts that were laid
+# out; the browser test reads both from the DOM.
+_CHECK_SCRIPT = """
+window.addEventListener('error',function(e){document.documentElement.setAttribute('data-render-error',String(e.message))});
+window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){var b=s.getBoundingClientRect();if(b.width>0&&b.height>0){n++}});document.body.setAttribute('data-charts-rendered',String(n))});
+"""
+
+
+def _page(title: str, body: str, kind: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="da"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{_CSS}</style><script>{_CHECK_SCRIPT}</script></head>"
+            f'<body data-report="{kind}">{body}</body></html>\n')
+
+
+def barometer_html(report: BarometerReport) -> str:
+    parts = [f"<h1>{escape(_heading(report))}</h1>",
+             f'<p class="meta">{escape(_as_of_text(report))} Udarbejdet i Ankestyrelsens form: antal sager '
+             f'og procent af de sager, spørgsmålet vedrører.</p>']
+    for t in report.tables:
+        rows = "".join(
+            f'<tr class="{"total" if a == I_ALT else "answer"}"><td>'
+            + (f'<span class="swatch" style="background:{charts.colour(a, i)}"></span> ' if a != I_ALT else "")
+            + f'{escape(a)}</td><td class="count">{c}</td><td class="percent">{escape(pct_text(p))}</td></tr>'
+            for i, (a, c, p) in enumerate(_table_rows(t)))
+        pie = charts.pie([(r.answer, r.count) for r in t.rows], title=f"Tabel {t.number}: fordeling af svar")
+        trend = charts.trend(t.trend, title=f"Tabel {t.number}: andel Ja pr. måned")
+        parts.append(
+            f'<section class="barometer-table" data-key="{t.key}" data-total="{t.total}">'
+            f"<h2>{escape(t.title)}</h2>"
+            f'<div class="tablebox"><table class="report"><thead><tr><th>Svar</th><th>Antal sager</th>'
+            f"<th>Procent</th></tr></thead><tbody>{rows}</tbody></table><figure>{pie}</figure></div>"
+            f'<p class="citation">Hjemmel: {escape(t.citation)}. Spørgsmålet vedrører {escape(t.applies_to)}.'
+            + (f" Svarer til Ankestyrelsens tabel {escape(t.ast_table)} (2023)." if t.ast_table else "")
+            + f'</p><figure class="trend"><figcaption>Andel "Ja" pr. måned (n = antal sager)</figcaption>'
+            f"{trend}</figure></section>")
+    notes = "".join(f"<p>{escape(n)}</p>" for n in report.notes)
+    parts.append(f"<footer>{notes}<p>{escape(_as_of_text(report))}</p></footer>")
+    return _page(_heading(report), "".join(parts), "barometer")
+
+
+# --------------------------------------------------------------------------------------------
+# Caseload
+# --------------------------------------------------------------------------------------------
+
+def _caseload_header(report: CaseloadReport) -> list[str]:
+    return ["Team", "Aktive sager", "Rådgivere", "Årsværk", "Sager pr. årsværk", "Vurdering"] + [
+        f"Ekstra årsværk til {t} sager" for t in report.targets]
+
+
+def _caseload_rows(report: CaseloadReport) -> list[CaseloadRow]:
+    return [*report.rows, report.total]
+
+
+def _caseload_title(report: CaseloadReport) -> str:
+    return f"Sagstal – {report.municipality}, aktive sager pr. {format_local(report.as_of)}"
+
+
+def _caseload_text_row(row: CaseloadRow, report: CaseloadReport) -> list[str]:
+    return [row.team, str(row.cases), str(row.caseworkers), dec_text(row.fte), dec_text(row.per_fte),
+            row.verdict] + [dec_text(row.extra_fte[t]) for t in report.targets]
+
+
+def caseload_table(report: CaseloadReport) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(file=out, width=180, force_terminal=False, color_system=None)
+    table = Table(title=_caseload_title(report), title_justify="left")
+    for i, h in enumerate(_caseload_header(report)):
+        table.add_column(h, justify="left" if i in (0, 5) else "right", no_wrap=i in (0, 5))
+    for row in _caseload_rows(report):
+        table.add_row(*_caseload_text_row(row, report), style="bold" if row is report.total else None)
+    console.print(table)
+    console.print(SOURCE_DA, highlight=False, markup=False)
+    return out.getvalue()
+
+
+def caseload_csv(report: CaseloadReport) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    w.writerow(_caseload_header(report))
+    for row in _caseload_rows(report):
+        w.writerow([safe_cell(c) for c in _caseload_text_row(row, report)])
+    return out.getvalue()
+
+
+def caseload_xlsx(report: CaseloadReport) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sagstal"
+    ws.append([safe_cell(_caseload_title(report))])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append([safe_cell(SOURCE_DA)])
+    ws.append(_caseload_header(report))
+    header_row = ws.max_row
+    for row in _caseload_rows(report):
+        ws.append([safe_cell(row.team), row.cases, row.caseworkers, float(row.fte),
+                   float(row.per_fte) if row.per_fte is not None else None, row.verdict,
+                   *(float(row.extra_fte[t]) for t in report.targets)])
+        r = ws.max_row
+        ws.cell(r, 4).number_format = "0.00"
+        ws.cell(r, 5).number_format = "0.0"
+        for c in range(7, 7 + len(report.targets)):
+            ws.cell(r, c).number_format = "0.00"
+    ws.column_dimensions["A"].width = 28
+    chart = BarChart()
+    chart.title = "Sager pr. årsværk (anbefalet 20-30)"
+    chart.add_data(Reference(ws, min_col=5, min_row=header_row, max_row=ws.max_row), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=header_row + 1, max_row=ws.max_row))
+    ws.add_chart(chart, f"A{ws.max_row + 3}")
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def caseload_html(report: CaseloadReport) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in _caseload_header(report))
+    body = "".join(
+        f'<tr class="{"total" if row is report.total else "team"}">'
+        + "".join(f"<td>{escape(c)}</td>" for c in _caseload_text_row(row, report)) + "</tr>"
+        for row in _caseload_rows(report))
+    peak = max([float(r.per_fte or 0) for r in _caseload_rows(report)] + [35.0])
+    chart = charts.bars([(r.team, float(r.per_fte) if r.per_fte is not None else None, f"{r.cases} sager")
+                         for r in _caseload_rows(report)],
+                        title="Sager pr. årsværk", maximum=peak * 1.1,
+                        guides=[(report.recommended[0], str(report.recommended[0])),
+                                (report.recommended[1], str(report.recommended[1]))])
+    parts = [f"<h1>{escape(_caseload_title(report))}</h1>",
+             f'<table class="report caseload"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
+             f'<figure>{chart}<figcaption>Sager pr. årsværk; stiplede linjer: anbefalet 20-30.</figcaption></figure>',
+             f'<footer><p>{escape(SOURCE_DA)} Kilde: <a href="{escape(SOURCE_URL, quote=True)}">'
+             f"{escape(SOURCE_URL)}</a></p><p>Aktive sager: oprettet og ikke lukket pr. opgørelsestidspunktet. "
+             f"Årsværk: summen af aktive rådgiveres fuldtidsandel. Ekstra årsværk: sager / mål − årsværk."
+             f"</p></footer>"]
+    return _page(_caseload_title(report), "".join(parts), "caseload")
