@@ -35,7 +35,6 @@ _COMMAND_MODULES = [
     "watchdog.cli.ops",
     "watchdog.cli.intake",
     "watchdog.cli.delivery",
-    "watchdog.cli.deadlines",
     "watchdog.cli.reports",
 ]
 
