@@ -397,3 +397,74 @@ def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detai
         "case_id": row.case_id, "duty": row.duty, "from_status": None, "to_status": None,
         "detail": (detail or None) and detail[:2000],
     }])
+
+
+# --------------------------------------------------------------------------------------------
+# Listing (the CLI and reports read persisted rows, not recomputed ones)
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """A persisted deadline with the references a reader needs (no names of children, no CPR)."""
+
+    id: int
+    key: str
+    case_ref: str
+    team: str
+    duty: Duty
+    regime: Regime
+    citation: str
+    clock_start: datetime
+    due: datetime
+    status: Status
+    met_at: datetime | None
+    exception_reason: str | None
+    responsible: str | None  # the worker's ext_id
+    municipal_policy: bool
+    note: str | None
+
+
+def list_deadlines(session: Session, *, statuses: Sequence[Status] = (), duties: Sequence[Duty] = (),
+                   team_ext_id: str | None = None, worker_ext_id: str | None = None,
+                   due_from: datetime | None = None, due_to: datetime | None = None,
+                   limit: int | None = None) -> list[DeadlineView]:
+    """Persisted deadlines, soonest due first, filtered. An unknown team or worker is an error."""
+    from watchdog.casestore import Case, Team, Worker
+    from watchdog.errors import WatchdogError
+
+    query = (
+        select(Deadline, Case.ext_id.label("case_ref"), Team.ext_id.label("team_ref"),
+               Worker.ext_id.label("worker_ref"))
+        .join(Case, Case.id == Deadline.case_id)
+        .join(Team, Team.id == Case.team_id)
+        .outerjoin(Worker, Worker.id == Deadline.responsible_worker_id)
+        .order_by(Deadline.due, Deadline.id)
+    )
+    if statuses:
+        query = query.where(Deadline.status.in_(list(statuses)))
+    if duties:
+        query = query.where(Deadline.duty.in_(list(duties)))
+    if team_ext_id is not None:
+        team_id = session.execute(select(Team.id).where(Team.ext_id == team_ext_id)).scalar_one_or_none()
+        if team_id is None:
+            raise WatchdogError(f"unknown team {team_ext_id!r} (give the team's ext_id)")
+        query = query.where(Case.team_id == team_id)
+    if worker_ext_id is not None:
+        worker_id = session.execute(select(Worker.id).where(Worker.ext_id == worker_ext_id)).scalar_one_or_none()
+        if worker_id is None:
+            raise WatchdogError(f"unknown worker {worker_ext_id!r} (give the worker's ext_id)")
+        query = query.where(Deadline.responsible_worker_id == worker_id)
+    if due_from is not None:
+        query = query.where(Deadline.due >= ensure_aware(due_from))
+    if due_to is not None:
+        query = query.where(Deadline.due <= ensure_aware(due_to))
+    if limit:
+        query = query.limit(limit)
+    return [
+        DeadlineView(
+            id=d.id, key=d.key, case_ref=case_ref, team=team_ref, duty=d.duty, regime=d.regime,
+            citation=d.citation, clock_start=d.clock_start, due=d.due, status=d.status, met_at=d.met_at,
+            exception_reason=d.exception_reason, responsible=worker_ref, municipal_policy=d.municipal_policy,
+            note=d.note,
+        )
+        for d, case_ref, team_ref, worker_ref in session.execute(query)
+    ]

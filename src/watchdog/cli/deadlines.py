@@ -1,0 +1,154 @@
+"""`watchdog deadlines`: list the persisted deadlines, filtered, as a table, JSON or CSV.
+
+Reads the ``deadline`` rows (``--refresh`` recomputes every case first, as of ``--now``).
+Instants are printed in ISO 8601 with their offset, in Europe/Copenhagen time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime, time
+from typing import Optional
+
+import typer
+
+from watchdog.cli import app, state
+from watchdog.errors import WatchdogError
+
+FORMATS = ("table", "json", "csv")
+COLUMNS = ("id", "case_ref", "team", "duty", "regime", "citation", "clock_start", "due", "status", "met_at",
+           "exception_reason", "responsible", "municipal_policy", "note", "key")
+
+
+class BadOption(WatchdogError):
+    """A command-line value that cannot be used."""
+
+
+def parse_instant(text: str, option: str, *, end_of_day: bool = False) -> datetime:
+    """ISO date or date-time; without an offset it is Europe/Copenhagen local time. A bare date
+    means the start of that day (or its end, for an upper bound)."""
+    from watchdog.clock import LOCAL_TZ, end_of_local_day, local_midnight
+
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            return end_of_local_day(day) if end_of_day else local_midnight(day)
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadOption(f"{option} {text!r} is not an ISO date (2024-05-01) or date-time (2024-05-01T09:30)")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)
+    return value
+
+
+def _choices(values: list[str] | None, enum, option: str) -> list:
+    out = []
+    for value in values or []:
+        for part in value.split(","):
+            try:
+                out.append(enum(part.strip()))
+            except ValueError:
+                allowed = ", ".join(m.value for m in enum)
+                raise BadOption(f"{option} {part.strip()!r} is not one of: {allowed}")
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    from watchdog.clock import to_local
+
+    return to_local(value).isoformat() if value is not None else None
+
+
+def _record(view) -> dict:
+    row = {name: getattr(view, name) for name in COLUMNS}
+    for name in ("clock_start", "due", "met_at"):
+        row[name] = _iso(row[name])
+    for name in ("duty", "regime", "status"):
+        row[name] = row[name].value
+    return row
+
+
+@app.command("deadlines")
+def deadlines(
+    ctx: typer.Context,
+    status: Optional[list[str]] = typer.Option(None, "--status", help="open, met, met_late, breached, excepted, not_applicable (repeat or comma-separate)."),
+    duty: Optional[list[str]] = typer.Option(None, "--duty", help="A duty id, e.g. assessment_24h, investigation_4m (repeat or comma-separate)."),
+    team: Optional[str] = typer.Option(None, "--team", help="Only cases of this team (its ext_id)."),
+    worker: Optional[str] = typer.Option(None, "--worker", help="Only deadlines this worker is responsible for (ext_id)."),
+    due_within: Optional[str] = typer.Option(None, "--due-within", help="Only deadlines due from now to now + this period, e.g. 14d, 36h."),
+    due_from: Optional[str] = typer.Option(None, "--due-from", help="Only deadlines due at or after this date/time (local unless an offset is given)."),
+    due_to: Optional[str] = typer.Option(None, "--due-to", help="Only deadlines due at or before this date/time (a bare date includes the whole day)."),
+    fmt: str = typer.Option("table", "--format", help="table (readable), json or csv."),
+    limit: int = typer.Option(200, "--limit", min=0, help="At most this many rows (0 = all)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Recompute every case's deadlines before listing."),
+    now_text: Optional[str] = typer.Option(None, "--now", help="The instant to refresh and count --due-within from (default: the clock)."),
+) -> None:
+    """List deadlines with their duty, regime, paragraph, due time and status, soonest due first."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.deadlines import list_deadlines, refresh_deadlines
+    from watchdog.durations import parse_offset
+    from watchdog.rules.types import Duty, Status
+
+    if fmt not in FORMATS:
+        raise BadOption(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    statuses = _choices(status, Status, "--status")
+    duties = _choices(duty, Duty, "--duty")
+    now = parse_instant(now_text, "--now") if now_text else utcnow()
+    lower = parse_instant(due_from, "--due-from") if due_from else None
+    upper = parse_instant(due_to, "--due-to", end_of_day=True) if due_to else None
+    if due_within:
+        try:
+            period = parse_offset(due_within)
+        except ValueError as exc:
+            raise BadOption(f"--due-within: {exc}")
+        if period is None:
+            raise BadOption("--due-within needs a period such as 14d, 36h or 90m")
+        lower = max(lower, now) if lower else now
+        upper = min(upper, now + period) if upper else now + period
+
+    st = state(ctx)
+    with session_scope(st.engine) as session:
+        if refresh:
+            stats = refresh_deadlines(session, now=now, settings=st.settings)
+            typer.echo(f"recomputed {stats.cases_recomputed} cases: {stats.deadlines_written} deadlines written, "
+                       f"{stats.status_changes} status changes", err=True)
+        views = list_deadlines(session, statuses=statuses, duties=duties, team_ext_id=team,
+                               worker_ext_id=worker, due_from=lower, due_to=upper, limit=limit or None)
+    records = [_record(v) for v in views]
+    if fmt == "json":
+        typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        _table(views)
+
+
+def _table(views) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from watchdog.clock import format_local
+
+    console = Console()
+    if not views:
+        console.print("no deadlines match")
+        return
+    table = Table(show_lines=False)
+    for name in ("case", "duty", "paragraph", "clock start", "due", "status", "met", "worker", "note"):
+        table.add_column(name, overflow="fold")
+    for v in views:
+        status = v.status.value
+        if v.exception_reason:
+            status += f" ({v.exception_reason})"
+        note = "kommunal frist" if v.municipal_policy else ""
+        if v.note:
+            note = f"{note}; {v.note}" if note else v.note
+        table.add_row(v.case_ref, v.duty.value, v.citation, format_local(v.clock_start), format_local(v.due),
+                      status, format_local(v.met_at) if v.met_at else "", v.responsible or "", note)
+    console.print(table)
+    console.print(f"{len(views)} deadline(s); times are Europe/Copenhagen", highlight=False)
