@@ -62,8 +62,11 @@ class ReceivedMail:
 class SmtpServer:
     """An aiosmtpd server that keeps every message; can refuse recipients, stop and start again."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, starttls: ssl.SSLContext | None = None,
+                 implicit_tls: ssl.SSLContext | None = None):
         self.host = "127.0.0.1"
+        self.starttls = starttls  # offer STARTTLS and require it before MAIL FROM
+        self.implicit_tls = implicit_tls  # TLS from the first byte (port 465 style)
         self.port = port or free_port()
         self.messages: list[ReceivedMail] = []
         # An SMTP reply such as "550 5.1.1 No such user" or "451 4.3.0 Try again later" to give
@@ -92,7 +95,12 @@ class SmtpServer:
     def start(self) -> None:
         if self._controller is not None:
             return
-        self._controller = Controller(self, hostname=self.host, port=self.port)
+        kwargs: dict[str, Any] = {}
+        if self.starttls is not None:
+            kwargs.update(tls_context=self.starttls, require_starttls=True)
+        if self.implicit_tls is not None:
+            kwargs.update(ssl_context=self.implicit_tls)
+        self._controller = Controller(self, hostname=self.host, port=self.port, **kwargs)
         self._controller.start()
 
     def stop(self) -> None:
@@ -112,6 +120,31 @@ class SmtpServer:
 @pytest.fixture
 def smtp_server():
     server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _server_tls_context(tls_certificate) -> ssl.SSLContext:
+    cert, key = tls_certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+def smtp_server_starttls(tls_certificate):
+    """An SMTP server that requires STARTTLS, with the session's self-signed certificate."""
+    server = SmtpServer(starttls=_server_tls_context(tls_certificate))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server_ssl(tls_certificate):
+    """An SMTP server that speaks TLS from the first byte (like port 465)."""
+    server = SmtpServer(implicit_tls=_server_tls_context(tls_certificate))
     server.start()
     yield server
     server.stop()
@@ -211,12 +244,9 @@ def tls_certificate(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def teams_receiver(tls_certificate):
-    cert, key = tls_certificate
     receiver = TeamsReceiver(port=0)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(receiver))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = _server_tls_context(tls_certificate).wrap_socket(server.socket, server_side=True)
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -256,3 +256,30 @@ def test_a_teams_failure_does_not_stop_the_email_to_the_same_worker(smtp_server,
                transport.send(message, email("anne@kommune.example.dk"))]
     assert [r.ok for r in results] == [False, True]
     assert len(smtp_server.messages) == 1
+
+
+# --- TLS to the relay ------------------------------------------------------------------------------
+
+def test_starttls_mode_speaks_tls_and_checks_the_certificate(smtp_server_starttls):
+    server = smtp_server_starttls
+    checked = Transport(settings_for(server, smtp={"mode": "starttls"}))
+    refused = checked.send(warning_message(), email("anne@kommune.example.dk"))
+    assert not refused.ok and not refused.permanent  # a self-signed certificate is not trusted
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.detail
+
+    unchecked = Transport(settings_for(server, smtp={"mode": "starttls", "verify_tls": False}))
+    assert unchecked.send(warning_message(), email("anne@kommune.example.dk")).ok
+    assert len(server.messages) == 1
+
+
+def test_plain_mode_against_a_relay_that_requires_starttls_fails_with_its_reply(smtp_server_starttls):
+    result = Transport(settings_for(smtp_server_starttls)).send(warning_message(), email("anne@kommune.example.dk"))
+    assert not result.ok
+    assert "STARTTLS" in result.detail
+    assert smtp_server_starttls.messages == []
+
+
+def test_ssl_mode_speaks_tls_from_the_first_byte(smtp_server_ssl):
+    transport = Transport(settings_for(smtp_server_ssl, smtp={"mode": "ssl", "verify_tls": False}))
+    assert transport.send(warning_message(), email("anne@kommune.example.dk")).ok
+    assert len(smtp_server_ssl.messages) == 1

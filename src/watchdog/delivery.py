@@ -122,6 +122,8 @@ class Transport:
         }
         if smtp.mode != "plain":
             params["mode"] = smtp.mode
+            if not smtp.verify_tls:
+                params["verify"] = "no"
         query = "&".join(f"{k}={quote(v, safe='@')}" for k, v in params.items())
         return f"{scheme}://{auth}{host}:{smtp.port}/?{query}"
 
@@ -336,7 +338,7 @@ def _http_failure_is_permanent(detail: str) -> bool:
 
     A 5xx, a 429, a timeout or a refused connection is transient.
     """
-    if "template" in detail.lower() and "workflow template" in detail.lower():
+    if "workflow template" in detail.lower():
         return True  # our card was refused by Apprise itself: resending the same card cannot help
     codes = [int(c) for c in _HTTP_CODE_RE.findall(detail)]
     if not codes:

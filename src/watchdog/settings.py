@@ -92,6 +92,7 @@ class SmtpSettings(_Section):
     from_address: str = "frister@kommune.example.dk"
     from_name: str = "Frister (watchdog)"
     timeout_seconds: int = Field(default=30, ge=1, le=600)
+    verify_tls: bool = True  # check the relay's certificate (starttls/ssl); off only for tests
 
     @model_validator(mode="after")
     def _secret_and_transport(self) -> SmtpSettings:
