@@ -265,7 +265,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         old = existing.get(key)
         if old is None:
             inserts.append({"key": key, **row, "computed_at": now, "status_changed_at": now})
-        elif any(getattr(old, name) != value for name, value in row.items()):
+        elif tuple(old[2:]) != tuple(row.values()):  # same order: id, key, *_FIELDS
             if old.status != row["status"]:
                 status_updates.append((old, {**row, "computed_at": now, "status_changed_at": now}))
             else:
@@ -278,14 +278,16 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
 
     events: list[dict] = []
     if inserts:
-        insert = _dialect_insert(session)
+        table = Deadline.__table__
+        # executemany on a Core insert: compiled once and cached, sent in batches
+        # ("insertmanyvalues"); a multi-VALUES statement would be compiled afresh every batch.
+        stmt = (_dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
+                .returning(table.c.id, table.c.key))
         for start in range(0, len(inserts), BATCH_SIZE):
             chunk = inserts[start:start + BATCH_SIZE]
-            stmt = (insert(Deadline).values(chunk).on_conflict_do_nothing(index_elements=["key"])
-                    .returning(Deadline.id, Deadline.key))
             # Only rows this call inserted come back: a concurrent refresh that got there first
             # records its own event, so the log has one creation event per deadline.
-            for new_id, key in session.execute(stmt).all():
+            for new_id, key in session.execute(stmt, chunk).all():
                 d = computed[key]
                 events.append(_event(now, new_id, key, d.case_id, d.duty, None, d.status,
                                      _detail(d)))
