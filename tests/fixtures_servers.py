@@ -198,7 +198,7 @@ class TeamsReceiver:
 
 def _make_handler(receiver: TeamsReceiver):
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        def do_POST(self):
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)

@@ -283,3 +283,15 @@ def test_ssl_mode_speaks_tls_from_the_first_byte(smtp_server_ssl):
     transport = Transport(settings_for(smtp_server_ssl, smtp={"mode": "ssl", "verify_tls": False}))
     assert transport.send(warning_message(), email("anne@kommune.example.dk")).ok
     assert len(smtp_server_ssl.messages) == 1
+
+
+def test_error_text_from_apprise_is_scrubbed_of_passwords_and_signatures():
+    from watchdog.delivery import _detail
+
+    records = [(logging.WARNING, "login frister:Hemmelig-Kode-42 refused"),
+               (logging.DEBUG, "Socket Exception: url /workflows/x/invoke?api-version=1&sig=AbC123xyz (refused)"),
+               (logging.DEBUG, "Workflows Payload: {'card': 'not an error'}")]
+    detail = _detail(records, ["Hemmelig-Kode-42"])
+    assert "Hemmelig-Kode-42" not in detail and "AbC123xyz" not in detail
+    assert "sig=********" in detail and "refused" in detail
+    assert "Payload" not in detail  # message content is not error text

@@ -217,7 +217,7 @@ def test_a_payload_with_only_subject_and_text_gets_html_and_a_card():
 
 @pytest.mark.parametrize("payload", [{}, {"subject": "x"}, {"text": "y"}, {"subject": "", "text": "y"}, []])
 def test_a_payload_without_subject_or_text_is_refused(payload):
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         message_from_payload(payload)
 
 

@@ -149,7 +149,7 @@ class Transport:
             plugin = _instantiate(self.email_url(address))
             ok = plugin is not None and plugin.notify(
                 body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
-        detail = _detail(lines)
+        detail = _detail(lines, secrets)
         if plugin is None:
             return SendResult(ok=False, permanent=True, detail=f"Apprise refused the email URL: {detail}")
         if ok:
@@ -247,7 +247,7 @@ class _ThreadCapture(logging.Filter):
         if record.thread == self.thread:
             try:
                 self.records.append((record.levelno, record.getMessage()))
-            except Exception:  # a broken format string must not break a send
+            except Exception:  # noqa: BLE001 (a broken format string must not break a send)
                 self.records.append((record.levelno, str(record.msg)))
         return record.levelno >= self.quiet_below
 

@@ -115,7 +115,7 @@ def message_to_payload(message: Message) -> dict[str, Any]:
 def message_from_payload(payload: dict[str, Any]) -> Message:
     """A message stored by ``message_to_payload``; a payload without subject or text is refused."""
     if not isinstance(payload, dict):
-        raise ValueError(f"message payload must be an object, got {type(payload).__name__}")
+        raise TypeError(f"message payload must be an object, got {type(payload).__name__}")
     missing = [k for k in ("subject", "text") if not isinstance(payload.get(k), str) or not payload.get(k)]
     if missing:
         raise ValueError(f"message payload lacks {', '.join(missing)}")
@@ -123,7 +123,7 @@ def message_from_payload(payload: dict[str, Any]) -> Message:
     html = payload.get("html") or text_to_html(text)
     card = payload.get("card") or simple_card(payload["subject"], text)
     if not isinstance(card, dict):
-        raise ValueError("message payload 'card' must be an object")
+        raise TypeError("message payload 'card' must be an object")
     return Message(subject=payload["subject"], text=text, html=html, card=card)
 
 
@@ -372,12 +372,12 @@ def render_test_message(*, now: datetime, municipality: str, channel_note: str =
     lines = [
         "Hej,",
         "",
-        f"Dette er en testbesked fra fristovervågningen (watchdog) i {municipality}, sendt "
-        f"{format_local(now)}. Den bekræfter, at beskeder kan nå frem ad denne kanal"
-        + (f" ({channel_note})" if channel_note else "") + ".",
+        (f"Dette er en testbesked fra fristovervågningen (watchdog) i {municipality}, sendt "
+         f"{format_local(now)}. Den bekræfter, at beskeder kan nå frem ad denne kanal"
+         + (f" ({channel_note})" if channel_note else "") + "."),
         "",
-        "Du skal ikke gøre noget. Rigtige advarsler nævner sagsnummer, pligt, frist og et link "
-        "til sagen, aldrig CPR-nummer eller navn.",
+        ("Du skal ikke gøre noget. Rigtige advarsler nævner sagsnummer, pligt, frist og et link "
+         "til sagen, aldrig CPR-nummer eller navn."),
     ]
     text = "\n".join(lines)
     return Message(subject=subject, text=text, html=text_to_html(text), card=simple_card(subject, text))

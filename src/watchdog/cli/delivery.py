@@ -26,7 +26,7 @@ def send_test(
     Exits 1 if any channel failed. The test message carries no case data.
     """
     from watchdog.clock import utcnow
-    from watchdog.delivery import Recipient, Transport
+    from watchdog.delivery import Transport
     from watchdog.outbox import Channel
     from watchdog.render import render_test_message
     from watchdog.settings import mask_url
