@@ -239,3 +239,16 @@ def test_the_jsonl_example_imports_and_every_field_is_documented_in_the_readme(e
     for spec in ENTITIES.values():
         for name in spec.fields:
             assert f"`{name}`" in intake, f"{spec.name}.{name} is not documented in the README"
+
+
+def test_the_aftercare_decision_is_imported_on_the_case_and_counts_as_a_change(engine, settings, tmp_path):
+    run_import(engine, settings, sorted(EXAMPLES.glob("*.csv")))
+    changed = write_csv(tmp_path / "cases.csv",
+                        "ext_id;team;opened_at;aftercare_decided_at\nS-2024-0002;T-NORD;11-03-2024 13:40;01-12-2024 09:30\n")
+    later = datetime(2024, 12, 3, tzinfo=UTC)
+    result = run_import(engine, settings, [changed], now=later)
+    assert result.counts["cases"].updated == 1
+    with Session(engine) as s:
+        case = s.exec(select(Case).where(Case.ext_id == "S-2024-0002")).one()
+    assert case.aftercare_decided_at == at("2024-12-01T09:30")
+    assert case.facts_changed_at == later

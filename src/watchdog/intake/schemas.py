@@ -165,6 +165,8 @@ class CaseIn(_In):
     opened_at: AwareDatetime = Field(description="When the case was opened.")
     closed_at: AwareDatetime | None = Field(default=None, description="When the case was closed.")
     link: Url | None = Field(default=None, description="Link into the case system (overrides the template).")
+    aftercare_decided_at: AwareDatetime | None = Field(
+        default=None, description="The decision on support after 18 (BL § 111 / SEL § 68, stk. 11).")
 
     @model_validator(mode="after")
     def _consistent(self) -> CaseIn:
