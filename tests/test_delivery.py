@@ -50,7 +50,7 @@ def test_an_email_arrives_as_html_with_a_plain_text_part_with_subject_and_sender
     assert mail.message.get_content_type() == "multipart/alternative"
     for part in (mail.text, mail.html):
         assert "S-2024-0012" in part
-        assert "27-03-2024 kl. 00:00" in part
+        assert "27-03-2024 udgangen af 26-03-2024" in part
         assert "https://sag.kommune.example.dk/sag/S-2024-0012" in part
     assert "<h3>" in mail.html and "<" not in mail.text
 
@@ -177,7 +177,7 @@ def test_the_adaptive_card_arrives_at_the_workflow_with_case_reference_and_due_t
     assert post.card == message.card  # our card, exactly, not Apprise's generic one
     assert post.card["version"] == "1.4"
     card_text = json.dumps(post.card, ensure_ascii=False)
-    assert "S-2024-0012" in card_text and "27-03-2024 kl. 00:00" in card_text
+    assert "S-2024-0012" in card_text and "udgangen af 26-03-2024" in card_text
     assert "kommunal frist" in card_text
 
 

@@ -121,10 +121,16 @@ def test_time_left_and_time_late_read_in_danish_across_dst(now, due, expected):
 
 
 def test_the_due_time_is_shown_in_copenhagen_time_in_summer_and_winter():
-    summer = render_alerts([item(due=at("2024-07-01 00:00"))], recipient_name=None, now=NOW)
-    winter = render_alerts([item(due=at("2024-12-01 00:00"))], recipient_name=None, now=NOW)
-    assert "01-07-2024 kl. 00:00" in summer.text
-    assert "01-12-2024 kl. 00:00" in winter.text
+    summer = render_alerts([item(due=at("2024-07-01 14:30"))], recipient_name=None, now=NOW)
+    winter = render_alerts([item(due=at("2024-12-01 14:30"))], recipient_name=None, now=NOW)
+    assert "01-07-2024 kl. 14:30" in summer.text
+    assert "01-12-2024 kl. 14:30" in winter.text
+
+
+def test_a_duty_due_on_a_date_is_shown_as_the_end_of_that_date_not_the_next_midnight():
+    m = render_alerts([item(due=at("2024-12-01 00:00"))], recipient_name=None, now=NOW)
+    assert "udgangen af 30-11-2024" in m.text
+    assert "01-12-2024 kl. 00:00" not in m.text
 
 
 # --- kinds ----------------------------------------------------------------------------------------

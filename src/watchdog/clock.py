@@ -52,3 +52,13 @@ def end_of_local_day(day: date) -> datetime:
 def format_local(value: datetime) -> str:
     """Danish display of an instant, e.g. '01-04-2024 kl. 00:30'."""
     return to_local(value).strftime("%d-%m-%Y kl. %H:%M")
+
+
+def format_due(value: datetime) -> str:
+    """Danish display of a due instant. A duty due "on a date" ends at the next local midnight;
+    showing that as '10-11-2026 kl. 00:00' reads as a day late, so it is shown as the end of
+    the date itself: 'udgangen af 09-11-2026'."""
+    local = to_local(value)
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return f"udgangen af {(local - timedelta(days=1)).strftime('%d-%m-%Y')}"
+    return local.strftime("%d-%m-%Y kl. %H:%M")

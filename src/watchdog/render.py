@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from watchdog.clock import LOCAL_TZ, ensure_aware, format_local
+from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, format_local
 from watchdog.outbox import AlertKind
 from watchdog.rules.types import Duty, Regime, Status
 
@@ -209,7 +209,7 @@ def _is_overdue(item: AlertItem, now: datetime) -> bool:
 
 def _row(item: AlertItem, now: datetime) -> _Row:
     duty = DUTY_NAMES_DA.get(item.duty, item.duty.value)
-    due_text = format_local(item.due)
+    due_text = format_due(item.due)
     left = describe_time_left(item.due, now)
     overdue = _is_overdue(item, now)
     kind = AlertKind(item.kind)
@@ -255,7 +255,7 @@ def _subject(items: Sequence[AlertItem], now: datetime) -> str:
         if n == 1:
             return (f"Overskredet frist i sag {first.case_ref}: "
                     f"{DUTY_NAMES_DA.get(first.duty, first.duty.value)}")
-        return f"{n} overskredne frister kræver handling – den ældste var {format_local(first.due)}"
+        return f"{n} overskredne frister kræver handling – den ældste var {format_due(first.due)}"
     if kinds == {AlertKind.REMINDER}:
         if n == 1:
             return (f"Påmindelse om frist i sag {first.case_ref}: "
@@ -263,11 +263,11 @@ def _subject(items: Sequence[AlertItem], now: datetime) -> str:
         return f"Påmindelse: {n} frister er fortsat overskredet"
     if n == 1:
         word = "Overskredet frist" if _is_overdue(first, now) else "Frist"
-        return (f"{word} {format_local(first.due)} i sag {first.case_ref}: "
+        return (f"{word} {format_due(first.due)} i sag {first.case_ref}: "
                 f"{DUTY_NAMES_DA.get(first.duty, first.duty.value)}")
     overdue = sum(1 for i in items if _is_overdue(i, now))
     extra = f" ({overdue} overskredet)" if overdue else ""
-    return f"{n} frister i dine sager{extra} – den første {format_local(first.due)}"
+    return f"{n} frister i dine sager{extra} – den første {format_due(first.due)}"
 
 
 def _intro(items: Sequence[AlertItem]) -> str:
