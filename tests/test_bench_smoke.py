@@ -1,0 +1,64 @@
+"""The national benchmark's code at a tiny scale, so it cannot rot. No timing assertions: speed is
+measured by ``python -m benchmarks.run``, not by tests. Runs on the test database (SQLite, or
+PostgreSQL when WATCHDOG_TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+
+from benchmarks import run as bench  # noqa: E402
+from benchmarks.generate import populate  # noqa: E402
+from watchdog.casestore import Case, Notification  # noqa: E402
+from watchdog.deadlines import Deadline  # noqa: E402
+
+
+def test_generator_writes_a_realistic_mix_with_about_five_duties_per_case(engine):
+    rows = populate(engine, seed=3, now=bench.GENERATED_AT, cases=300)
+    assert rows["case_file"] == 300 and rows["team"] == 2 and rows["worker"] == 35
+    assert rows["notification"] > 300 and 0 < rows["investigation"] < 300 and rows["follow_up"] > 0
+    with Session(engine) as session:
+        closed = session.execute(select(func.count()).where(Case.closed_at.is_not(None))).scalar_one()
+        assessed = session.execute(select(func.count()).where(Notification.assessed_at.is_not(None))).scalar_one()
+    assert 0 < closed < 150
+    assert rows["notification"] * 0.8 < assessed < rows["notification"]
+
+
+def test_same_seed_generates_the_same_store(engine):
+    first = [r for batch in bench_rows(5) for r in batch["measure"]]
+    second = [r for batch in bench_rows(5) for r in batch["measure"]]
+    assert first == second and first
+
+
+def bench_rows(seed: int):
+    from benchmarks.generate import _rows
+
+    return _rows(seed, bench.GENERATED_AT, 200)
+
+
+def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, database_url):
+    result = bench.run("test", cases=300, seed=1, in_process=True, url=database_url, progress=lambda m: None)
+
+    assert set(result.phases) == set(bench.PHASES)
+    first = result.store["first_stats"]
+    assert first["cases_recomputed"] == 300 and first["deadlines_written"] > 3 * 300
+    with Session(engine) as session:
+        deadlines = session.execute(select(func.count()).select_from(Deadline)).scalar_one()
+    assert result.phases["floor"]["detail"]["deadline_rows"] == first["deadlines_written"]
+    assert deadlines >= first["deadlines_written"]
+    assert result.phases["recompute"]["detail"]["cases_recomputed"] == 300
+    # Incremental: a poll after nothing changed recomputes nothing, and after 1 % changed only those.
+    assert result.phases["poll_idle"]["detail"]["cases_recomputed"] == 0
+    changed = result.phases["poll_changed"]["detail"]
+    assert changed["cases_changed"] == 3 and 3 <= changed["cases_recomputed"] < 30
+    assert result.phases["planning"]["detail"]["deadlines_considered"] > 0
+    for name in bench.PHASES:
+        assert result.ratio(name) > 0 and result.phases[name]["rss_mb"] > 0
+    text = bench.report([result])
+    assert "full recompute of all deadlines" in text and "≤ 3× floor" in text
+    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "rss"}
