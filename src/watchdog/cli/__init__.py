@@ -35,6 +35,8 @@ _COMMAND_MODULES = [
     "watchdog.cli.ops",
     "watchdog.cli.intake",
     "watchdog.cli.delivery",
+    "watchdog.cli.alerts",
+    "watchdog.cli.deadlines",
     "watchdog.cli.reports",
 ]
 

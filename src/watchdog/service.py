@@ -1,0 +1,355 @@
+"""The orchestration: one poll round and one delivery round, calling the stages in order.
+
+I/O: the database, and the network through ``delivery.Transport``. The work of each stage is in
+its own module; this one only calls them, top to bottom::
+
+    poll(now):     deadlines.poll_deadlines      recompute what changed, mark breaches
+                   planning.plan_alerts          which alerts are due now, to whom (pure)
+                   outbox.enqueue                store them once each (unique key)
+                   intake.silence, reports.digest   their own alerts, into the same outbox
+
+    deliver(now):  outbox.claim_due              claim due rows, one recipient+channel together
+                   render.render_alerts          one Danish message per recipient and channel
+                   delivery.Transport.send       Apprise: email or Teams
+                   outbox.record_success/failure an attempt row each; retry with backoff, or dead
+                   deadlines.record_alert_sent   the outcome log
+                   (dead letter)                 an OPS alert to settings.delivery.ops_urls
+
+The scheduler (``watchdog run``) and ``watchdog tick`` call ``poll`` and ``deliver`` with
+``clock.utcnow()``; tests pass ``now`` in. Several replicas may run these at once: the outbox's
+unique key and its claims keep every alert single.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from watchdog import deadlines, delivery, outbox, planning, render
+from watchdog.casestore import Absence, Case, Team, Worker
+from watchdog.clock import ensure_aware, format_local, local_date
+from watchdog.db import session_scope
+from watchdog.deadlines import Deadline
+from watchdog.intake.silence import check_intake_silence
+from watchdog.ops import heartbeat, metrics
+from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
+from watchdog.reports.digest import enqueue_weekly_digests
+from watchdog.rules.calendar import is_non_working_day
+from watchdog.rules.types import Status
+from watchdog.settings import mask_url
+
+log = logging.getLogger(__name__)
+
+# Deadline alerts are rendered from the deadline row at send time; the others carry their message.
+DEADLINE_KINDS = frozenset({AlertKind.WARNING, AlertKind.ESCALATION, AlertKind.REMINDER})
+_PLANNABLE = (Status.OPEN, Status.BREACHED, Status.EXCEPTED)
+
+
+@dataclass
+class PollReport:
+    cases_recomputed: int = 0
+    deadlines_written: int = 0
+    status_changes: int = 0
+    planned: int = 0
+    enqueued: int = 0
+    intake_silence_alerts: int = 0
+    digests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class DeliveryReport:
+    claimed: int = 0
+    messages: int = 0
+    sent: int = 0
+    accepted: int = 0
+    failed: int = 0
+    dead: int = 0
+    ops_alerts: int = 0
+    released: int = 0
+
+
+# --- the poll -------------------------------------------------------------------------------
+
+def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None) -> PollReport:
+    """One poll round: deadlines → planning → outbox, then the intake and digest checks.
+
+    The deadline and planning steps must succeed (their exception propagates, so the scheduler
+    logs it and ``watchdog tick`` exits non-zero); the intake and digest checks are independent
+    of them and of each other, so one failing is logged in the report and the others still run.
+    """
+    now = ensure_aware(now, what="now")
+    replica = replica or heartbeat.default_replica_name()
+    started = time.monotonic()
+    report = PollReport()
+    try:
+        with session_scope(engine) as session:
+            stats = deadlines.poll_deadlines(session, now=now, settings=settings)
+        report.cases_recomputed = stats.cases_recomputed
+        report.deadlines_written = stats.deadlines_written
+        report.status_changes = stats.status_changes
+        with session_scope(engine) as session:
+            alerts = plan_due_alerts(session, settings, now=now)
+            report.planned = len(alerts)
+            report.enqueued = outbox.enqueue(session, alerts, now=now)
+    except Exception as exc:
+        heartbeat.round_finished(engine, settings, replica=replica, ok=False, now=now,
+                                 duration_s=time.monotonic() - started, error=_one_line(exc))
+        raise
+    for name, step in (("intake_silence_alerts", check_intake_silence), ("digests", enqueue_weekly_digests)):
+        try:
+            with session_scope(engine) as session:
+                setattr(report, name, step(session, now=now, settings=settings))
+        except Exception as exc:
+            log.exception("poll: %s failed", step.__name__)
+            report.errors.append(f"{step.__name__}: {_one_line(exc)}")
+    heartbeat.round_finished(engine, settings, replica=replica, ok=report.ok, now=now,
+                             duration_s=time.monotonic() - started,
+                             error="; ".join(report.errors) or None)
+    log.info("poll: %d cases recomputed, %d status changes, %d alerts planned (%d new), "
+             "%d intake-silence alerts, %d digests", report.cases_recomputed, report.status_changes,
+             report.planned, report.enqueued, report.intake_silence_alerts, report.digests)
+    return report
+
+
+def plan_due_alerts(session: Session, settings, *, now: datetime) -> list[NewAlert]:
+    """Gather the routing facts from the store and ask planning (pure) what is due now."""
+    open_deadlines = list(session.exec(select(Deadline).where(Deadline.status.in_(_PLANNABLE))).all())
+    if not open_deadlines:
+        return []
+    case_ids = {d.case_id for d in open_deadlines}
+    case_teams = {cid: tid for cid, tid in session.execute(select(Case.id, Case.team_id)).all()
+                  if cid in case_ids}
+    today = local_date(now)
+    facts = planning.RoutingFacts(
+        workers={w.id: w for w in session.exec(select(Worker)).all()},
+        teams={t.id: t for t in session.exec(select(Team)).all()},
+        case_teams=case_teams,
+        absences=list(session.exec(
+            select(Absence).where(Absence.starts_on <= today, Absence.ends_on >= today)).all()),
+        planned=outbox.planned_stages(session, [d.id for d in open_deadlines]),
+    )
+    return planning.plan_alerts(open_deadlines, facts, settings.alerts, now=now,
+                                is_working_day=is_warning_day)
+
+
+def is_warning_day(day) -> bool:
+    """A day warnings may go out on: a hverdag that is not Grundlovsdag, 24 or 31 December."""
+    return not is_non_working_day(day)
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: str,
+            stop: threading.Event | None = None) -> DeliveryReport:
+    """Deliver every due alert: claim, render, send, record. Returns what happened.
+
+    ``stop`` (set on SIGTERM) is checked between messages: the send in progress finishes and is
+    recorded, the claims not yet attempted are released for the next round or replica.
+    """
+    now = ensure_aware(now, what="now")
+    report = DeliveryReport()
+    while not (stop is not None and stop.is_set()):
+        with Session(engine, expire_on_commit=False) as session:
+            claimed = outbox.claim_due(session, now=now, worker_name=worker_name,
+                                       claim_seconds=settings.delivery.claim_timeout_seconds,
+                                       limit=settings.delivery.batch_size)
+        if not claimed:
+            break
+        report.claimed += len(claimed)
+        groups = _message_groups(claimed)
+        for index, group in enumerate(groups):
+            if stop is not None and stop.is_set():
+                rest = [a for g in groups[index:] for a in g]
+                with session_scope(engine) as session:
+                    report.released += outbox.release(session, rest, worker_name=worker_name)
+                break
+            _deliver_one_message(engine, settings, group, now=now, transport=transport,
+                                 worker_name=worker_name, report=report)
+    if report.claimed:
+        log.info("delivery: %d alerts in %d messages: %d sent, %d accepted, %d failed, %d dead",
+                 report.claimed, report.messages, report.sent, report.accepted, report.failed, report.dead)
+    return report
+
+
+def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str | None = None
+         ) -> tuple[PollReport, DeliveryReport]:
+    """One poll and one delivery round (``watchdog tick``, for cron or a Kubernetes CronJob)."""
+    worker_name = worker_name or heartbeat.default_replica_name()
+    poll_report = poll(engine, settings, now=now, replica=worker_name)
+    return poll_report, deliver(engine, settings, now=now, transport=transport, worker_name=worker_name)
+
+
+def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:
+    """Deadline alerts of one recipient and channel become one message; the rest go one by one."""
+    grouped: dict[tuple[str, Channel], list[Alert]] = defaultdict(list)
+    singles: list[list[Alert]] = []
+    for alert in claimed:
+        if AlertKind(alert.kind) in DEADLINE_KINDS and alert.deadline_id is not None:
+            grouped[(alert.recipient_address, Channel(alert.channel))].append(alert)
+        else:
+            singles.append([alert])
+    return list(grouped.values()) + singles
+
+
+def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: datetime, transport,
+                         worker_name: str, report: DeliveryReport) -> None:
+    first = group[0]
+    channel = Channel(first.channel)
+    try:
+        with Session(engine) as session:
+            message, name = _build_message(session, settings, group, now=now)
+        result = transport.send(message, delivery.Recipient(first.recipient_address, channel, name))
+    except Exception as exc:  # a bug or a vanished row: record it on the alerts, never lose them
+        log.exception("delivery: cannot send alerts %s", [a.id for a in group])
+        result = delivery.SendResult(ok=False, detail=f"internal error: {_one_line(exc)}", permanent=True)
+    report.messages += 1
+    dead: list[Alert] = []
+    with session_scope(engine) as session:
+        for claimed in group:
+            alert = session.get(Alert, claimed.id)
+            if alert is None:
+                continue
+            if result.ok:
+                outbox.record_success(session, alert, now=now, worker_name=worker_name,
+                                      detail=result.detail, accepted_only=result.accepted_only)
+                if alert.deadline_id is not None:
+                    deadlines.record_alert_sent(session, deadline_id=alert.deadline_id, at=now,
+                                                detail=f"{alert.kind} {alert.stage} via {channel}")
+                outcome = "accepted" if result.accepted_only else "sent"
+            else:
+                state = outbox.record_failure(
+                    session, alert, now=now, worker_name=worker_name, detail=result.detail,
+                    permanent=result.permanent, max_attempts=settings.delivery.max_attempts,
+                    backoff_base_seconds=settings.delivery.backoff_base_seconds,
+                    backoff_max_seconds=settings.delivery.backoff_max_seconds)
+                outcome = "dead" if state == AlertState.DEAD else "failed"
+                if state == AlertState.DEAD:
+                    dead.append(alert)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            metrics.record_delivery(channel.value, outcome)
+        if dead:
+            report.ops_alerts += _report_dead_letters(session, settings, dead, now=now)
+
+
+def _build_message(session: Session, settings, group: list[Alert], *, now: datetime):
+    """The message for one group and the recipient's name (for the greeting)."""
+    first = group[0]
+    recipient = session.get(Worker, first.recipient_worker_id) if first.recipient_worker_id else None
+    name = recipient.name if recipient is not None else None
+    if AlertKind(first.kind) not in DEADLINE_KINDS or first.deadline_id is None:
+        return render.message_from_payload(outbox.payload_of(first)), name
+    items = []
+    for alert in group:
+        deadline = session.get(Deadline, alert.deadline_id)
+        if deadline is None:
+            raise LookupError(f"alert {alert.id}: deadline {alert.deadline_id} no longer exists")
+        case = session.get(Case, deadline.case_id)
+        responsible = (session.get(Worker, deadline.responsible_worker_id)
+                       if deadline.responsible_worker_id else None)
+        # The caseworker's name helps a leader or substitute; the caseworker knows their own.
+        responsible_name = (responsible.name if responsible is not None
+                            and responsible.id != alert.recipient_worker_id else None)
+        items.append(render.AlertItem(
+            alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
+            regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
+            case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
+            municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
+        ))
+    return render.render_alerts(items, recipient_name=name, now=now), name
+
+
+def case_link(case: Case, settings) -> str:
+    """The case's own link if the store has one, else the configured template."""
+    if case.link:
+        return case.link
+    return settings.alerts.case_link_template.format(case_ref=quote(case.ext_id, safe=""))
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+def ops_recipient(url: str) -> tuple[str, Channel] | None:
+    """Where an operator URL points, in the terms of ``delivery.Recipient``.
+
+    A Teams workflow URL is used as it is. A ``mailto://``/``mailtos://`` URL names the mailbox
+    (``mailto://ops@kommune.dk``, ``mailto://relay/ops@kommune.dk`` or ``?to=ops@kommune.dk``); the
+    mail goes through the configured SMTP relay like every other email. Anything else: None.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "workflows" or "/workflows/" in url.lower():
+        return url, Channel.TEAMS
+    if scheme not in ("mailto", "mailtos"):
+        return None
+    to = parse_qs(parts.query).get("to")
+    if to:
+        return to[0].split(",")[0].strip(), Channel.EMAIL
+    in_path = [p for p in unquote(parts.path).split("/") if "@" in p]
+    if in_path:
+        return in_path[0], Channel.EMAIL
+    if parts.username and not parts.password and parts.hostname and "." in parts.hostname:
+        return f"{unquote(parts.username)}@{parts.hostname}", Channel.EMAIL
+    return None
+
+
+def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: datetime) -> int:
+    """Tell the operators about alerts that will not be delivered: nothing is dropped silently.
+
+    The operator alert goes through the same outbox (so it is retried and survives a restart).
+    An operator alert that dies itself is only logged, or one broken ops channel would feed itself.
+    """
+    worth_telling = [a for a in dead if AlertKind(a.kind) != AlertKind.OPS]
+    for alert in dead:
+        log.error("dead letter: alert %s (%s %s, %s) after %d attempts: %s", alert.id, alert.kind,
+                  alert.stage, alert.channel, alert.attempts, alert.last_error)
+    if not worth_telling or not settings.delivery.ops_urls:
+        return 0
+    payload = render.message_to_payload(dead_letter_message(worth_telling, now=now))
+    # One operator alert per death: the key names the dead alerts and the instant, so an alert
+    # that is retried by hand and dies again is reported again.
+    ids = "-".join(str(a.id) for a in worth_telling[:10])
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    alerts = []
+    for url in settings.delivery.ops_urls:
+        target = ops_recipient(url)
+        if target is None:
+            log.error("delivery.ops_urls: cannot send an operator alert to %s (use a Teams workflow "
+                      "URL or mailto://MAILBOX)", mask_url(url))
+            continue
+        address, channel = target
+        alerts.append(NewAlert(key=f"ops:dead:{ids}:{stamp}:{address}:{channel.value}"[:300], kind=AlertKind.OPS,
+                               stage="dead_letter", recipient_address=address, channel=channel,
+                               send_after=now, payload=payload))
+    return outbox.enqueue(session, alerts, now=now)
+
+
+def dead_letter_message(dead: list[Alert], *, now: datetime) -> render.Message:
+    """The operator's message: which alerts, why, and how to retry. No case data beyond the ids."""
+    lines = [f"- alert {a.id}: {a.kind} {a.stage} via {a.channel}, {a.attempts} forsøg: "
+             f"{(a.last_error or 'ukendt fejl')[:300]}" for a in dead]
+    subject = f"watchdog: {len(dead)} besked(er) kunne ikke leveres"
+    text = "\n".join([
+        f"{subject} ({format_local(now)}).", "", *lines, "",
+        "Ret fejlen, og send dem igen med `watchdog outbox retry`. Se `watchdog outbox list --state dead`.",
+    ])
+    return render.Message(subject=subject, text=text, html=render.text_to_html(text),
+                          card=render.simple_card(subject, text))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
