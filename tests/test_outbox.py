@@ -169,3 +169,21 @@ def test_parallel_claimers_never_claim_the_same_row(engine, engine_factory):
         t.join(timeout=120)
     assert not set(got["a"]) & set(got["b"])
     assert len(got["a"]) + len(got["b"]) == 300
+
+
+def test_a_claim_takes_at_most_its_limit_even_over_a_large_backlog(engine):
+    # On PostgreSQL an UPDATE … WHERE id IN (SELECT … LIMIT n SKIP LOCKED) once claimed ten
+    # times the limit; one replica then held most of the backlog while the others idled.
+    with Session(engine) as s:
+        outbox.enqueue(s, [new(f"bulk-{i}", address=f"w{i % 40}@kommune.example.dk") for i in range(2000)],
+                       now=NOW)
+        s.commit()
+    with Session(engine) as s:
+        first = outbox.claim_due(s, now=NOW, worker_name="w1", claim_seconds=300, limit=25)
+    with Session(engine) as s:
+        second = outbox.claim_due(s, now=NOW, worker_name="w2", claim_seconds=300, limit=25)
+    assert len(first) == 25 and len(second) == 25
+    assert not {a.id for a in first} & {a.id for a in second}
+    with Session(engine) as s:
+        claimed = s.exec(select(Alert).where(Alert.state == AlertState.CLAIMED)).all()
+    assert len(claimed) == 50

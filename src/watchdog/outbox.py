@@ -170,8 +170,8 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
               limit: int) -> list[Alert]:
     """Claim up to ``limit`` due alerts for ``worker_name`` and commit; return the claimed rows.
 
-    One short transaction: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id``
-    on PostgreSQL, so a second replica skips the rows this one is claiming instead of waiting for
+    One short transaction: ``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
+    UPDATE … WHERE id IN (SELECT id FROM picked) RETURNING id`` on PostgreSQL, so a second replica skips the rows this one is claiming instead of waiting for
     them; SQLite ignores FOR UPDATE but serialises writers, and the UPDATE re-checks the state, so
     a row another process claimed first is simply not returned. Rows come ordered by recipient and
     channel so that one recipient's alerts are claimed together and can become one message.
@@ -185,10 +185,17 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # Pick the ids once, in a MATERIALIZED CTE: as a plain IN (subquery) PostgreSQL may run
+        # the LIMIT … SKIP LOCKED subquery again per row and claim far more than ``limit`` rows
+        # (seen: 253 claimed for limit 25), starving the other replicas and letting claims expire
+        # while their owner is still sending.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        chosen = Alert.id.in_(select(picked.c.id))
+    else:
+        chosen = Alert.id.in_(pick.scalar_subquery())
     stmt = (
         update(Alert)
-        .where(Alert.id.in_(pick.scalar_subquery()), claimable)
+        .where(chosen, claimable)
         .values(state=AlertState.CLAIMED, claimed_by=worker_name,
                 claimed_until=now + timedelta(seconds=claim_seconds))
         .returning(Alert.id)
