@@ -257,6 +257,12 @@ class _Router:
                 log.warning("alerts.reviewers: no active worker with ext_id %r", ext_id)
                 continue
             self.reviewers.append(worker)
+        # Indexed once: scanning every worker per deadline is quadratic at national scale
+        # (3,500 workers × 100,000 deadlines).
+        self._leaders: dict[int | None, list[Any]] = {}
+        for w in sorted(facts.workers.values(), key=lambda w: w.id):
+            if w.active and WorkerRole(w.role) == WorkerRole.LEADER:
+                self._leaders.setdefault(w.team_id, []).append(w)
 
     def _team(self, deadline):
         team_id = self.facts.case_teams.get(deadline.case_id)
@@ -264,11 +270,7 @@ class _Router:
 
     def leaders(self, deadline) -> list[Any]:
         team_id, _team = self._team(deadline)
-        return sorted(
-            (w for w in self.facts.workers.values()
-             if w.active and WorkerRole(w.role) == WorkerRole.LEADER and w.team_id == team_id),
-            key=lambda w: w.id,
-        )
+        return list(self._leaders.get(team_id, ()))
 
     def caseworker_targets(self, deadline) -> list[_Target]:
         worker = self.facts.workers.get(deadline.responsible_worker_id) if deadline.responsible_worker_id else None
