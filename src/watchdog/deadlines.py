@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Index, and_, or_, select, update
 from sqlmodel import Field, Session, SQLModel
 
 from watchdog.clock import ensure_aware
@@ -26,6 +26,9 @@ from watchdog.rules.types import ComputedDeadline, Duty, Regime, Status, Subject
 
 class Deadline(SQLModel, table=True):
     __tablename__ = "deadline"
+    # The poll's "open deadlines whose due time has passed" is a range scan on this index; with
+    # the single-column ones it scanned every open deadline (100 ms at 100,000 cases).
+    __table_args__ = (Index("ix_deadline_status_due", "status", "due"),)
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, index=True, max_length=200)  # ComputedDeadline.key
     duty: Duty = Field(index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:07:48.061652
+Create Date: 2026-11-22 09:00:16.939610
 """
 
 from alembic import op
@@ -148,6 +148,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deadline_key'), ['key'], unique=True)
         batch_op.create_index(batch_op.f('ix_deadline_responsible_worker_id'), ['responsible_worker_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_status'), ['status'], unique=False)
+        batch_op.create_index('ix_deadline_status_due', ['status', 'due'], unique=False)
 
     op.create_table('notification',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -374,6 +375,7 @@ def downgrade() -> None:
 
     op.drop_table('notification')
     with op.batch_alter_table('deadline', schema=None) as batch_op:
+        batch_op.drop_index('ix_deadline_status_due')
         batch_op.drop_index(batch_op.f('ix_deadline_status'))
         batch_op.drop_index(batch_op.f('ix_deadline_responsible_worker_id'))
         batch_op.drop_index(batch_op.f('ix_deadline_key'))
