@@ -77,6 +77,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def dialect_insert(session_or_engine):
+    """The INSERT construct of the session's dialect, for ON CONFLICT DO NOTHING / upserts."""
+    bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
+    name = bind.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - settings refuse other databases
+        raise RuntimeError(f"unsupported database dialect {name!r}")
+    return insert
+
+
 def wait_for_database(engine: Engine, *, attempts: int = 8, base_delay: float = 1.0,
                       max_delay: float = 30.0, sleep=time.sleep) -> None:
     """Connect, retrying with exponential backoff; raise DatabaseError with one line at the end."""

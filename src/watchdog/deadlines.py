@@ -21,6 +21,7 @@ from sqlalchemy import Index, and_, or_, select, update
 from sqlmodel import Field, Session, SQLModel
 
 from watchdog.clock import ensure_aware
+from watchdog.db import dialect_insert
 from watchdog.rules.types import ComputedDeadline, Duty, Regime, Status, SubjectKind
 
 
@@ -284,7 +285,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         table = Deadline.__table__
         # executemany on a Core insert: compiled once and cached, sent in batches
         # ("insertmanyvalues"); a multi-VALUES statement would be compiled afresh every batch.
-        stmt = (_dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
+        stmt = (dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
                 .returning(table.c.id, table.c.key))
         for start in range(0, len(inserts), BATCH_SIZE):
             chunk = inserts[start:start + BATCH_SIZE]
@@ -334,17 +335,6 @@ def _event(at, deadline_id, key, case_id, duty, from_status, to_status, detail) 
             "to_status": Status(to_status), "detail": detail}
 
 
-def _dialect_insert(session: Session):
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - settings refuse other databases
-        raise RuntimeError(f"unsupported database dialect {name!r}")
-    return insert
-
-
 def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats:
     """Incremental refresh: the cases whose facts changed since the last poll's watermark, plus
     the cases with an open deadline whose due time has passed. Stores the new watermark.
@@ -381,7 +371,7 @@ def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats
 
 
 def _poll_state(session: Session, now: datetime) -> PollState:
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     session.execute(insert(PollState).values(name=_POLL_NAME, watermark_at=None, watermark_case_id=0,
                                              polled_at=now).on_conflict_do_nothing(index_elements=["name"]))
     row = session.execute(select(PollState.watermark_at, PollState.watermark_case_id)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware
+from watchdog.db import dialect_insert
 
 
 class AlertState(StrEnum):
@@ -133,7 +134,7 @@ def enqueue(session: Session, alerts: Iterable[NewAlert], *, now: datetime) -> i
         })
     if not rows:
         return 0
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     inserted = 0
     values = list(rows.values())
     for start in range(0, len(values), _ENQUEUE_CHUNK):
@@ -145,17 +146,6 @@ def enqueue(session: Session, alerts: Iterable[NewAlert], *, now: datetime) -> i
         )
         inserted += len(session.execute(stmt).all())
     return inserted
-
-
-def _dialect_insert(session: Session):
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - settings refuse other databases
-        raise RuntimeError(f"unsupported database dialect {name!r}")
-    return insert
 
 
 def _claimable(now: datetime):
