@@ -186,3 +186,11 @@ def test_a_case_without_caseworker_goes_to_the_team_leader():
     d = deadline(Duty.FOLLOW_UP, at("2025-01-06T10:00"), at("2025-04-07T00:00"), worker_id=None)
     alerts = plan([d], at("2025-04-04T09:00"))  # due at the end of Sunday 6 April
     assert {a.recipient_worker_id for a in alerts} == {20} and {a.stage for a in alerts} == {"before_3d"}
+
+
+def test_christmas_eve_is_no_day_for_warnings_so_they_go_out_the_working_day_before():
+    # Due at the end of Saturday 27 December 2025: 3 days before is 24 December (off) → 23 December.
+    d = deadline(Duty.FOLLOW_UP, at("2025-09-27T10:00"), at("2025-12-28T00:00"))
+    stages = ladder_stages(d, POLICY, is_working_day=working_day)
+    assert [(name, to_local(t).strftime("%a %d-%m %H:%M")) for name, t in stages] == [
+        ("before_14d", "Fri 12-12 08:00"), ("before_3d", "Tue 23-12 08:00")]

@@ -84,7 +84,7 @@ class Daemon:
             return
         try:
             service.deliver(self.engine, self.settings, now=utcnow(), transport=self.transport,
-                            worker_name=self.replica, stop=self.stop)
+                            worker_name=self.replica, stop=self.stop, clock=utcnow)
         except Exception:
             log.exception("delivery round failed; the next round tries again")
 

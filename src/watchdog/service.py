@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -153,15 +154,22 @@ def is_warning_day(day) -> bool:
 # --- delivery -------------------------------------------------------------------------------
 
 def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: str,
-            stop: threading.Event | None = None) -> DeliveryReport:
+            stop: threading.Event | None = None,
+            clock: Callable[[], datetime] | None = None) -> DeliveryReport:
     """Deliver every due alert: claim, render, send, record. Returns what happened.
 
     ``stop`` (set on SIGTERM) is checked between messages: the send in progress finishes and is
     recorded, the claims not yet attempted are released for the next round or replica.
+    ``clock`` (the daemon and ``watchdog tick`` pass ``clock.utcnow``) gives each claim batch of
+    a long round its own instant: claimed with the round's start time, a late batch's claims
+    would already be expired for the other replicas while this one is still sending them.
+    Without it every batch uses ``now`` (tests, simulated time).
     """
     now = ensure_aware(now, what="now")
     report = DeliveryReport()
     while not (stop is not None and stop.is_set()):
+        if clock is not None:
+            now = ensure_aware(clock(), what="clock()")
         with Session(engine, expire_on_commit=False) as session:
             claimed = outbox.claim_due(session, now=now, worker_name=worker_name,
                                        claim_seconds=settings.delivery.claim_timeout_seconds,
@@ -184,12 +192,13 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
     return report
 
 
-def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str | None = None
-         ) -> tuple[PollReport, DeliveryReport]:
+def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str | None = None,
+         clock: Callable[[], datetime] | None = None) -> tuple[PollReport, DeliveryReport]:
     """One poll and one delivery round (``watchdog tick``, for cron or a Kubernetes CronJob)."""
     worker_name = worker_name or heartbeat.default_replica_name()
     poll_report = poll(engine, settings, now=now, replica=worker_name)
-    return poll_report, deliver(engine, settings, now=now, transport=transport, worker_name=worker_name)
+    return poll_report, deliver(engine, settings, now=now, transport=transport,
+                                worker_name=worker_name, clock=clock)
 
 
 def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:

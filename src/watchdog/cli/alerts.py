@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
@@ -62,7 +63,8 @@ def tick(ctx: typer.Context) -> None:
 
     st = state(ctx)
     _ready(st)
-    polled, delivered = tick_once(st.engine, st.settings, now=utcnow(), transport=Transport(st.settings))
+    polled, delivered = tick_once(st.engine, st.settings, now=utcnow(), transport=Transport(st.settings),
+                                  clock=utcnow)
     typer.echo(
         f"poll: {polled.cases_recomputed} cases recomputed, {polled.status_changes} status changes, "
         f"{polled.enqueued} new alerts, {polled.digests} digests, {polled.intake_silence_alerts} intake alerts"
@@ -103,8 +105,9 @@ def outbox_list(
     table = Table("id", "kind", "stage", "state", "channel", "recipient", "send after", "attempts", "last error")
     for a in rows:
         table.add_row(str(a.id), str(a.kind), a.stage, str(a.state), str(a.channel), mask_url(a.recipient_address),
-                      format_local(a.send_after), str(a.attempts), (a.last_error or "")[:80])
-    console = Console()
+                      format_local(a.send_after), str(a.attempts), (a.last_error or "")[:160])
+    # Piped output (scripts, tests) gets a wide table instead of rich's 80-column default.
+    console = Console(width=None if sys.stdout.isatty() else 220)
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty",
                   highlight=False, markup=False)
