@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Notification, Team, Worker
@@ -63,6 +64,7 @@ def _wait_for(predicate, proc, *, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: {proc.communicate()[1]}")
 
 
+@pytest.mark.slow  # ~10 s: a real daemon process; its shortest poll interval is 10 s
 def test_watchdog_run_delivers_a_round_and_exits_0_on_sigterm(tmp_path):
     url = f"sqlite:///{tmp_path / 'daemon.db'}"
     engine = make_engine(url)
