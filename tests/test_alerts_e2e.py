@@ -336,3 +336,29 @@ def test_two_delivery_workers_in_parallel_never_send_the_same_alert_twice(
     # Grouping still works under contention: a recipient's alerts may be split between the two
     # workers' claims (so a few messages each), but nowhere near one message per alert.
     assert len(smtp_server.messages) <= 100
+
+
+def test_a_warning_waiting_for_a_retry_is_cancelled_when_the_deadline_is_met_meanwhile(
+        engine, session, smtp_server):
+    town = Town(session)
+    case = town.investigation("S-801")
+    session.commit()
+    settings = settings_for(smtp_server, delivery={"backoff_base_seconds": 3600})
+    transport = Transport(settings)
+    t0 = at("2025-06-04T09:00")
+    smtp_server.stop()
+    rounds(engine, settings, transport, t0)
+    assert the_warning(session).state == AlertState.PENDING
+    smtp_server.start()
+    # The investigation is finished before the retry is due.
+    investigation = session.exec(select(Investigation).where(Investigation.case_id == case.id)).one()
+    investigation.completed_at = t0 + timedelta(minutes=30)
+    session.add(investigation)
+    case.facts_changed_at = t0 + timedelta(minutes=30)
+    session.add(case)
+    session.commit()
+    rounds(engine, settings, transport, t0 + timedelta(hours=2))
+    warning = the_warning(session)
+    assert warning.state == AlertState.CANCELLED and "met" in (warning.last_error or "")
+    assert smtp_server.to(ANNE) == []
+    assert session.get(Deadline, warning.deadline_id).status == "met"

@@ -26,6 +26,7 @@ class AlertState(StrEnum):
     SENT = "sent"  # the server took it (SMTP accepted; for Teams see ACCEPTED)
     ACCEPTED = "accepted"  # a Teams workflow answered 2xx: accepted, not proven posted or read
     DEAD = "dead"  # permanent failure or retries exhausted: an operator was alerted
+    CANCELLED = "cancelled"  # not sent: its deadline closed (met, excepted …) before it went out
 
 
 class AlertKind(StrEnum):
@@ -83,7 +84,7 @@ class DeliveryAttempt(SQLModel, table=True):
 # never commits on its own, except ``claim_due`` (a claim is worthless until other replicas see it).
 # ---------------------------------------------------------------------------------------------
 
-CLOSED_STATES = (AlertState.SENT, AlertState.ACCEPTED, AlertState.DEAD)
+CLOSED_STATES = (AlertState.SENT, AlertState.ACCEPTED, AlertState.DEAD, AlertState.CANCELLED)
 _ENQUEUE_CHUNK = 500
 
 
@@ -250,6 +251,16 @@ def record_failure(session: Session, alert: Alert, *, now: datetime, worker_name
                                               max_seconds=backoff_max_seconds)
     session.add(alert)
     return alert.state
+
+
+def record_cancelled(session: Session, alert: Alert, *, reason: str) -> None:
+    """The alert is moot (its deadline closed while it waited, e.g. in retries): nothing is sent,
+    no attempt is made, and the reason stays on the row."""
+    alert.state = AlertState.CANCELLED
+    alert.last_error = _clip(f"not sent: {reason}")
+    alert.claimed_by = None
+    alert.claimed_until = None
+    session.add(alert)
 
 
 def release(session: Session, alerts: Sequence[Alert], *, worker_name: str) -> int:

@@ -78,6 +78,7 @@ class DeliveryReport:
     accepted: int = 0
     failed: int = 0
     dead: int = 0
+    cancelled: int = 0
     ops_alerts: int = 0
     released: int = 0
 
@@ -187,8 +188,9 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
             _deliver_one_message(engine, settings, group, now=now, transport=transport,
                                  worker_name=worker_name, report=report)
     if report.claimed:
-        log.info("delivery: %d alerts in %d messages: %d sent, %d accepted, %d failed, %d dead",
-                 report.claimed, report.messages, report.sent, report.accepted, report.failed, report.dead)
+        log.info("delivery: %d alerts in %d messages: %d sent, %d accepted, %d failed, %d dead, "
+                 "%d cancelled", report.claimed, report.messages, report.sent, report.accepted,
+                 report.failed, report.dead, report.cancelled)
     return report
 
 
@@ -213,8 +215,43 @@ def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:
     return list(grouped.values()) + singles
 
 
+def _cancel_moot(engine: Engine, group: list[Alert], report: DeliveryReport) -> list[Alert]:
+    """Drop the alerts whose deadline closed after they were planned (typically while they waited
+    for a retry): a caseworker must not be warned about a deadline they have met. Returns the rest."""
+    keep, moot = [], []
+    with session_scope(engine) as session:
+        for claimed in group:
+            deadline = session.get(Deadline, claimed.deadline_id) if claimed.deadline_id else None
+            reason = _moot_reason(claimed, deadline)
+            if reason is None:
+                keep.append(claimed)
+                continue
+            alert = session.get(Alert, claimed.id)
+            if alert is not None:
+                outbox.record_cancelled(session, alert, reason=reason)
+                moot.append(alert)
+    report.cancelled += len(moot)
+    return keep
+
+
+def _moot_reason(alert: Alert, deadline: Deadline | None) -> str | None:
+    if deadline is None or AlertKind(alert.kind) not in DEADLINE_KINDS:
+        return None
+    status = Status(deadline.status)
+    if status.is_final:
+        return f"the deadline is {status.value} since the alert was planned"
+    if status == Status.EXCEPTED and AlertKind(alert.kind) != AlertKind.REMINDER:
+        return "the deadline is excepted (lawful reason) since the alert was planned"
+    if status == Status.EXCEPTED and deadline.met_at is not None:
+        return "the excepted investigation has been finished since the alert was planned"
+    return None
+
+
 def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: datetime, transport,
                          worker_name: str, report: DeliveryReport) -> None:
+    group = _cancel_moot(engine, group, report)
+    if not group:
+        return
     first = group[0]
     channel = Channel(first.channel)
     try:

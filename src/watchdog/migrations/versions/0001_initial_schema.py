@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 09:00:16.939610
+Create Date: 2026-11-22 09:05:11.810387
 """
 
 from alembic import op
@@ -182,7 +182,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.Enum('EMAIL', 'TEAMS', name='channel'), nullable=False),
     sa.Column('send_after', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('payload', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('state', sa.Enum('PENDING', 'CLAIMED', 'SENT', 'ACCEPTED', 'DEAD', name='alertstate'), nullable=False),
+    sa.Column('state', sa.Enum('PENDING', 'CLAIMED', 'SENT', 'ACCEPTED', 'DEAD', 'CANCELLED', name='alertstate'), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
