@@ -24,11 +24,6 @@ PG_URL = os.environ.get("WATCHDOG_TEST_DATABASE_URL")
 
 @pytest.mark.slow
 @pytest.mark.postgres_only
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug in the outbox (ALERTS area), found by this test: on PostgreSQL claim_due(limit=n) claims "
-    "far more than n rows (UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) rescans the "
-    "subquery), and deliver() claims every batch of a long round with the round's start time, so claims "
-    "expire while their owner is still sending and another replica sends them again (duplicates)"))
 @pytest.mark.skipif(not PG_URL, reason="multi-replica fault test runs in the PostgreSQL pass")
 def test_three_replicas_under_faults_deliver_every_alert_exactly_once():
     restart_pg = os.environ.get("WATCHDOG_FAULTS_RESTART_PG") == "1" and run_faults.can_restart_postgres()
