@@ -94,6 +94,7 @@ def test_settings_precedence_arguments_over_environment_over_dotenv_over_toml(tm
         ('database_url = "mysql://x/y"\n', "database_url"),
         ('[alerts.ladder]\nfollow_up = ["fortnight"]\n', "fortnight"),
         ('[alerts]\ncase_link_template = "https://x/sag"\n', "{case_ref}"),
+        ('[delivery]\nops_urls = ["slack://token/channel"]\n', "cannot send operator alerts"),
     ],
 )
 def test_broken_configuration_is_refused_with_one_line(tmp_path, toml, fragment):

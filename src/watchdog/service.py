@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -45,7 +45,7 @@ from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.rules.types import Status
-from watchdog.settings import mask_url
+from watchdog.settings import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
 
@@ -327,27 +327,12 @@ def case_link(case: Case, settings) -> str:
 # --- dead letters ---------------------------------------------------------------------------
 
 def ops_recipient(url: str) -> tuple[str, Channel] | None:
-    """Where an operator URL points, in the terms of ``delivery.Recipient``.
-
-    A Teams workflow URL is used as it is. A ``mailto://``/``mailtos://`` URL names the mailbox
-    (``mailto://ops@kommune.dk``, ``mailto://relay/ops@kommune.dk`` or ``?to=ops@kommune.dk``); the
-    mail goes through the configured SMTP relay like every other email. Anything else: None.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "workflows" or "/workflows/" in url.lower():
-        return url, Channel.TEAMS
-    if scheme not in ("mailto", "mailtos"):
+    """Where an operator URL points, in the terms of ``delivery.Recipient`` (see parse_ops_url)."""
+    target = parse_ops_url(url)
+    if target is None:
         return None
-    to = parse_qs(parts.query).get("to")
-    if to:
-        return to[0].split(",")[0].strip(), Channel.EMAIL
-    in_path = [p for p in unquote(parts.path).split("/") if "@" in p]
-    if in_path:
-        return in_path[0], Channel.EMAIL
-    if parts.username and not parts.password and parts.hostname and "." in parts.hostname:
-        return f"{unquote(parts.username)}@{parts.hostname}", Channel.EMAIL
-    return None
+    address, kind = target
+    return address, Channel.TEAMS if kind == "teams" else Channel.EMAIL
 
 
 def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: datetime) -> int:

@@ -76,6 +76,32 @@ def check_apprise_url(url: str) -> str:
     return url
 
 
+def parse_ops_url(url: str) -> tuple[str, str] | None:
+    """Where an operator URL points: ``(address, "teams" | "email")``, or None if unusable.
+
+    A Teams workflow URL is used as it is. A ``mailto://``/``mailtos://`` URL names the mailbox
+    (``mailto://ops@kommune.dk``, ``mailto://relay/ops@kommune.dk`` or ``?to=ops@kommune.dk``);
+    the mail goes through the configured SMTP relay like every other email.
+    """
+    from urllib.parse import parse_qs, unquote
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "workflows" or (scheme == "https" and "/workflows/" in url.lower()):
+        return url, "teams"
+    if scheme not in ("mailto", "mailtos"):
+        return None
+    to = parse_qs(parts.query).get("to")
+    if to:
+        return to[0].split(",")[0].strip(), "email"
+    in_path = [p for p in unquote(parts.path).split("/") if "@" in p]
+    if in_path:
+        return in_path[0], "email"
+    if parts.username and not parts.password and parts.hostname and "." in parts.hostname:
+        return f"{unquote(parts.username)}@{parts.hostname}", "email"
+    return None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -182,7 +208,13 @@ class DeliverySettings(_Section):
     @field_validator("ops_urls")
     @classmethod
     def _urls(cls, value: list[str]) -> list[str]:
-        return [check_apprise_url(u) for u in value]
+        for url in value:
+            check_apprise_url(url)
+            if parse_ops_url(url) is None:
+                raise ValueError(
+                    f"cannot send operator alerts to {mask_url(url)!r}: use a Teams workflow URL "
+                    "(workflows://… or https://…/workflows/…) or mailto://MAILBOX (sent through [smtp])")
+        return value
 
 
 class ScheduleSettings(_Section):
