@@ -33,3 +33,42 @@ def test_each_claim_batch_of_a_long_round_uses_the_clock_not_the_rounds_start(en
     # With the round's start for every batch, the third claim (made 20 minutes in) would have
     # been "valid until 09:05" and free for any other replica to take and send again.
     assert instants == [t0, t0 + timedelta(minutes=10), t0 + timedelta(minutes=20)]
+
+
+def test_a_database_blip_after_the_send_is_retried_so_the_message_is_not_sent_again(engine, smtp_server):
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from watchdog.outbox import Alert, AlertState
+
+    t0 = at("2025-06-04T09:00")
+    with Session(engine) as s:
+        outbox.enqueue(s, [NewAlert(key="blip", kind=AlertKind.TEST, stage="test",
+                                    recipient_address="m@kommune.example.dk", channel=Channel.EMAIL,
+                                    send_after=t0, payload={"subject": "Test", "text": "Prøve."})], now=t0)
+        s.commit()
+    failures = []
+
+    # The seam is the database driver: the first write of the attempt row fails as a dropped
+    # connection does during a PostgreSQL restart.
+    def drop_once(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERY_ATTEMPT") and not failures:
+            failures.append(statement)
+            raise OperationalError(statement, parameters, Exception("server closed the connection"))
+
+    event.listen(engine, "before_cursor_execute", drop_once)
+    try:
+        settings = settings_for(smtp_server)
+        report = service.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w")
+    finally:
+        event.remove(engine, "before_cursor_execute", drop_once)
+    assert failures, "the simulated database error never happened"
+    assert report.sent == 1 and len(smtp_server.messages) == 1
+    with Session(engine) as s:
+        alert = s.exec(select(Alert)).one()
+        assert alert.state == AlertState.SENT and alert.claimed_by is None
+        assert len(s.exec(select(DeliveryAttempt)).all()) == 1
+    # Nothing is left for another replica to send again.
+    with Session(engine) as s:
+        assert outbox.claim_due(s, now=t0 + timedelta(hours=1), worker_name="other",
+                                claim_seconds=60, limit=10) == []

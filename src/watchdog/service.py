@@ -32,6 +32,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from watchdog import deadlines, delivery, outbox, planning, render
@@ -262,6 +263,27 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
         log.exception("delivery: cannot send alerts %s", [a.id for a in group])
         result = delivery.SendResult(ok=False, detail=f"internal error: {_one_line(exc)}", permanent=True)
     report.messages += 1
+    # The message has left: its outcome must be recorded even if the database blips right now
+    # (a PostgreSQL restart, a failover). Unrecorded, the claim would expire and another replica
+    # would send the same message again.
+    outcomes = _retry_on_database_error(
+        lambda: _record_outcome(engine, settings, group, result, channel=channel, now=now,
+                                worker_name=worker_name),
+        what=f"recording the delivery of alerts {[a.id for a in group]}",
+        give_up_after=settings.delivery.claim_timeout_seconds / 2)
+    for outcome, count in outcomes.items():
+        if outcome == "ops_alerts":
+            report.ops_alerts += count
+            continue
+        setattr(report, outcome, getattr(report, outcome) + count)
+        for _ in range(count):
+            metrics.record_delivery(channel.value, outcome)
+
+
+def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, channel: Channel,
+                    now: datetime, worker_name: str) -> dict[str, int]:
+    """One transaction: an attempt row and the new state of each alert of a sent message."""
+    outcomes: dict[str, int] = defaultdict(int)
     dead: list[Alert] = []
     with session_scope(engine) as session:
         for claimed in group:
@@ -284,10 +306,26 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
                 outcome = "dead" if state == AlertState.DEAD else "failed"
                 if state == AlertState.DEAD:
                     dead.append(alert)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            metrics.record_delivery(channel.value, outcome)
+            outcomes[outcome] += 1
         if dead:
-            report.ops_alerts += _report_dead_letters(session, settings, dead, now=now)
+            outcomes["ops_alerts"] += _report_dead_letters(session, settings, dead, now=now)
+    return dict(outcomes)
+
+
+def _retry_on_database_error(work, *, what: str, give_up_after: float, sleep=time.sleep):
+    """Run ``work`` again while the database is unreachable, with growing pauses, for at most
+    ``give_up_after`` seconds; then let the error through (the claim expires, as after a crash)."""
+    deadline = time.monotonic() + give_up_after
+    pause = 0.5
+    while True:
+        try:
+            return work()
+        except OperationalError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("database error while %s: %s; retrying in %.1fs", what, _one_line(exc), pause)
+            sleep(pause)
+            pause = min(pause * 2, 10.0)
 
 
 def _build_message(session: Session, settings, group: list[Alert], *, now: datetime):
