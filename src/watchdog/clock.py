@@ -8,6 +8,7 @@ used only for display and for date-based rules.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Europe/Copenhagen")
@@ -35,8 +36,12 @@ def local_date(value: datetime) -> date:
     return to_local(value).date()
 
 
+@lru_cache(maxsize=8192)
 def local_midnight(day: date) -> datetime:
-    """The instant (UTC) at which a Danish calendar day starts."""
+    """The instant (UTC) at which a Danish calendar day starts.
+
+    Cached: a recompute asks for the same few thousand dates hundreds of thousands of times, and
+    a zone conversion is one of its costliest steps."""
     return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 

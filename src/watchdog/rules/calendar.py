@@ -14,11 +14,11 @@
 
 from __future__ import annotations
 
+from calendar import monthrange
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import holidays
-from dateutil.relativedelta import relativedelta
 
 from watchdog.clock import end_of_local_day, ensure_aware, local_date, local_midnight
 from watchdog.rules.types import Regime
@@ -37,9 +37,16 @@ def add_hours(instant: datetime, hours: int) -> datetime:
     return ensure_aware(instant) + timedelta(hours=hours)
 
 
+@lru_cache(maxsize=16384)
 def add_months_to_date(day: date, months: int) -> date:
-    """The same day ``months`` calendar months later (or earlier), clamped to the month's end."""
-    return day + relativedelta(months=months)
+    """The same day ``months`` calendar months later (or earlier), clamped to the month's end.
+
+    Plain arithmetic rather than dateutil's relativedelta (same result, a fraction of the cost:
+    this runs for most of the half million deadlines of a national recompute)."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
 def months_after(instant: datetime, months: int) -> datetime:

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime
 
-from dateutil.relativedelta import relativedelta
-
 from watchdog.casestore import MeasureKind
 from watchdog.clock import end_of_local_day, local_date, local_midnight
-from watchdog.rules.calendar import end_of_date, months_after, regime_for
+from watchdog.rules.calendar import add_months_to_date, end_of_date, months_after, regime_for
 from watchdog.rules.facts import CaseFacts, MeasureFacts
 from watchdog.rules.policy import RulePolicy
 from watchdog.rules.status import Instance
@@ -54,7 +52,8 @@ def child_conversation(case: CaseFacts, m: MeasureFacts) -> Instance:
 
 
 def age_on(birth: date, day: date) -> int:
-    return relativedelta(day, birth).years
+    """Whole years of age on ``day`` (a 29 February birthday is reached on 1 March)."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
 def plan(case: CaseFacts, m: MeasureFacts) -> Instance | None:
@@ -150,11 +149,12 @@ def aftercare_decision(case: CaseFacts) -> Instance | None:
     the 18th birthday ends a placement. Due at the end of the date 6 months before the birthday;
     the clock starts at the 17th birthday (or at the placement, if later): that instant chooses
     the regime."""
-    if case.birth_date is None:
-        return None
-    eighteen = case.birth_date + relativedelta(years=18)
-    due = end_of_local_day(eighteen - relativedelta(months=6))
-    seventeen = local_midnight(case.birth_date + relativedelta(years=17))
+    if case.birth_date is None or not any(m.kind.is_placement and m.effected_at is not None
+                                          for m in case.measures):
+        return None  # the common case, decided before any date arithmetic
+    eighteen = add_months_to_date(case.birth_date, 18 * 12)
+    due = end_of_local_day(add_months_to_date(eighteen, -6))
+    seventeen = local_midnight(add_months_to_date(case.birth_date, 17 * 12))
     placements = [m for m in case.measures
                   if m.kind.is_placement and m.effected_at is not None and m.effected_at < due
                   and (m.ended_at is None or m.ended_at > seventeen)]
