@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime
 from urllib.parse import quote
 
@@ -45,7 +46,7 @@ from watchdog.ops import heartbeat, metrics
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
-from watchdog.rules.types import Status
+from watchdog.rules.types import Duty, Status
 from watchdog.settings import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,26 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
     return report
 
 
+class OpenDeadline(NamedTuple):
+    """The columns of a deadline that planning reads: plain rows, not ORM objects (at national
+    scale there are tens of thousands of open deadlines on every poll)."""
+
+    id: int
+    case_id: int
+    duty: Duty
+    status: Status
+    clock_start: datetime
+    due: datetime
+    met_at: datetime | None
+    responsible_worker_id: int | None
+
+
 def plan_due_alerts(session: Session, settings, *, now: datetime) -> list[NewAlert]:
     """Gather the routing facts from the store and ask planning (pure) what is due now."""
-    open_deadlines = list(session.exec(select(Deadline).where(Deadline.status.in_(_PLANNABLE))).all())
+    open_deadlines = [OpenDeadline(*row) for row in session.execute(
+        select(Deadline.id, Deadline.case_id, Deadline.duty, Deadline.status, Deadline.clock_start,
+               Deadline.due, Deadline.met_at, Deadline.responsible_worker_id)
+        .where(Deadline.status.in_(_PLANNABLE))).all()]
     if not open_deadlines:
         return []
     case_ids = {d.case_id for d in open_deadlines}

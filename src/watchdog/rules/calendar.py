@@ -82,6 +82,7 @@ def is_non_working_day(day: date) -> bool:
     return not is_working_day(day) or (day.month, day.day) in _DAYS_OFF
 
 
+@lru_cache(maxsize=16384)
 def add_working_days(day: date, count: int) -> date:
     """The ``count``-th hverdag after ``day`` (``day`` itself is not counted)."""
     if count < 0:
