@@ -100,7 +100,10 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 def load_case_facts(session: Session, case_ids: Sequence[int]):
-    """The facts of the given cases, keyed by case id (cases that do not exist are left out)."""
+    """The facts of the given cases, keyed by case id (cases that do not exist are left out).
+
+    Reads through the session's connection (Core rows), not the ORM: for plain column selects
+    the ORM's result machinery was a fifth of a national recompute."""
     from watchdog.casestore import (
         Case, FollowUp, Investigation, Measure, Notification, ReassessmentParticipant, SupervisionVisit,
     )
@@ -112,7 +115,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     if not ids:
         return {}
     participants: dict[int, set[int]] = {}
-    for notification_id, worker_id in session.execute(
+    for notification_id, worker_id in session.connection().execute(
         select(ReassessmentParticipant.notification_id, ReassessmentParticipant.worker_id)
         .join(Notification, Notification.id == ReassessmentParticipant.notification_id)
         .where(Notification.case_id.in_(ids))
@@ -120,7 +123,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         participants.setdefault(notification_id, set()).add(worker_id)
 
     notifications: dict[int, list] = {}
-    for r in session.execute(select(
+    for r in session.connection().execute(select(
         Notification.id, Notification.case_id, Notification.received_at, Notification.professional_notifier,
         Notification.assessed_at, Notification.assessed_by_id, Notification.receipt_confirmed_at,
         Notification.child_in_support, Notification.reassessed_at,
@@ -134,7 +137,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         ))
 
     investigations: dict[int, list] = {}
-    for r in session.execute(select(
+    for r in session.connection().execute(select(
         Investigation.id, Investigation.case_id, Investigation.kind, Investigation.aware_at,
         Investigation.completed_at, Investigation.interim_assessed_at, Investigation.notification_id,
     ).where(Investigation.case_id.in_(ids))):
@@ -144,7 +147,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         ))
 
     follow_ups: dict[int, list] = {}
-    for r in session.execute(
+    for r in session.connection().execute(
         select(FollowUp.id, FollowUp.measure_id, FollowUp.performed_at, FollowUp.next_planned_on)
         .join(Measure, Measure.id == FollowUp.measure_id).where(Measure.case_id.in_(ids))
     ):
@@ -152,7 +155,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
             FollowUpFacts(id=r.id, performed_at=r.performed_at, next_planned_on=r.next_planned_on))
 
     visits: dict[int, list] = {}
-    for r in session.execute(
+    for r in session.connection().execute(
         select(SupervisionVisit.id, SupervisionVisit.measure_id, SupervisionVisit.visited_at,
                SupervisionVisit.child_conversation)
         .join(Measure, Measure.id == SupervisionVisit.measure_id).where(Measure.case_id.in_(ids))
@@ -161,7 +164,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
             VisitFacts(id=r.id, visited_at=r.visited_at, child_conversation=bool(r.child_conversation)))
 
     measures: dict[int, list] = {}
-    for r in session.execute(select(
+    for r in session.connection().execute(select(
         Measure.id, Measure.case_id, Measure.kind, Measure.legal_basis, Measure.decided_at,
         Measure.effected_at, Measure.ended_at, Measure.investigation_id, Measure.child_conversation_at,
         Measure.child_conversation_exemption, Measure.plan_at, Measure.plan_required,
@@ -176,7 +179,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         ))
 
     facts = {}
-    for r in session.execute(select(
+    for r in session.connection().execute(select(
         Case.id, Case.opened_at, Case.worker_id, Case.birth_date, Case.closed_at, Case.aftercare_decided_at,
     ).where(Case.id.in_(ids))):
         facts[r.id] = CaseFacts(
@@ -256,10 +259,10 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
     stats.cases_recomputed = len(facts)
 
     cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
-    existing = {r.key: r for r in session.execute(select(*cols).where(Deadline.case_id.in_(case_ids)))}
+    existing = {r.key: r for r in session.connection().execute(select(*cols).where(Deadline.case_id.in_(case_ids)))}
     missing = [k for k in computed if k not in existing]
     for chunk in _chunks(missing, BATCH_SIZE):  # a subject moved here from another case
-        existing.update({r.key: r for r in session.execute(select(*cols).where(Deadline.key.in_(chunk)))})
+        existing.update({r.key: r for r in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk)))})
 
     inserts: list[dict] = []
     quiet_updates: list[dict] = []  # fields changed, status did not
