@@ -22,6 +22,7 @@ from watchdog.casestore import (
     ReassessmentParticipant, SupervisionVisit, Team, Worker, WorkerRole,
 )
 from watchdog.clock import local_date
+from watchdog.demo_data import sample_outcome
 
 GENERATOR_VERSION = 1  # bump when the mix changes: cached stores are keyed by it
 CASES_PER_MUNICIPALITY = 1000
@@ -32,23 +33,6 @@ HISTORY = timedelta(days=3 * 365)
 # Insert order respects the foreign keys.
 _TABLES = [Team, Worker, Absence, Case, Notification, ReassessmentParticipant, Investigation,
            Measure, FollowUp, SupervisionVisit]
-
-
-def _outcome(rng: random.Random, clock_start: datetime, due: datetime, now: datetime,
-             on_time: float, late: float) -> datetime | None:
-    """When a duty was done: on time with probability ``on_time``, late with ``late``, else not
-    yet (as in ``watchdog.demo_data``)."""
-    if now <= clock_start:
-        return None
-    roll = rng.random()
-    span = (min(due, now) - clock_start).total_seconds()
-    if roll < on_time:
-        done = clock_start + timedelta(seconds=rng.uniform(0.1, 0.95) * max(span, 60))
-    elif roll < on_time + late and now > due:
-        done = due + timedelta(seconds=rng.uniform(0.05, 1.0) * max((now - due).total_seconds(), 60))
-    else:
-        return None
-    return done if done <= now else None
 
 
 class _Ids:
@@ -126,12 +110,12 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
     horizon = closed or now
 
     def notification(received: datetime, child_in_support: bool) -> dict:
-        assessed = _outcome(rng, received, received + timedelta(hours=24), horizon, 0.93, 0.06)
+        assessed = sample_outcome(rng, received, received + timedelta(hours=24), horizon, 0.93, 0.06)
         professional = rng.random() < 0.7
         row = {"id": ids("notification"), "ext_id": f"U-{number:07d}-{len(batch['notification'])}",
                "case_id": case_id, "received_at": received, "professional_notifier": professional,
                "assessed_at": assessed, "assessed_by_id": worker_id if assessed else None,
-               "receipt_confirmed_at": (_outcome(rng, received, received + timedelta(days=8), horizon, 0.85, 0.1)
+               "receipt_confirmed_at": (sample_outcome(rng, received, received + timedelta(days=8), horizon, 0.85, 0.1)
                                         if professional else None),
                "child_in_support": child_in_support, "reassessed_at": None,
                "reassessment_reasoning_recorded": None}
@@ -142,7 +126,7 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
     if rng.random() >= 0.67:
         return
     aware = opened
-    completed = _outcome(rng, aware, aware + timedelta(days=122), horizon, 0.45, 0.4)
+    completed = sample_outcome(rng, aware, aware + timedelta(days=122), horizon, 0.45, 0.4)
     interim = None
     if (completed is None or completed > aware + timedelta(days=122)) and rng.random() < 0.15 \
             and horizon > aware + timedelta(days=100):
@@ -175,7 +159,7 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
         "id": measure_id, "ext_id": f"F-{number:07d}", "case_id": case_id, "kind": kind, "legal_basis": basis,
         "decided_at": decided, "effected_at": effected, "ended_at": None, "investigation_id": None,
         "child_conversation_at": conversation, "child_conversation_exemption": exemption,
-        "plan_at": _outcome(rng, decided, decided + timedelta(days=91), horizon, 0.7, 0.15),
+        "plan_at": sample_outcome(rng, decided, decided + timedelta(days=91), horizon, 0.7, 0.15),
         "plan_required": placement or rng.random() < 0.6,
     })
     if effected is None:
@@ -183,7 +167,7 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
     # Follow-ups as a chain: each one done (or not yet) by the time the previous one planned.
     start, due = effected, effected + timedelta(days=91)
     for k in range(1, 20):
-        done = _outcome(rng, start, due, horizon, 0.7, 0.2)
+        done = sample_outcome(rng, start, due, horizon, 0.7, 0.2)
         if done is None:
             break
         next_on = local_date(done) + timedelta(days=rng.choice([90, 120, 180]))
@@ -202,7 +186,7 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
         later = effected + timedelta(days=rng.randint(5, 120))
         if later < horizon:
             second = notification(later, True)
-            reassessed = _outcome(rng, later, later + timedelta(days=7), horizon, 0.65, 0.15)
+            reassessed = sample_outcome(rng, later, later + timedelta(days=7), horizon, 0.65, 0.15)
             if reassessed is not None:
                 second["reassessed_at"] = reassessed
                 second["reassessment_reasoning_recorded"] = rng.random() < 0.9

@@ -73,7 +73,7 @@ class Scale:
     teams_url: str | None = None
 
 
-def _outcome(rng: random.Random, clock_start: datetime, due: datetime, now: datetime,
+def sample_outcome(rng: random.Random, clock_start: datetime, due: datetime, now: datetime,
              on_time: float, late: float) -> datetime | None:
     """When a duty was done: on time with probability ``on_time``, late with ``late``, else not yet."""
     if now <= clock_start:
@@ -155,19 +155,19 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
 
         # Every case starts with a notification; some get a later one while support runs.
         received = opened
-        assessed = _outcome(rng, received, received + timedelta(hours=24), now, 0.93, 0.06)
+        assessed = sample_outcome(rng, received, received + timedelta(hours=24), now, 0.93, 0.06)
         n = Notification(ext_id=f"U-{c + 1:05d}-1", case_id=0, received_at=received,
                          professional_notifier=rng.random() < 0.7, assessed_at=assessed)
         m.link(n, case=case, assessor=worker if assessed else None)
         if n.professional_notifier:
-            n.receipt_confirmed_at = _outcome(rng, received, received + timedelta(days=8), now, 0.85, 0.1)
+            n.receipt_confirmed_at = sample_outcome(rng, received, received + timedelta(days=8), now, 0.85, 0.1)
         m.notifications.append(n)
 
         # About two thirds lead to a new investigation (some to an update of an earlier one).
         if rng.random() < 0.67:
             aware = received
             due = aware + timedelta(days=122)
-            completed = _outcome(rng, aware, due, now, 0.45, 0.4)
+            completed = sample_outcome(rng, aware, due, now, 0.45, 0.4)
             interim = None
             if completed is None or completed > due:
                 if rng.random() < 0.15 and now > aware + timedelta(days=100):
@@ -193,7 +193,7 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
                     exemption = None
                     if conversation is None and rng.random() < 0.4:
                         exemption = "Barnets alder og modenhed taler afgørende imod samtale"
-                    plan = _outcome(rng, decided, decided + timedelta(days=91), now, 0.7, 0.15)
+                    plan = sample_outcome(rng, decided, decided + timedelta(days=91), now, 0.7, 0.15)
                     meas = Measure(ext_id=f"F-{c + 1:05d}", case_id=0, kind=kind, legal_basis=basis,
                                    decided_at=decided, effected_at=effected, child_conversation_at=conversation,
                                    child_conversation_exemption=exemption, plan_at=plan,
@@ -202,7 +202,7 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
                     m.measures.append(meas)
                     if effected is not None:
                         first_due = effected + timedelta(days=91)
-                        done = _outcome(rng, effected, first_due, now, 0.7, 0.2)
+                        done = sample_outcome(rng, effected, first_due, now, 0.7, 0.2)
                         if done is not None:
                             fu = FollowUp(ext_id=f"O-{c + 1:05d}-1", measure_id=0, performed_at=done,
                                           next_planned_on=local_date(done) + timedelta(days=rng.choice([90, 120, 180])))
@@ -223,13 +223,13 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
                     if effected is not None and rng.random() < 0.3:
                         later = effected + timedelta(days=rng.randint(5, 120))
                         if later < now:
-                            n2_assessed = _outcome(rng, later, later + timedelta(hours=24), now, 0.9, 0.08)
+                            n2_assessed = sample_outcome(rng, later, later + timedelta(hours=24), now, 0.9, 0.08)
                             n2 = Notification(ext_id=f"U-{c + 1:05d}-2", case_id=0, received_at=later,
                                               professional_notifier=rng.random() < 0.7, assessed_at=n2_assessed,
                                               child_in_support=True)
                             m.link(n2, case=case, assessor=worker if n2_assessed else None)
                             roll = rng.random()
-                            reassessed = _outcome(rng, later, later + timedelta(days=7), now, 0.65, 0.15)
+                            reassessed = sample_outcome(rng, later, later + timedelta(days=7), now, 0.65, 0.15)
                             if reassessed is not None:
                                 n2.reassessed_at = reassessed
                                 n2.reassessment_reasoning_recorded = rng.random() < 0.9
