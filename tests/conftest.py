@@ -8,6 +8,7 @@ suite on PostgreSQL. Each test session gets its own PostgreSQL schema, so severa
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -74,14 +75,29 @@ def migrated_engine(engine_factory) -> Engine:
 
 
 def wipe(engine: Engine) -> None:
-    """Delete every row of every table (keeps the schema and the Alembic version)."""
+    """Delete every row of every table (keeps the schema and the Alembic version).
+
+    On PostgreSQL the TRUNCATE needs an exclusive lock; a background thread of the previous test
+    (a health server's scrape, a daemon's last query) can still hold a share lock and make
+    PostgreSQL report a deadlock. That is housekeeping, not the code under test: try again.
+    """
+    from sqlalchemy.exc import OperationalError
+
     tables = [t.name for t in metadata.sorted_tables]
-    with engine.begin() as conn:
-        if is_sqlite(engine):
-            for name in reversed(tables):
-                conn.execute(text(f'DELETE FROM "{name}"'))
-        else:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY CASCADE"))
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if is_sqlite(engine):
+                    for name in reversed(tables):
+                        conn.execute(text(f'DELETE FROM "{name}"'))
+                else:
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables)
+                                      + " RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture
