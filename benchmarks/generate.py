@@ -18,11 +18,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from watchdog.casestore import (
-    Absence, Case, FollowUp, Investigation, InvestigationKind, Measure, MeasureKind, Notification,
+    Absence, Case, FollowUp, Investigation, InvestigationKind, Measure, Notification,
     ReassessmentParticipant, SupervisionVisit, Team, Worker, WorkerRole,
 )
 from watchdog.clock import local_date
-from watchdog.demo_data import sample_outcome
+from watchdog.demo_data import sample_measure, sample_outcome
 
 GENERATOR_VERSION = 1  # bump when the mix changes: cached stores are keyed by it
 CASES_PER_MUNICIPALITY = 1000
@@ -143,17 +143,7 @@ def _case(rng: random.Random, ids: _Ids, batch: dict[str, list[dict]], now: date
     decided = completed + timedelta(days=rng.randint(3, 30))
     if decided >= horizon:
         return
-    placement = rng.random() < 0.25
-    kind = ((MeasureKind.PLACEMENT_CONSENT if rng.random() < 0.8 else MeasureKind.PLACEMENT_NO_CONSENT)
-            if placement else MeasureKind.SUPPORT)
-    basis = {MeasureKind.PLACEMENT_CONSENT: "BL § 46", MeasureKind.PLACEMENT_NO_CONSENT: "BL § 47",
-             MeasureKind.SUPPORT: "BL § 32, stk. 1, nr. 3"}[kind]
-    effected = decided + timedelta(days=rng.randint(0, 14))
-    effected = effected if effected <= horizon else None
-    conversation = decided - timedelta(days=rng.randint(1, 20)) if rng.random() < 0.7 else None
-    exemption = None
-    if conversation is None and rng.random() < 0.4:
-        exemption = "Barnets alder og modenhed taler afgørende imod samtale"
+    placement, kind, basis, effected, conversation, exemption = sample_measure(rng, decided, horizon)
     measure_id = ids("measure")
     batch["measure"].append({
         "id": measure_id, "ext_id": f"F-{number:07d}", "case_id": case_id, "kind": kind, "legal_basis": basis,

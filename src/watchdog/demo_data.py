@@ -89,6 +89,25 @@ def sample_outcome(rng: random.Random, clock_start: datetime, due: datetime, now
     return done if done <= now else None
 
 
+_BASIS = {MeasureKind.PLACEMENT_CONSENT: "BL § 46", MeasureKind.PLACEMENT_NO_CONSENT: "BL § 47",
+          MeasureKind.SUPPORT: "BL § 32, stk. 1, nr. 3"}
+
+
+def sample_measure(rng: random.Random, decided: datetime, now: datetime):
+    """A decided measure's kind and its facts: (placement, kind, legal basis, effected instant or
+    None, child-conversation instant or None, recorded exemption or None)."""
+    placement = rng.random() < 0.25
+    kind = ((MeasureKind.PLACEMENT_CONSENT if rng.random() < 0.8 else MeasureKind.PLACEMENT_NO_CONSENT)
+            if placement else MeasureKind.SUPPORT)
+    effected = decided + timedelta(days=rng.randint(0, 14))
+    effected = effected if effected <= now else None
+    conversation = decided - timedelta(days=rng.randint(1, 20)) if rng.random() < 0.7 else None
+    exemption = None
+    if conversation is None and rng.random() < 0.4:
+        exemption = "Barnets alder og modenhed taler afgørende imod samtale"
+    return placement, kind, _BASIS[kind], effected, conversation, exemption
+
+
 def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
     """Build the municipality's rows (without ids) for ``now``. Same seed and now, same rows."""
     rng = random.Random(seed)
@@ -182,17 +201,8 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
             if completed is not None and rng.random() < 0.75:
                 decided = completed + timedelta(days=rng.randint(3, 30))
                 if decided < now:
-                    placement = rng.random() < 0.25
-                    kind = (MeasureKind.PLACEMENT_CONSENT if rng.random() < 0.8 else MeasureKind.PLACEMENT_NO_CONSENT) \
-                        if placement else MeasureKind.SUPPORT
-                    basis = {MeasureKind.PLACEMENT_CONSENT: "BL § 46", MeasureKind.PLACEMENT_NO_CONSENT: "BL § 47",
-                             MeasureKind.SUPPORT: "BL § 32, stk. 1, nr. 3"}[kind]
-                    effected = decided + timedelta(days=rng.randint(0, 14))
-                    effected = effected if effected <= now else None
-                    conversation = decided - timedelta(days=rng.randint(1, 20)) if rng.random() < 0.7 else None
-                    exemption = None
-                    if conversation is None and rng.random() < 0.4:
-                        exemption = "Barnets alder og modenhed taler afgørende imod samtale"
+                    placement, kind, basis, effected, conversation, exemption = sample_measure(
+                        rng, decided, now)
                     plan = sample_outcome(rng, decided, decided + timedelta(days=91), now, 0.7, 0.15)
                     meas = Measure(ext_id=f"F-{c + 1:05d}", case_id=0, kind=kind, legal_basis=basis,
                                    decided_at=decided, effected_at=effected, child_conversation_at=conversation,
