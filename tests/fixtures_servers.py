@@ -185,11 +185,27 @@ class TeamsReceiver:
         """The workflows:// URL for Apprise (verify=no: the certificate is self-signed)."""
         return f"workflows://127.0.0.1:{self.port}/{self.workflow}/{self.signature}?verify=no"
 
+    #: A Logic Apps host name for the native URL: Apprise (2.3 and later) accepts the https://
+    #: form only for Microsoft's Logic Apps and Power Platform hosts. ``resolve_native_host``
+    #: makes it resolve to this receiver.
+    NATIVE_HOST = "prod-00.westeurope.logic.azure.com"
+
     @property
     def native_url(self) -> str:
-        """The https:// form Power Automate shows (without verify=no)."""
-        return (f"https://127.0.0.1:{self.port}/workflows/{self.workflow}/triggers/manual/paths/invoke"
+        """The https:// form Power Automate shows (without verify=no), on ``NATIVE_HOST``."""
+        return (f"https://{self.NATIVE_HOST}:{self.port}/workflows/{self.workflow}/triggers/manual/paths/invoke"
                 f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={self.signature}")
+
+    def resolve_native_host(self, monkeypatch) -> None:
+        """Make ``NATIVE_HOST`` resolve to 127.0.0.1 in this process (only that name)."""
+        import socket
+
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kwargs):
+            return real("127.0.0.1" if host == self.NATIVE_HOST else host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
     def url_for(self, workflow: str | None = None, signature: str | None = None) -> str:
         return (f"workflows://127.0.0.1:{self.port}/{workflow or self.workflow}/"

@@ -181,7 +181,8 @@ def test_the_adaptive_card_arrives_at_the_workflow_with_case_reference_and_due_t
     assert "kommunal frist" in card_text
 
 
-def test_the_native_https_workflow_url_works_too(smtp_server, teams_receiver):
+def test_the_native_https_workflow_url_works_too(smtp_server, teams_receiver, monkeypatch):
+    teams_receiver.resolve_native_host(monkeypatch)
     result = Transport(settings_for(smtp_server)).send(warning_message(), teams(teams_receiver.native_url))
     assert result.ok and result.accepted_only
     assert len(teams_receiver.posts) == 1
