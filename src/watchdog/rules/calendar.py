@@ -29,7 +29,11 @@ BL_IN_FORCE: datetime = local_midnight(date(2024, 1, 1))
 
 def regime_for(clock_start: datetime) -> Regime:
     """SEL for a clock that started before 2024-01-01 00:00 local time, BL from that instant on."""
-    return Regime.BL if ensure_aware(clock_start, what="clock start") >= BL_IN_FORCE else Regime.SEL
+    try:
+        return Regime.BL if clock_start >= BL_IN_FORCE else Regime.SEL
+    except TypeError:  # naive: comparing it with an aware instant is refused; say why
+        ensure_aware(clock_start, what="clock start")
+        raise
 
 
 def add_hours(instant: datetime, hours: int) -> datetime:

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from watchdog.casestore import InvestigationKind, MeasureKind
+from watchdog.rules.types import fast_init
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NotificationFacts:
     """An underretning."""
@@ -28,6 +30,7 @@ class NotificationFacts:
     reassessment_participant_ids: frozenset[int] = frozenset()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InvestigationFacts:
     """A børnefaglig undersøgelse."""
@@ -40,6 +43,7 @@ class InvestigationFacts:
     notification_id: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FollowUpFacts:
     id: int
@@ -47,6 +51,7 @@ class FollowUpFacts:
     next_planned_on: date | None = None  # BL § 95, stk. 3: the next follow-up as decided
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VisitFacts:
     id: int
@@ -54,6 +59,7 @@ class VisitFacts:
     child_conversation: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MeasureFacts:
     """A decision on a measure and its effect, with its follow-ups and supervision visits."""
@@ -73,6 +79,7 @@ class MeasureFacts:
     visits: tuple[VisitFacts, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CaseFacts:
     id: int

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from watchdog.rules.calendar import regime_for
 from watchdog.rules.citations import citation_for
-from watchdog.rules.types import ComputedDeadline, Duty, Status, SubjectKind
+from watchdog.rules.types import ComputedDeadline, Duty, Status, SubjectKind, fast_init
 
 #: For properties and reports: a status never moves to a lower rank for fixed facts.
 STATUS_RANK = {
@@ -35,6 +35,7 @@ def happened(instant: datetime | None, now: datetime) -> datetime | None:
     return instant if instant is not None and instant <= now else None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Instance:
     """What a duty rule decides; ``settle`` turns it into a ComputedDeadline as of ``now``."""
