@@ -19,6 +19,12 @@ from watchdog.db import MIGRATIONS_DIR, alembic_config, make_engine, upgrade
 
 
 def main(args: list[str]) -> None:
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return
+    unknown = [a for a in args if a.startswith("-") and a != "--initial"]
+    if unknown:
+        sys.exit(f"make_migration: unknown option {unknown[0]} (see --help)")
     initial = "--initial" in args
     message = " ".join(a for a in args if a != "--initial") or ("initial schema" if initial else "schema change")
     versions = MIGRATIONS_DIR / "versions"
