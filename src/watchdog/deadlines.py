@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from sqlalchemy import Index, and_, or_, select, update
 from sqlmodel import Field, Session, SQLModel
@@ -49,6 +50,10 @@ class Deadline(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
     computed_at: datetime
     status_changed_at: datetime
+    # When alert planning next needs to look at this deadline (its next ladder stage, breach or
+    # reminder; None = never again unless the deadline changes). Every write here sets it to the
+    # write's ``now``; planning moves it on. The poll plans only rows whose time has come.
+    next_alert_at: datetime | None = Field(default=None, index=True)
 
 
 class OutcomeKind:
@@ -85,12 +90,16 @@ class PollState(SQLModel, table=True):
     watermark_at: datetime | None = None
     watermark_case_id: int = 0
     polled_at: datetime
+    # What the state was computed with (the alert planner's: a hash of the alert policy), so a
+    # changed policy can be noticed and everything planned afresh once.
+    fingerprint: str | None = Field(default=None, max_length=64)
 
 
 # --------------------------------------------------------------------------------------------
 # Loading facts in bulk (a few IN queries per batch of cases, never one query per case)
 
 BATCH_SIZE = 500
+RANGE_BATCH_SIZE = 2000  # the full recompute's batches: id ranges, no IN list to bind
 _POLL_NAME = "deadlines"
 
 
@@ -99,8 +108,19 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield items[start:start + size]
 
 
-def load_case_facts(session: Session, case_ids: Sequence[int]):
+def _case_filter(column, case_ids: Sequence[int], whole_range: bool):
+    """``column`` among ``case_ids``: an id range when the batch is every case in it (the full
+    recompute; one cached statement, an index range scan), else an IN list."""
+    if whole_range:
+        return column.between(case_ids[0], case_ids[-1])
+    return column.in_(case_ids)
+
+
+def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: bool = False):
     """The facts of the given cases, keyed by case id (cases that do not exist are left out).
+
+    ``whole_range``: ``case_ids`` is sorted and the caller wants every case from its first to its
+    last id (cases created meanwhile in that range are included).
 
     Reads through the session's connection (Core rows), not the ORM: for plain column selects
     the ORM's result machinery was a fifth of a national recompute."""
@@ -114,11 +134,14 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     ids = list(case_ids)
     if not ids:
         return {}
+
+    def among(column):
+        return _case_filter(column, ids, whole_range)
     participants: dict[int, set[int]] = {}
     for notification_id, worker_id in session.connection().execute(
         select(ReassessmentParticipant.notification_id, ReassessmentParticipant.worker_id)
         .join(Notification, Notification.id == ReassessmentParticipant.notification_id)
-        .where(Notification.case_id.in_(ids))
+        .where(among(Notification.case_id))
     ):
         participants.setdefault(notification_id, set()).add(worker_id)
 
@@ -127,7 +150,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         Notification.id, Notification.case_id, Notification.received_at, Notification.professional_notifier,
         Notification.assessed_at, Notification.assessed_by_id, Notification.receipt_confirmed_at,
         Notification.child_in_support, Notification.reassessed_at,
-    ).where(Notification.case_id.in_(ids))):
+    ).where(among(Notification.case_id))):
         notifications.setdefault(r.case_id, []).append(NotificationFacts(
             id=r.id, received_at=r.received_at, professional_notifier=bool(r.professional_notifier),
             assessed_at=r.assessed_at, assessed_by_id=r.assessed_by_id,
@@ -140,7 +163,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     for r in session.connection().execute(select(
         Investigation.id, Investigation.case_id, Investigation.kind, Investigation.aware_at,
         Investigation.completed_at, Investigation.interim_assessed_at, Investigation.notification_id,
-    ).where(Investigation.case_id.in_(ids))):
+    ).where(among(Investigation.case_id))):
         investigations.setdefault(r.case_id, []).append(InvestigationFacts(
             id=r.id, aware_at=r.aware_at, kind=r.kind, completed_at=r.completed_at,
             interim_assessed_at=r.interim_assessed_at, notification_id=r.notification_id,
@@ -149,7 +172,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     follow_ups: dict[int, list] = {}
     for r in session.connection().execute(
         select(FollowUp.id, FollowUp.measure_id, FollowUp.performed_at, FollowUp.next_planned_on)
-        .join(Measure, Measure.id == FollowUp.measure_id).where(Measure.case_id.in_(ids))
+        .join(Measure, Measure.id == FollowUp.measure_id).where(among(Measure.case_id))
     ):
         follow_ups.setdefault(r.measure_id, []).append(
             FollowUpFacts(id=r.id, performed_at=r.performed_at, next_planned_on=r.next_planned_on))
@@ -158,7 +181,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     for r in session.connection().execute(
         select(SupervisionVisit.id, SupervisionVisit.measure_id, SupervisionVisit.visited_at,
                SupervisionVisit.child_conversation)
-        .join(Measure, Measure.id == SupervisionVisit.measure_id).where(Measure.case_id.in_(ids))
+        .join(Measure, Measure.id == SupervisionVisit.measure_id).where(among(Measure.case_id))
     ):
         visits.setdefault(r.measure_id, []).append(
             VisitFacts(id=r.id, visited_at=r.visited_at, child_conversation=bool(r.child_conversation)))
@@ -168,7 +191,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
         Measure.id, Measure.case_id, Measure.kind, Measure.legal_basis, Measure.decided_at,
         Measure.effected_at, Measure.ended_at, Measure.investigation_id, Measure.child_conversation_at,
         Measure.child_conversation_exemption, Measure.plan_at, Measure.plan_required,
-    ).where(Measure.case_id.in_(ids))):
+    ).where(among(Measure.case_id))):
         measures.setdefault(r.case_id, []).append(MeasureFacts(
             id=r.id, kind=r.kind, decided_at=r.decided_at, legal_basis=r.legal_basis or "",
             effected_at=r.effected_at, ended_at=r.ended_at, investigation_id=r.investigation_id,
@@ -181,7 +204,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int]):
     facts = {}
     for r in session.connection().execute(select(
         Case.id, Case.opened_at, Case.worker_id, Case.birth_date, Case.closed_at, Case.aftercare_decided_at,
-    ).where(Case.id.in_(ids))):
+    ).where(among(Case.id))):
         facts[r.id] = CaseFacts(
             id=r.id, opened_at=r.opened_at, worker_id=r.worker_id, birth_date=r.birth_date,
             closed_at=r.closed_at, aftercare_decided_at=r.aftercare_decided_at,
@@ -214,12 +237,18 @@ _LIMITS = {"citation": 100, "exception_reason": 500, "note": 500}
 _VANISHED = "no longer required by the case facts"
 
 
-def _row(d: ComputedDeadline) -> dict:
-    row = {name: getattr(d, name) for name in _FIELDS}
-    for name, limit in _LIMITS.items():
-        if row[name] is not None and len(row[name]) > limit:
-            row[name] = row[name][: limit - 1] + "…"
-    return row
+_values = attrgetter(*_FIELDS)
+_LIMITED = [(_FIELDS.index(name), limit) for name, limit in _LIMITS.items()]
+
+
+def _row_values(d: ComputedDeadline) -> tuple:
+    """The stored values of a computed deadline, in ``_FIELDS`` order (texts cut to fit)."""
+    values = _values(d)
+    for index, limit in _LIMITED:
+        text = values[index]
+        if text is not None and len(text) > limit:
+            values = (*values[:index], text[: limit - 1] + "…", *values[index + 1:])
+    return values
 
 
 def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None
@@ -236,30 +265,35 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
 
     now = ensure_aware(now, what="now")
     policy = RulePolicy.from_settings(settings)
-    if case_ids is None:
-        ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
-    else:
-        ids = sorted(set(case_ids))
     stats = RefreshStats()
+    if case_ids is None:
+        # Every case, in id ranges: each batch reads its rows with range scans (cheaper than
+        # long IN lists, and one cached statement per table).
+        ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
+        for batch in _chunks(ids, RANGE_BATCH_SIZE):
+            stats.add(_refresh_batch(session, batch, now=now, policy=policy, whole_range=True))
+        return stats
+    ids = sorted(set(case_ids))
     for batch in _chunks(ids, BATCH_SIZE):
         stats.add(_refresh_batch(session, batch, now=now, policy=policy))
     return stats
 
 
-def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, policy) -> RefreshStats:
+def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, policy,
+                   whole_range: bool = False) -> RefreshStats:
     from watchdog.rules.engine import compute_case_deadlines
 
     stats = RefreshStats()
-    facts = load_case_facts(session, case_ids)
+    facts = load_case_facts(session, case_ids, whole_range=whole_range)
     computed: dict[str, ComputedDeadline] = {}
-    for case_id in case_ids:
-        if case_id in facts:
-            for d in compute_case_deadlines(facts[case_id], policy, now):
-                computed[d.key] = d
+    for case_id in sorted(facts):
+        for d in compute_case_deadlines(facts[case_id], policy, now):
+            computed[d.key] = d
     stats.cases_recomputed = len(facts)
 
     cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
-    existing = {r.key: r for r in session.connection().execute(select(*cols).where(Deadline.case_id.in_(case_ids)))}
+    existing = {r.key: r for r in session.connection().execute(
+        select(*cols).where(_case_filter(Deadline.case_id, case_ids, whole_range)))}
     missing = [k for k in computed if k not in existing]
     for chunk in _chunks(missing, BATCH_SIZE):  # a subject moved here from another case
         existing.update({r.key: r for r in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk)))})
@@ -268,20 +302,24 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
     quiet_updates: list[dict] = []  # fields changed, status did not
     status_updates: list[tuple[object, dict]] = []
     for key, d in computed.items():
-        row = _row(d)
+        values = _row_values(d)
         old = existing.get(key)
+        plan_at = None if d.status.is_final else now  # a changed deadline is planned afresh
         if old is None:
-            inserts.append({"key": key, **row, "computed_at": now, "status_changed_at": now})
-        elif tuple(old[2:]) != tuple(row.values()):  # same order: id, key, *_FIELDS
-            if old.status != row["status"]:
-                status_updates.append((old, {**row, "computed_at": now, "status_changed_at": now}))
+            inserts.append({"key": key, **dict(zip(_FIELDS, values)), "computed_at": now, "status_changed_at": now,
+                            "next_alert_at": plan_at})
+        elif old[2:] != values:  # same order: id, key, *_FIELDS
+            row = dict(zip(_FIELDS, values))
+            if old.status != d.status:
+                status_updates.append((old, {**row, "computed_at": now, "status_changed_at": now,
+                                             "next_alert_at": plan_at}))
             else:
-                quiet_updates.append({"id": old.id, **row, "computed_at": now})
+                quiet_updates.append({"id": old.id, **row, "computed_at": now, "next_alert_at": plan_at})
     for key, old in existing.items():
         if key not in computed and old.case_id in facts and old.status != Status.NOT_APPLICABLE:
             note = _VANISHED if not old.note else f"{old.note}; {_VANISHED}"[:500]
             status_updates.append((old, {"status": Status.NOT_APPLICABLE, "note": note,
-                                         "computed_at": now, "status_changed_at": now}))
+                                         "computed_at": now, "status_changed_at": now, "next_alert_at": None}))
 
     events: list[dict] = []
     if inserts:

@@ -85,6 +85,17 @@ class _Target:
     teams_url: str | None
 
 
+@dataclass
+class Plan:
+    """What planning decided at ``now``: the alerts to enqueue, and for every deadline it looked
+    at, when planning next needs to look at it again (``next_at``; None = never, unless the
+    deadline changes). A stage due now that had nobody to go to keeps its deadline due (its
+    ``next_at`` is ``now``), so it is tried again on the next poll."""
+
+    alerts: list[NewAlert]
+    next_at: dict[int, datetime | None]
+
+
 def plan_alerts(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now: datetime,
                 is_working_day: Callable[[date], bool]) -> list[NewAlert]:
     """The alerts due at ``now`` that are not yet in the outbox (by deadline and stage).
@@ -92,23 +103,86 @@ def plan_alerts(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, 
     ``policy`` is ``settings.alerts``; ``is_working_day`` says whether a Danish calendar date is a
     working day for warning delivery.
     """
+    return plan(deadlines, facts, policy, now=now, is_working_day=is_working_day).alerts
+
+
+def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now: datetime,
+         is_working_day: Callable[[date], bool]) -> Plan:
+    """``plan_alerts``, and when each deadline next needs planning (see ``Plan``)."""
     now = ensure_aware(now, what="now")
     hours = _Hours(policy.working_hours_start, policy.working_hours_end, is_working_day)
     router = _Router(facts, policy, today=to_local(now).date())
     planned: list[NewAlert] = []
+    next_at: dict[int, datetime | None] = {}
     for deadline in deadlines:
         if deadline.id is None:
             continue
+        stuck = False
         for kind, stage, send_at, targets in _stages_due(deadline, policy, hours, router, now):
             if (deadline.id, stage) in facts.planned:
                 continue
             if not targets:
                 log.warning("deadline %s (%s): nobody to send stage %s to (no caseworker, no leader)",
                             deadline.id, deadline.duty, stage)
+                stuck = True
                 continue
             planned.extend(_alerts_for(deadline.id, kind, stage, send_at, targets))
+        next_at[deadline.id] = now if stuck else _next_stage_time(deadline, policy, hours, now)
     planned.sort(key=lambda a: (a.send_after, a.key))
-    return planned
+    return Plan(planned, next_at)
+
+
+def next_planning_time(deadline: DeadlineLike, policy, *, now: datetime,
+                       is_working_day: Callable[[date], bool]) -> datetime | None:
+    """The first instant after ``now`` at which planning this deadline (as it stands) could
+    yield a stage it does not yield at ``now``; None if it never will. Until then, planning it
+    again can only repeat what is already in the outbox, so the poll may leave it alone."""
+    hours = _Hours(policy.working_hours_start, policy.working_hours_end, is_working_day)
+    return _next_stage_time(deadline, policy, hours, ensure_aware(now, what="now"))
+
+
+def _next_stage_time(deadline: DeadlineLike, policy, hours: _Hours, now: datetime) -> datetime | None:
+    # Mirrors _stages_due: every stage it can yield, the earliest send time after ``now``.
+    status = Status(deadline.status)
+    if status in _CLOSED:
+        return None
+    due = ensure_aware(deadline.due)
+    duty = Duty(deadline.duty)
+    any_hour = duty in ANY_HOUR_DUTIES
+    interval = timedelta(days=policy.breach_reminder_days) if policy.breach_reminder_days else None
+    candidates: list[datetime] = []
+    if status == Status.EXCEPTED:
+        if duty == Duty.INVESTIGATION_4M and deadline.met_at is None:
+            candidates.append(_next_repeat(due, interval, hours, now, any_hour, first=0))
+    else:  # open or breached
+        if status == Status.OPEN and now < due:
+            candidates += [t for _name, t in _ladder(deadline, policy, hours, any_hour) if t > now]
+        if policy.escalate_on_breach:
+            escalation = due if any_hour else hours.next_working_moment(due)
+            if escalation > now:
+                candidates.append(escalation)
+        if interval is not None:
+            candidates.append(_next_repeat(due, interval, hours, now, any_hour, first=1))
+    found = [t for t in candidates if t is not None]
+    return min(found) if found else None
+
+
+def _next_repeat(due: datetime, interval: timedelta | None, hours: _Hours, now: datetime,
+                 any_hour: bool, *, first: int) -> datetime | None:
+    """The send time after ``now`` of the next repeat n ≥ first (due + n·interval, in working
+    hours); None when there is none (no interval and n = 0 already sent)."""
+    if interval is None:
+        if first > 0:
+            return None
+        send_at = due if any_hour else hours.next_working_moment(due)
+        return send_at if send_at > now else None
+    n = max(first, int((now - due) / interval) if now >= due else first)
+    while True:  # at most two steps: the repeat whose nominal time passed may still be ahead
+        nominal = due + n * interval
+        send_at = nominal if any_hour else hours.next_working_moment(nominal)
+        if send_at > now:
+            return send_at
+        n += 1
 
 
 def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: _Router, now: datetime):

@@ -4,7 +4,8 @@ I/O: the database, and the network through ``delivery.Transport``. The work of e
 its own module; this one only calls them, top to bottom::
 
     poll(now):     deadlines.poll_deadlines      recompute what changed, mark breaches
-                   planning.plan_alerts          which alerts are due now, to whom (pure)
+                   planning.plan                 which alerts are due now, to whom (pure),
+                                                 for the deadlines whose next_alert_at has come
                    outbox.enqueue                store them once each (unique key)
                    intake.silence, reports.digest   their own alerts, into the same outbox
 
@@ -22,6 +23,7 @@ unique key and its claims keep every alert single.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -32,6 +34,7 @@ from typing import NamedTuple
 from datetime import datetime
 from urllib.parse import quote
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
@@ -39,7 +42,7 @@ from sqlmodel import Session, select
 from watchdog import deadlines, delivery, outbox, planning, render
 from watchdog.casestore import Absence, Case, Team, Worker
 from watchdog.clock import ensure_aware, format_local, local_date
-from watchdog.db import session_scope
+from watchdog.db import dialect_insert, session_scope
 from watchdog.deadlines import Deadline
 from watchdog.intake.silence import check_intake_silence
 from watchdog.ops import heartbeat, metrics
@@ -130,7 +133,7 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
 
 class OpenDeadline(NamedTuple):
     """The columns of a deadline that planning reads: plain rows, not ORM objects (at national
-    scale there are tens of thousands of open deadlines on every poll)."""
+    scale there are tens of thousands of open deadlines)."""
 
     id: int
     case_id: int
@@ -140,30 +143,119 @@ class OpenDeadline(NamedTuple):
     due: datetime
     met_at: datetime | None
     responsible_worker_id: int | None
+    next_alert_at: datetime | None
 
 
-def plan_due_alerts(session: Session, settings, *, now: datetime) -> list[NewAlert]:
-    """Gather the routing facts from the store and ask planning (pure) what is due now."""
-    open_deadlines = [OpenDeadline(*row) for row in session.execute(
-        select(Deadline.id, Deadline.case_id, Deadline.duty, Deadline.status, Deadline.clock_start,
-               Deadline.due, Deadline.met_at, Deadline.responsible_worker_id)
-        .where(Deadline.status.in_(_PLANNABLE))).all()]
-    if not open_deadlines:
+#: Bump when planning's stages or times change in a way the alert policy does not show: every
+#: deadline is then planned afresh once (as after a change of ``[alerts]``).
+PLANNING_VERSION = 1
+_PLANNING_STATE = "planning"
+
+
+def planning_fingerprint(settings) -> str:
+    """A hash of what decides when alerts are due: the alert policy and the planner's version."""
+    text = f"{PLANNING_VERSION}|{settings.alerts.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_due_alerts(session: Session, settings, *, now: datetime, everything: bool = False) -> list[NewAlert]:
+    """Gather the routing facts from the store and ask planning (pure) what is due now.
+
+    Incremental: only deadlines whose ``next_alert_at`` has come are planned (a deadline the poll
+    just wrote has it set to that poll's ``now``), and each gets its next time back; the cost of
+    a poll grows with what is due, not with the store. A changed alert policy (or
+    ``everything=True``) plans every open, breached and excepted deadline once.
+    Writes ``next_alert_at`` and the planning state; does not commit.
+    """
+    now = ensure_aware(now, what="now")
+    everything = _policy_changed(session, settings, now) or everything
+    query = select(Deadline.id, Deadline.case_id, Deadline.duty, Deadline.status, Deadline.clock_start,
+                   Deadline.due, Deadline.met_at, Deadline.responsible_worker_id, Deadline.next_alert_at)
+    if everything:
+        query = query.where(Deadline.status.in_(_PLANNABLE))
+    else:
+        # The next_alert_at index alone (closed deadlines have none): with the status in the
+        # WHERE clause too, SQLite chose the (status, due) index and read every open deadline.
+        query = query.where(Deadline.next_alert_at <= now)
+    due_now = [d for d in map(OpenDeadline._make, session.connection().execute(query)) if d.status in _PLANNABLE]
+    if not due_now:
         return []
-    case_ids = {d.case_id for d in open_deadlines}
-    case_teams = {cid: tid for cid, tid in session.execute(select(Case.id, Case.team_id)).all()
-                  if cid in case_ids}
+    result = planning.plan(due_now, _routing_facts(session, settings, due_now, now=now), settings.alerts,
+                           now=now, is_working_day=is_warning_day)
+    _store_next_times(session, due_now, result.next_at)
+    return result.alerts
+
+
+def _policy_changed(session: Session, settings, now: datetime) -> bool:
+    """Whether the alert policy differs from the one the stored ``next_alert_at`` were computed
+    with; if so, records the new one (the caller then plans everything)."""
+    fingerprint = planning_fingerprint(settings)
+    stored = session.execute(select(deadlines.PollState.fingerprint)
+                             .where(deadlines.PollState.name == _PLANNING_STATE)).first()
+    if stored is not None and stored[0] == fingerprint:
+        return False
+    if stored is None:
+        session.execute(dialect_insert(session)(deadlines.PollState).values(
+            name=_PLANNING_STATE, watermark_at=None, watermark_case_id=0, polled_at=now, fingerprint=fingerprint,
+        ).on_conflict_do_nothing(index_elements=["name"]))
+    else:
+        session.execute(update(deadlines.PollState).where(deadlines.PollState.name == _PLANNING_STATE)
+                        .values(fingerprint=fingerprint, polled_at=now))
+    log.info("planning: the alert policy is new or changed; planning every open deadline afresh")
+    return True
+
+
+def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, now: datetime
+                   ) -> planning.RoutingFacts:
+    """Who may receive alerts about these deadlines: only the rows routing can reach (their
+    cases' teams and those teams' workers, the responsible workers, substitutes, reviewers)."""
+    case_ids = sorted({d.case_id for d in due_now})
+    case_teams: dict[int, int] = {}
+    for chunk in _chunks(case_ids, 1000):
+        case_teams.update(session.execute(select(Case.id, Case.team_id).where(Case.id.in_(chunk))).all())
     today = local_date(now)
-    facts = planning.RoutingFacts(
-        workers={w.id: w for w in session.exec(select(Worker)).all()},
-        teams={t.id: t for t in session.exec(select(Team)).all()},
-        case_teams=case_teams,
-        absences=list(session.exec(
-            select(Absence).where(Absence.starts_on <= today, Absence.ends_on >= today)).all()),
-        planned=outbox.planned_stages(session, [d.id for d in open_deadlines]),
-    )
-    return planning.plan_alerts(open_deadlines, facts, settings.alerts, now=now,
-                                is_working_day=is_warning_day)
+    absences = list(session.exec(select(Absence).where(Absence.starts_on <= today, Absence.ends_on >= today)).all())
+    team_ids = sorted(set(case_teams.values()))
+    worker_ids = sorted({d.responsible_worker_id for d in due_now if d.responsible_worker_id is not None}
+                        | {a.substitute_id for a in absences if a.substitute_id is not None})
+    workers: dict[int, Worker] = {}
+    for chunk in _chunks(team_ids, 1000):
+        workers.update((w.id, w) for w in session.exec(select(Worker).where(Worker.team_id.in_(chunk))))
+    for chunk in _chunks([i for i in worker_ids if i not in workers], 1000):
+        workers.update((w.id, w) for w in session.exec(select(Worker).where(Worker.id.in_(chunk))))
+    if settings.alerts.reviewers:
+        workers.update((w.id, w) for w in session.exec(
+            select(Worker).where(Worker.ext_id.in_(settings.alerts.reviewers))))
+    teams = {}
+    for chunk in _chunks(team_ids, 1000):
+        teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
+    return planning.RoutingFacts(workers=workers, teams=teams, case_teams=case_teams, absences=absences,
+                                 planned=outbox.planned_stages(session, [d.id for d in due_now]))
+
+
+def _store_next_times(session: Session, planned: list[OpenDeadline], next_at: dict) -> None:
+    """Move each planned deadline's ``next_alert_at`` on, unless the row changed meanwhile (a
+    concurrent poll recomputed it: its own ``now`` stays, so it is planned again)."""
+    table = Deadline.__table__
+    c = table.c
+    changes = [{"b_id": d.id, "b_seen": d.next_alert_at, "b_status": d.status, "b_due": d.due,
+                "b_next": next_at.get(d.id)} for d in planned if next_at.get(d.id) != d.next_alert_at]
+    seen = [row for row in changes if row["b_seen"] is not None]
+    unseen = [row for row in changes if row["b_seen"] is None]
+    if seen:
+        session.execute(update(table).where(
+            c.id == bindparam("b_id"), c.next_alert_at == bindparam("b_seen"), c.status == bindparam("b_status"),
+            c.due == bindparam("b_due")).values(next_alert_at=bindparam("b_next")), seen)
+    if unseen:
+        session.execute(update(table).where(
+            c.id == bindparam("b_id"), c.next_alert_at.is_(None), c.status == bindparam("b_status"),
+            c.due == bindparam("b_due")).values(next_alert_at=bindparam("b_next")),
+            [{k: v for k, v in row.items() if k != "b_seen"} for row in unseen])
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def is_warning_day(day) -> bool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 09:05:11.810387
+Create Date: 2026-11-29 23:00:13.651580
 """
 
 from alembic import op
@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('watermark_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('watermark_case_id', sa.Integer(), nullable=False),
     sa.Column('polled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('service_heartbeat',
@@ -137,6 +138,7 @@ def upgrade() -> None:
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('computed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('status_changed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('next_alert_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], ),
     sa.ForeignKeyConstraint(['responsible_worker_id'], ['worker.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -146,6 +148,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deadline_due'), ['due'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_duty'), ['duty'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_key'), ['key'], unique=True)
+        batch_op.create_index(batch_op.f('ix_deadline_next_alert_at'), ['next_alert_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_responsible_worker_id'), ['responsible_worker_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_status'), ['status'], unique=False)
         batch_op.create_index('ix_deadline_status_due', ['status', 'due'], unique=False)
@@ -378,6 +381,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_deadline_status_due')
         batch_op.drop_index(batch_op.f('ix_deadline_status'))
         batch_op.drop_index(batch_op.f('ix_deadline_responsible_worker_id'))
+        batch_op.drop_index(batch_op.f('ix_deadline_next_alert_at'))
         batch_op.drop_index(batch_op.f('ix_deadline_key'))
         batch_op.drop_index(batch_op.f('ix_deadline_duty'))
         batch_op.drop_index(batch_op.f('ix_deadline_due'))
