@@ -392,7 +392,18 @@ def enqueue_weekly_digests(session: Session, *, now: datetime, settings) -> int:
     now = ensure_aware(now, what="now")
     week = latest_due_week(now, settings.schedule)
     scheduled = send_time(week, settings.schedule)
-    existing = set(session.exec(select(Alert.key).where(Alert.key.like(f"digest:%:{week}:%"))).all())
+    # The keys this week's digests would have, looked up by the unique index (plain rows: on
+    # most polls every active leader has the week's digest already). A LIKE on the key would read
+    # the whole outbox on SQLite, where LIKE cannot use the index.
+    wanted = [digest_key(leader_id, week, ch)
+              for leader_id, teams_url in session.execute(select(Worker.id, Worker.teams_workflow_url).where(
+                  Worker.role == WorkerRole.LEADER, Worker.active == True)).all()  # noqa: E712
+              for ch in ((Channel.EMAIL, Channel.TEAMS) if teams_url else (Channel.EMAIL,))]
+    existing: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        existing.update(session.exec(select(Alert.key).where(Alert.key.in_(wanted[start:start + 500]))).all())
+    if existing.issuperset(wanted):
+        return 0
     cache: dict = {}
     new: list[NewAlert] = []
     for leader, team in active_leaders(session):
