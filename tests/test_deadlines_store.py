@@ -227,3 +227,31 @@ def test_facts_are_loaded_in_bulk_with_everything_the_rules_need(session, world)
     later = rows[f"follow_up:measure:{m.id}:1"]
     assert later.due == at("2025-01-16 00:00") and later.status == Status.BREACHED
     assert later.citation == "BL § 95, stk. 3"
+
+
+def test_a_subject_moved_to_another_case_keeps_its_deadline_row(session, world):
+    team, (w0, w1, _w2) = world
+    first = make_case(session, team, w0, "S-1")
+    second = make_case(session, team, w1, "S-2")
+    inv = Investigation(ext_id="U1", case_id=first.id, aware_at=at("2024-03-01 09:00"))
+    session.add(inv)
+    session.flush()
+    now = at("2024-03-02 09:00")
+    refresh_deadlines(session, now=now, settings=SETTINGS, case_ids=[first.id, second.id])
+    [before] = [d for d in deadlines_of(session).values() if d.duty == Duty.INVESTIGATION_4M]
+    created = len(events(session))
+
+    inv.case_id = second.id  # registered on the wrong case; moved
+    session.add(inv)
+    session.flush()
+    stats = refresh_deadlines(session, now=now + timedelta(hours=1), settings=SETTINGS, case_ids=[second.id])
+    session.expire_all()
+    [after] = [d for d in deadlines_of(session).values() if d.duty == Duty.INVESTIGATION_4M]
+    assert after.id == before.id and after.key == before.key  # the same row, not a second one
+    assert after.case_id == second.id and after.responsible_worker_id == w1.id
+    assert after.status == Status.OPEN and stats.deadlines_written == 1
+    assert len(events(session)) == created  # no status change, no new creation event
+    # The first case no longer has it, and does not mark it as gone.
+    refresh_deadlines(session, now=now + timedelta(hours=2), settings=SETTINGS, case_ids=[first.id])
+    session.expire_all()
+    assert session.get(Deadline, before.id).status == Status.OPEN

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
-from sqlalchemy import Index, and_, or_, select, update
+from sqlalchemy import Index, and_, bindparam, or_, select, update
 from sqlmodel import Field, Session, SQLModel
 
 from watchdog.clock import ensure_aware
@@ -294,27 +294,35 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
     cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
     existing = {r.key: r for r in session.connection().execute(
         select(*cols).where(_case_filter(Deadline.case_id, case_ids, whole_range)))}
-    missing = [k for k in computed if k not in existing]
-    for chunk in _chunks(missing, BATCH_SIZE):  # a subject moved here from another case
-        existing.update({r.key: r for r in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk)))})
 
     inserts: list[dict] = []
-    quiet_updates: list[dict] = []  # fields changed, status did not
+    # Fields changed, status did not: grouped by which fields changed, so each UPDATE sets only
+    # those (a case handed to another caseworker changes one column of each of its deadlines;
+    # setting every column rewrote every index entry of the row).
+    quiet_updates: dict[tuple[str, ...], list[dict]] = {}
     status_updates: list[tuple[object, dict]] = []
+
+    def compare(d: ComputedDeadline, values: tuple, old) -> None:
+        stored = old[2:]  # same order: id, key, *_FIELDS
+        if stored == values:
+            return
+        plan_at = None if d.status.is_final else now  # a changed deadline is planned afresh
+        if old.status != d.status:
+            status_updates.append((old, {**dict(zip(_FIELDS, values)), "computed_at": now,
+                                         "status_changed_at": now, "next_alert_at": plan_at}))
+        else:
+            changed = {name: b for name, a, b in zip(_FIELDS, stored, values) if a != b}
+            quiet_updates.setdefault(tuple(changed), []).append(
+                {"b_id": old.id, **changed, "computed_at": now, "next_alert_at": plan_at})
+
     for key, d in computed.items():
         values = _row_values(d)
         old = existing.get(key)
-        plan_at = None if d.status.is_final else now  # a changed deadline is planned afresh
         if old is None:
             inserts.append({"key": key, **dict(zip(_FIELDS, values)), "computed_at": now, "status_changed_at": now,
-                            "next_alert_at": plan_at})
-        elif old[2:] != values:  # same order: id, key, *_FIELDS
-            row = dict(zip(_FIELDS, values))
-            if old.status != d.status:
-                status_updates.append((old, {**row, "computed_at": now, "status_changed_at": now,
-                                             "next_alert_at": plan_at}))
-            else:
-                quiet_updates.append({"id": old.id, **row, "computed_at": now, "next_alert_at": plan_at})
+                            "next_alert_at": None if d.status.is_final else now})
+        else:
+            compare(d, values, old)
     for key, old in existing.items():
         if key not in computed and old.case_id in facts and old.status != Status.NOT_APPLICABLE:
             note = _VANISHED if not old.note else f"{old.note}; {_VANISHED}"[:500]
@@ -328,18 +336,32 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         # ("insertmanyvalues"); a multi-VALUES statement would be compiled afresh every batch.
         stmt = (dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
                 .returning(table.c.id, table.c.key))
+        inserted: set[str] = set()
         for start in range(0, len(inserts), BATCH_SIZE):
             chunk = inserts[start:start + BATCH_SIZE]
             # Only rows this call inserted come back: a concurrent refresh that got there first
             # records its own event, so the log has one creation event per deadline.
             for new_id, key in session.execute(stmt, chunk).all():
+                inserted.add(key)
                 d = computed[key]
                 events.append(_event(now, new_id, key, d.case_id, d.duty, None, d.status,
                                      _detail(d)))
                 stats.deadlines_written += 1
-    if quiet_updates:
-        session.execute(update(Deadline), quiet_updates)
-        stats.deadlines_written += len(quiet_updates)
+        # A key that was already there belongs to a subject moved here from another case (or a
+        # concurrent refresh inserted it first): compare with that row like any existing one.
+        # Looked up only on a conflict: a lookup by key of every new deadline was quadratic in
+        # a first computation on PostgreSQL (a table without statistics yet is scanned).
+        conflicted = [row["key"] for row in inserts if row["key"] not in inserted]
+        for chunk in _chunks(conflicted, BATCH_SIZE):
+            for old in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk))):
+                d = computed[old.key]
+                compare(d, _row_values(d), old)
+    table = Deadline.__table__
+    for changed, rows in quiet_updates.items():
+        columns = (*changed, "computed_at", "next_alert_at")
+        session.execute(update(table).where(table.c.id == bindparam("b_id"))
+                        .values({name: bindparam(name) for name in columns}), rows)
+        stats.deadlines_written += len(rows)
     for old, values in status_updates:
         # Conditional on the status we read: of two replicas recomputing the same case, only
         # one changes the row and appends the event.
