@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from datetime import datetime
 from urllib.parse import quote
 
@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from watchdog import deadlines, delivery, outbox, planning, render
-from watchdog.casestore import Absence, Case, Team, Worker
+from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import dialect_insert, session_scope
 from watchdog.deadlines import Deadline
@@ -218,14 +218,19 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
     team_ids = sorted(set(case_teams.values()))
     worker_ids = sorted({d.responsible_worker_id for d in due_now if d.responsible_worker_id is not None}
                         | {a.substitute_id for a in absences if a.substitute_id is not None})
-    workers: dict[int, Worker] = {}
+    # Plain rows with the columns routing reads (not ORM objects: a poll after a busy import
+    # touches most teams), and only the workers routing can reach: the responsible ones, their
+    # substitutes, the teams' leaders and the reviewers.
+    columns = select(Worker.id, Worker.ext_id, Worker.team_id, Worker.role, Worker.active, Worker.email,
+                     Worker.teams_workflow_url)
+    workers: dict[int, Any] = {}
     for chunk in _chunks(team_ids, 1000):
-        workers.update((w.id, w) for w in session.exec(select(Worker).where(Worker.team_id.in_(chunk))))
+        workers.update((w.id, w) for w in session.execute(
+            columns.where(Worker.team_id.in_(chunk), Worker.role == WorkerRole.LEADER)))
     for chunk in _chunks([i for i in worker_ids if i not in workers], 1000):
-        workers.update((w.id, w) for w in session.exec(select(Worker).where(Worker.id.in_(chunk))))
+        workers.update((w.id, w) for w in session.execute(columns.where(Worker.id.in_(chunk))))
     if settings.alerts.reviewers:
-        workers.update((w.id, w) for w in session.exec(
-            select(Worker).where(Worker.ext_id.in_(settings.alerts.reviewers))))
+        workers.update((w.id, w) for w in session.execute(columns.where(Worker.ext_id.in_(settings.alerts.reviewers))))
     teams = {}
     for chunk in _chunks(team_ids, 1000):
         teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
