@@ -47,6 +47,8 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     assert set(result.phases) == set(bench.PHASES)
     first = result.store["first_stats"]
     assert first["cases_recomputed"] == 300 and first["deadlines_written"] > 3 * 300
+    # The store is made by the service's own poll: its due alerts are in the outbox.
+    assert first["alerts_planned"] > 0 and first["alerts_enqueued"] > 0
     with Session(engine) as session:
         deadlines = session.execute(select(func.count()).select_from(Deadline)).scalar_one()
     assert result.phases["floor"]["detail"]["deadline_rows"] == first["deadlines_written"]
