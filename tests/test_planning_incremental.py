@@ -12,8 +12,6 @@ Two halves:
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
-
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlalchemy import event, select
@@ -36,15 +34,9 @@ def working_day(day: date) -> bool:
     return service.is_warning_day(day)
 
 
-class D(NamedTuple):
-    id: int
-    case_id: int
-    duty: Duty
-    status: Status
-    clock_start: datetime
-    due: datetime
-    met_at: datetime | None
-    responsible_worker_id: int | None
+def D(*fields) -> service.OpenDeadline:  # noqa: N802 - reads as the row it builds
+    """A deadline row as planning reads it (not yet planned: no next_alert_at)."""
+    return service.OpenDeadline(*fields, None)
 
 
 class _Everyone:
