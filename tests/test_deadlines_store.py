@@ -255,3 +255,61 @@ def test_a_subject_moved_to_another_case_keeps_its_deadline_row(session, world):
     refresh_deadlines(session, now=now + timedelta(hours=2), settings=SETTINGS, case_ids=[first.id])
     session.expire_all()
     assert session.get(Deadline, before.id).status == Status.OPEN
+
+
+def test_every_stored_fact_reaches_the_rules_in_its_own_field(session, world):
+    """Each column set to a value of its own, so a fact loaded into a neighbouring field shows."""
+    from watchdog.casestore import InvestigationKind, SupervisionVisit
+    from watchdog.rules.facts import (
+        CaseFacts, FollowUpFacts, InvestigationFacts, MeasureFacts, NotificationFacts, VisitFacts,
+    )
+
+    team, (w0, w1, w2) = world
+    t = lambda day: at(f"2024-05-{day:02d} 10:00")  # noqa: E731
+    case = make_case(session, team, w0, "S-1", birth_date=date(2010, 2, 28), closed_at=t(30),
+                     aftercare_decided_at=t(29))
+    later = Notification(ext_id="N2", case_id=case.id, received_at=t(3), professional_notifier=False,
+                         child_in_support=False)
+    n = Notification(ext_id="N1", case_id=case.id, received_at=t(2), professional_notifier=True,
+                     assessed_at=t(4), assessed_by_id=w1.id, receipt_confirmed_at=t(5), child_in_support=True,
+                     reassessed_at=t(6))
+    session.add_all([later, n])
+    session.flush()
+    session.add(ReassessmentParticipant(notification_id=n.id, worker_id=w2.id))
+    inv = Investigation(ext_id="I1", case_id=case.id, aware_at=t(7), kind=InvestigationKind.NEW,
+                        completed_at=t(9), interim_assessed_at=t(8), notification_id=n.id)
+    session.add(inv)
+    session.flush()
+    m = Measure(ext_id="M1", case_id=case.id, kind=MeasureKind.SUPPORT, legal_basis="BL § 32",
+                decided_at=t(10), effected_at=t(11), ended_at=t(28), investigation_id=inv.id,
+                child_conversation_at=t(12), child_conversation_exemption="barnets modenhed", plan_at=t(13),
+                plan_required=False)
+    session.add(m)
+    session.flush()
+    f1 = FollowUp(ext_id="F1", measure_id=m.id, performed_at=t(14), next_planned_on=date(2025, 1, 15))
+    v1 = SupervisionVisit(ext_id="V1", measure_id=m.id, visited_at=t(15), child_conversation=False)
+    session.add_all([f1, v1])
+    session.flush()
+
+    expected = CaseFacts(
+        id=case.id, opened_at=case.opened_at, worker_id=w0.id, birth_date=date(2010, 2, 28), closed_at=t(30),
+        aftercare_decided_at=t(29),
+        notifications=(
+            NotificationFacts(id=n.id, received_at=t(2), professional_notifier=True, assessed_at=t(4),
+                              assessed_by_id=w1.id, receipt_confirmed_at=t(5), child_in_support=True,
+                              reassessed_at=t(6), reassessment_participant_ids=frozenset({w2.id})),
+            NotificationFacts(id=later.id, received_at=t(3)),
+        ),
+        investigations=(InvestigationFacts(id=inv.id, aware_at=t(7), kind=InvestigationKind.NEW,
+                                           completed_at=t(9), interim_assessed_at=t(8), notification_id=n.id),),
+        measures=(MeasureFacts(
+            id=m.id, kind=MeasureKind.SUPPORT, decided_at=t(10), legal_basis="BL § 32", effected_at=t(11),
+            ended_at=t(28), investigation_id=inv.id, child_conversation_at=t(12),
+            child_conversation_exemption="barnets modenhed", plan_at=t(13), plan_required=False,
+            follow_ups=(FollowUpFacts(id=f1.id, performed_at=t(14), next_planned_on=date(2025, 1, 15)),),
+            visits=(VisitFacts(id=v1.id, visited_at=t(15), child_conversation=False),),
+        ),),
+    )
+    assert load_case_facts(session, [case.id]) == {case.id: expected}
+    # The full recompute's id-range reading gives the same.
+    assert load_case_facts(session, [case.id], whole_range=True) == {case.id: expected}

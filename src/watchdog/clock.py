@@ -33,7 +33,9 @@ def to_local(value: datetime) -> datetime:
 
 def local_date(value: datetime) -> date:
     """The Danish calendar date on which an instant falls."""
-    return to_local(value).date()
+    if value.tzinfo is None:  # one zone conversion, not two: the rules ask this half a million times
+        ensure_aware(value)
+    return value.astimezone(LOCAL_TZ).date()
 
 
 @lru_cache(maxsize=8192)
