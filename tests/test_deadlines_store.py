@@ -313,3 +313,19 @@ def test_every_stored_fact_reaches_the_rules_in_its_own_field(session, world):
     assert load_case_facts(session, [case.id]) == {case.id: expected}
     # The full recompute's id-range reading gives the same.
     assert load_case_facts(session, [case.id], whole_range=True) == {case.id: expected}
+
+
+def test_the_full_recompute_reports_its_progress_batch_by_batch(session, world, monkeypatch):
+    import watchdog.deadlines as module
+
+    team, (w0, _w1, _w2) = world
+    cases = [make_case(session, team, w0, f"S-{i}") for i in range(5)]
+    for case in cases:
+        session.add(Notification(ext_id=f"N-{case.id}", case_id=case.id, received_at=at("2024-03-01 09:00")))
+    session.flush()
+    monkeypatch.setattr(module, "RANGE_BATCH_SIZE", 2)
+    seen = []
+    stats = refresh_deadlines(session, now=at("2024-03-02 09:00"), settings=SETTINGS,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert stats.cases_recomputed == 5 and len(deadlines_of(session)) == 5  # one 24-hour assessment each

@@ -13,7 +13,7 @@ Functions take the session and never commit: the caller owns the transaction
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -247,13 +247,14 @@ def _row_values(d: ComputedDeadline) -> tuple:
     return values
 
 
-def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None
-                      ) -> RefreshStats:
+def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> RefreshStats:
     """Recompute the deadlines of the given cases (None = every case) as of ``now``.
 
     Upserts one row per duty instance by ``key``, writes only rows that changed, and appends an
     ``OutcomeEvent(kind="status")`` for every status change (the first computation included, with
     ``from_status`` None). A row whose duty no longer arises becomes ``not_applicable``.
+    ``progress(cases done, cases in all)`` is called after each batch of the full recompute.
     Does not commit.
     """
     from watchdog.casestore import Case
@@ -266,8 +267,12 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
         # Every case, in id ranges: each batch reads its rows with range scans (cheaper than
         # long IN lists, and one cached statement per table).
         ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
+        done = 0
         for batch in _chunks(ids, RANGE_BATCH_SIZE):
             stats.add(_refresh_batch(session, batch, now=now, policy=policy, whole_range=True))
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(ids))
         return stats
     ids = sorted(set(case_ids))
     for batch in _chunks(ids, BATCH_SIZE):

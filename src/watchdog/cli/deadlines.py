@@ -112,7 +112,11 @@ def deadlines(
     st = state(ctx)
     with session_scope(st.engine) as session:
         if refresh:
-            stats = refresh_deadlines(session, now=now, settings=st.settings)
+            def progress(done: int, total: int) -> None:  # a national recompute takes a while
+                if total > 10_000:
+                    typer.echo(f"recomputing: {done:,} of {total:,} cases", err=True)
+
+            stats = refresh_deadlines(session, now=now, settings=st.settings, progress=progress)
             typer.echo(f"recomputed {stats.cases_recomputed} cases: {stats.deadlines_written} deadlines written, "
                        f"{stats.status_changes} status changes", err=True)
         views = list_deadlines(session, statuses=statuses, duties=duties, team_ext_id=team,
