@@ -103,7 +103,8 @@ RANGE_BATCH_SIZE = 2000  # the full recompute's batches: id ranges, no IN list t
 _POLL_NAME = "deadlines"
 
 
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    """``items`` in slices of at most ``size`` (IN lists stay within the drivers' parameter limits)."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -268,14 +269,14 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
         # long IN lists, and one cached statement per table).
         ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
         done = 0
-        for batch in _chunks(ids, RANGE_BATCH_SIZE):
+        for batch in chunks(ids, RANGE_BATCH_SIZE):
             stats.add(_refresh_batch(session, batch, now=now, policy=policy, whole_range=True))
             done += len(batch)
             if progress is not None:
                 progress(done, len(ids))
         return stats
     ids = sorted(set(case_ids))
-    for batch in _chunks(ids, BATCH_SIZE):
+    for batch in chunks(ids, BATCH_SIZE):
         stats.add(_refresh_batch(session, batch, now=now, policy=policy))
     return stats
 
@@ -353,7 +354,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         # Looked up only on a conflict: a lookup by key of every new deadline was quadratic in
         # a first computation on PostgreSQL (a table without statistics yet is scanned).
         conflicted = [row["key"] for row in inserts if row["key"] not in inserted]
-        for chunk in _chunks(conflicted, BATCH_SIZE):
+        for chunk in chunks(conflicted, BATCH_SIZE):
             for old in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk))):
                 d = computed[old.key]
                 compare(d, _row_values(d), old)

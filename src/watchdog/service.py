@@ -211,7 +211,7 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
     cases' teams and those teams' workers, the responsible workers, substitutes, reviewers)."""
     case_ids = sorted({d.case_id for d in due_now})
     case_teams: dict[int, int] = {}
-    for chunk in _chunks(case_ids, 1000):
+    for chunk in deadlines.chunks(case_ids, 1000):
         case_teams.update(session.execute(select(Case.id, Case.team_id).where(Case.id.in_(chunk))).all())
     today = local_date(now)
     absences = list(session.exec(select(Absence).where(Absence.starts_on <= today, Absence.ends_on >= today)).all())
@@ -224,15 +224,15 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
     columns = select(Worker.id, Worker.ext_id, Worker.team_id, Worker.role, Worker.active, Worker.email,
                      Worker.teams_workflow_url)
     workers: dict[int, Any] = {}
-    for chunk in _chunks(team_ids, 1000):
+    for chunk in deadlines.chunks(team_ids, 1000):
         workers.update((w.id, w) for w in session.execute(
             columns.where(Worker.team_id.in_(chunk), Worker.role == WorkerRole.LEADER)))
-    for chunk in _chunks([i for i in worker_ids if i not in workers], 1000):
+    for chunk in deadlines.chunks([i for i in worker_ids if i not in workers], 1000):
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.id.in_(chunk))))
     if settings.alerts.reviewers:
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.ext_id.in_(settings.alerts.reviewers))))
     teams = {}
-    for chunk in _chunks(team_ids, 1000):
+    for chunk in deadlines.chunks(team_ids, 1000):
         teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
     return planning.RoutingFacts(workers=workers, teams=teams, case_teams=case_teams, absences=absences,
                                  planned=outbox.planned_stages(session, [d.id for d in due_now]))
@@ -256,11 +256,6 @@ def _store_next_times(session: Session, planned: list[OpenDeadline], next_at: di
             c.id == bindparam("b_id"), c.next_alert_at.is_(None), c.status == bindparam("b_status"),
             c.due == bindparam("b_due")).values(next_alert_at=bindparam("b_next")),
             [{k: v for k, v in row.items() if k != "b_seen"} for row in unseen])
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def is_warning_day(day) -> bool:
