@@ -409,7 +409,7 @@ def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats
     from watchdog.casestore import Case
 
     now = ensure_aware(now, what="now")
-    state = _poll_state(session, now)
+    state = poll_state(session, _POLL_NAME, now)
     mark_at, mark_id = state.watermark_at, state.watermark_case_id
     stats = RefreshStats()
     done: set[int] = set()
@@ -435,14 +435,16 @@ def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats
     return stats
 
 
-def _poll_state(session: Session, now: datetime) -> PollState:
+def poll_state(session: Session, name: str, now: datetime) -> PollState:
+    """The named state row (the poll's watermark, the planner's policy hash), created empty on
+    first use; a plain copy, not an ORM object. Does not commit."""
     insert = dialect_insert(session)
-    session.execute(insert(PollState).values(name=_POLL_NAME, watermark_at=None, watermark_case_id=0,
+    session.execute(insert(PollState).values(name=name, watermark_at=None, watermark_case_id=0,
                                              polled_at=now).on_conflict_do_nothing(index_elements=["name"]))
-    row = session.execute(select(PollState.watermark_at, PollState.watermark_case_id)
-                          .where(PollState.name == _POLL_NAME)).one()
-    return PollState(name=_POLL_NAME, watermark_at=row.watermark_at, watermark_case_id=row.watermark_case_id,
-                     polled_at=now)
+    row = session.execute(select(PollState.watermark_at, PollState.watermark_case_id, PollState.fingerprint)
+                          .where(PollState.name == name)).one()
+    return PollState(name=name, watermark_at=row.watermark_at, watermark_case_id=row.watermark_case_id,
+                     polled_at=now, fingerprint=row.fingerprint)
 
 
 def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detail: str | None) -> None:

@@ -42,7 +42,7 @@ from sqlmodel import Session, select
 from watchdog import deadlines, delivery, outbox, planning, render
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
-from watchdog.db import dialect_insert, session_scope
+from watchdog.db import session_scope
 from watchdog.deadlines import Deadline
 from watchdog.intake.silence import check_intake_silence
 from watchdog.ops import heartbeat, metrics
@@ -190,17 +190,10 @@ def _policy_changed(session: Session, settings, now: datetime) -> bool:
     """Whether the alert policy differs from the one the stored ``next_alert_at`` were computed
     with; if so, records the new one (the caller then plans everything)."""
     fingerprint = planning_fingerprint(settings)
-    stored = session.execute(select(deadlines.PollState.fingerprint)
-                             .where(deadlines.PollState.name == _PLANNING_STATE)).first()
-    if stored is not None and stored[0] == fingerprint:
+    if deadlines.poll_state(session, _PLANNING_STATE, now).fingerprint == fingerprint:
         return False
-    if stored is None:
-        session.execute(dialect_insert(session)(deadlines.PollState).values(
-            name=_PLANNING_STATE, watermark_at=None, watermark_case_id=0, polled_at=now, fingerprint=fingerprint,
-        ).on_conflict_do_nothing(index_elements=["name"]))
-    else:
-        session.execute(update(deadlines.PollState).where(deadlines.PollState.name == _PLANNING_STATE)
-                        .values(fingerprint=fingerprint, polled_at=now))
+    session.execute(update(deadlines.PollState).where(deadlines.PollState.name == _PLANNING_STATE)
+                    .values(fingerprint=fingerprint, polled_at=now))
     log.info("planning: the alert policy is new or changed; planning every open deadline afresh")
     return True
 
@@ -208,7 +201,7 @@ def _policy_changed(session: Session, settings, now: datetime) -> bool:
 def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, now: datetime
                    ) -> planning.RoutingFacts:
     """Who may receive alerts about these deadlines: only the rows routing can reach (their
-    cases' teams and those teams' workers, the responsible workers, substitutes, reviewers)."""
+    cases' teams and those teams' leaders, the responsible workers, substitutes, reviewers)."""
     case_ids = sorted({d.case_id for d in due_now})
     case_teams: dict[int, int] = {}
     for chunk in deadlines.chunks(case_ids, 1000):
@@ -245,17 +238,11 @@ def _store_next_times(session: Session, planned: list[OpenDeadline], next_at: di
     c = table.c
     changes = [{"b_id": d.id, "b_seen": d.next_alert_at, "b_status": d.status, "b_due": d.due,
                 "b_next": next_at.get(d.id)} for d in planned if next_at.get(d.id) != d.next_alert_at]
-    seen = [row for row in changes if row["b_seen"] is not None]
-    unseen = [row for row in changes if row["b_seen"] is None]
-    if seen:
+    if changes:
         session.execute(update(table).where(
-            c.id == bindparam("b_id"), c.next_alert_at == bindparam("b_seen"), c.status == bindparam("b_status"),
-            c.due == bindparam("b_due")).values(next_alert_at=bindparam("b_next")), seen)
-    if unseen:
-        session.execute(update(table).where(
-            c.id == bindparam("b_id"), c.next_alert_at.is_(None), c.status == bindparam("b_status"),
-            c.due == bindparam("b_due")).values(next_alert_at=bindparam("b_next")),
-            [{k: v for k, v in row.items() if k != "b_seen"} for row in unseen])
+            c.id == bindparam("b_id"), c.next_alert_at.is_not_distinct_from(bindparam("b_seen")),
+            c.status == bindparam("b_status"), c.due == bindparam("b_due"),
+        ).values(next_alert_at=bindparam("b_next")), changes)
 
 
 def is_warning_day(day) -> bool:
