@@ -16,3 +16,13 @@ def test_migrations_match_the_models(engine):
         "models and migrations disagree; run `python -m watchdog.devtools.make_migration MSG`:\n"
         + "\n".join(map(str, diff))
     )
+
+
+def test_a_worker_with_the_head_role_can_be_stored_after_the_migrations(session):
+    from sqlmodel import select
+
+    from watchdog.casestore import Worker, WorkerRole
+
+    session.add(Worker(ext_id="H1", name="Afdelingsleder", email="h@x.dk", role=WorkerRole.HEAD))
+    session.commit()
+    assert session.exec(select(Worker.role).where(Worker.ext_id == "H1")).one() == WorkerRole.HEAD

@@ -22,6 +22,7 @@ class WorkerRole(StrEnum):
     LEADER = "leader"
     REVIEWER = "reviewer"
     ADMIN = "admin"
+    HEAD = "head"  # head of unit (afdelingsleder): sees everything, second escalation step
 
 
 class InvestigationKind(StrEnum):

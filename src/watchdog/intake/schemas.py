@@ -132,7 +132,7 @@ class WorkerIn(_In):
     name: Name = Field(description="The worker's name (shown to leaders and substitutes).")
     email: Email = Field(description="Where the worker's alerts are sent.")
     team: ExtId | None = Field(default=None, description="ext_id of the worker's team.")
-    role: WorkerRole = Field(default=WorkerRole.CASEWORKER, description="caseworker, leader, reviewer or admin.")
+    role: WorkerRole = Field(default=WorkerRole.CASEWORKER, description="caseworker, leader, reviewer, admin or head (head of unit).")
     fte: float = Field(default=1.0, ge=0.0, le=1.0, description="Full-time equivalent as a caseworker, 0–1.")
     teams_workflow_url: TeamsUrl | None = Field(default=None, description="Also alert on Teams through this workflow.")
     active: bool = Field(default=True, description="Inactive workers get no alerts.")
