@@ -110,3 +110,15 @@ def test_broken_configuration_is_refused_with_one_line(tmp_path, toml, fragment)
 def test_secrets_are_masked():
     assert "s3cret" not in mask_url("postgresql+psycopg://wd:s3cret@db/wd")
     assert "SIG" not in mask_url("workflows://host/WF/SIG?pa=yes")
+
+
+def test_web_base_url_is_trimmed_and_must_be_an_http_address():
+    import pytest
+    from pydantic import ValidationError
+
+    from watchdog.settings import WebSettings
+
+    assert WebSettings(base_url="https://frister.kommune.dk/").base_url == "https://frister.kommune.dk"
+    assert WebSettings().base_url is None
+    with pytest.raises(ValidationError, match="web.base_url must start with"):
+        WebSettings(base_url="frister.kommune.dk")

@@ -241,6 +241,21 @@ class HttpSettings(_Section):
     heartbeat_url: str | None = None  # called after every successful round
 
 
+class WebSettings(_Section):
+    # The address people use to reach the web app (`watchdog serve`), e.g. https://frister.kommune.dk.
+    # Messages link to its pages (a leader's full list); unset, they say where to look instead.
+    base_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"web.base_url must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """The whole configuration. See config/watchdog.example.toml for every key and its default."""
 
@@ -265,6 +280,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("database_url")
     @classmethod
