@@ -41,7 +41,8 @@ import apprise
 from apprise.logger import LOGGER_NAME
 
 from watchdog.outbox import Channel
-from watchdog.render import Message, message_sensitive, simple_card
+from watchdog.render import Message, simple_card
+from watchdog.sensitive import message_sensitive
 from watchdog.settings import check_teams_url, mask_url
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from watchdog.sensitive import redact
+
 
 class WatchdogError(Exception):
     """Base of every error a user can cause or fix. Its message is one readable line."""
@@ -35,10 +37,11 @@ class Problem:
     __slots__ = ("source", "record", "field", "reason")
 
     def __init__(self, source: str, record: str, field: str, reason: str):
+        # A refused value is often repeated in the reason: never a CPR number (watchdog.sensitive).
         self.source = source  # file name or request
         self.record = record  # row number or record id
-        self.field = field
-        self.reason = reason
+        self.field = redact(field)
+        self.reason = redact(reason)
 
     def as_dict(self) -> dict[str, str]:
         return {"source": self.source, "record": self.record, "field": self.field, "reason": self.reason}

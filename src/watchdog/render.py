@@ -7,15 +7,14 @@ subject, a plain text, an HTML body (email) and an Adaptive Card 1.4 (Teams).
 What a message may carry (DESIGN.md invariant 5): the case reference, the duty, the paragraph,
 the due time, how long is left, the case-system link, and for leaders the responsible
 caseworker's name. Never a CPR number or a child's name: the items do not even have fields for
-them, and ``find_sensitive`` is the net that the transport checks every message against.
+them, and ``message_sensitive`` (``watchdog.sensitive``) is the net that the transport checks every
+message against.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, format_local
 from watchdog.outbox import AlertKind
 from watchdog.rules.types import Duty, Regime, Status
+from watchdog.sensitive import contains_cpr, find_cpr, message_sensitive  # noqa: F401 (the net)
 
 # The duty in plain Danish, as a caseworker would say it ("what must be done").
 DUTY_NAMES_DA: dict[Duty, str] = {
@@ -85,21 +85,18 @@ class Message:
 # Sensitive-data net
 # ---------------------------------------------------------------------------------------------
 
-# A CPR number is ddmmyy-xxxx or ddmmyyxxxx with a plausible day and month. Digits on either side
-# mean a longer number (an id, a timestamp), not a CPR number.
-_CPR_RE = re.compile(r"(?<![\d])(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?![\d])")
+# The pattern and its normalisation live in watchdog.sensitive (one net for the whole service).
+find_sensitive = find_cpr
 
 
-def find_sensitive(text: str) -> list[str]:
-    """The CPR-like numbers in ``text`` (ddmmyy-xxxx or ddmmyyxxxx); empty when there are none."""
-    return _CPR_RE.findall(text or "")
+def item_sensitive(item: AlertItem) -> bool:
+    """Whether any text of one item (case reference, link, names, citation) holds a CPR-like number.
 
-
-def message_sensitive(message: Message) -> list[str]:
-    """Every CPR-like number anywhere in a message: subject, text, HTML and card."""
-    blob = "\n".join([message.subject, message.text, message.html,
-                      json.dumps(message.card, ensure_ascii=False)])
-    return find_sensitive(blob)
+    The transport checks whole messages; this lets delivery hold back the one offending item of a
+    grouped message and send the others (see ``service._deliver_one_message``).
+    """
+    return any(isinstance(value, str) and contains_cpr(value)
+               for value in (getattr(item, f.name) for f in fields(item)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.rules.types import Duty, Status
+from watchdog.sensitive import contains_cpr
 from watchdog.settings import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
@@ -354,12 +355,34 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
     channel = Channel(first.channel)
     try:
         with Session(engine) as session:
-            message, name = _build_message(session, settings, group, now=now)
+            message, name, held = _build_message(session, settings, group, now=now)
+        if held:
+            # The net, one item at a time: only the offending alerts die; the others still go.
+            _record(engine, settings, [a for a in group if a.id in held], _HELD_BACK, channel=channel,
+                    now=now, worker_name=worker_name, report=report)
+            group = [a for a in group if a.id not in held]
+            if not group:
+                return
         result = transport.send(message, delivery.Recipient(first.recipient_address, channel, name))
     except Exception as exc:  # a bug or a vanished row: record it on the alerts, never lose them
         log.exception("delivery: cannot send alerts %s", [a.id for a in group])
         result = delivery.SendResult(ok=False, detail=f"internal error: {_one_line(exc)}", permanent=True)
     report.messages += 1
+    _record(engine, settings, group, result, channel=channel, now=now, worker_name=worker_name,
+            report=report)
+
+
+# What a held-back alert's attempt says: never the number itself (the ops alert repeats it).
+_HELD_BACK = delivery.SendResult(
+    ok=False, permanent=True,
+    detail="held back, not sent: the case reference, case link or a name of this alert contains what "
+           "looks like a CPR number (not repeated here); correct the case in the case system, then "
+           "`watchdog outbox retry`")
+
+
+def _record(engine: Engine, settings, group: list[Alert], result, *, channel: Channel, now: datetime,
+            worker_name: str, report: DeliveryReport) -> None:
+    """Record a send's outcome on its alerts, and count it in the report and the metrics."""
     # The message has left: its outcome must be recorded even if the database blips right now
     # (a PostgreSQL restart, a failover). Unrecorded, the claim would expire and another replica
     # would send the same message again.
@@ -426,13 +449,20 @@ def _retry_on_database_error(work, *, what: str, give_up_after: float, sleep=tim
 
 
 def _build_message(session: Session, settings, group: list[Alert], *, now: datetime):
-    """The message for one group and the recipient's name (for the greeting)."""
+    """The message for one group, the recipient's name (for the greeting), and the ids of the
+    alerts held back because an item of theirs looks like it holds a CPR number."""
     first = group[0]
     recipient = session.get(Worker, first.recipient_worker_id) if first.recipient_worker_id else None
     name = recipient.name if recipient is not None else None
+    if name is not None and contains_cpr(name):
+        # Stored before the intake refused such names: greet without it rather than lose the alerts.
+        log.error("worker (id %s): the name looks like it holds a CPR number; greeting without it",
+                  recipient.id)
+        name = None
     if AlertKind(first.kind) not in DEADLINE_KINDS or first.deadline_id is None:
-        return render.message_from_payload(outbox.payload_of(first)), name
+        return render.message_from_payload(outbox.payload_of(first)), name, set()
     items = []
+    held: set[int] = set()
     for alert in group:
         deadline = session.get(Deadline, alert.deadline_id)
         if deadline is None:
@@ -443,13 +473,18 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
         # The caseworker's name helps a leader or substitute; the caseworker knows their own.
         responsible_name = (responsible.name if responsible is not None
                             and responsible.id != alert.recipient_worker_id else None)
-        items.append(render.AlertItem(
+        item = render.AlertItem(
             alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
             regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
-        ))
-    return render.render_alerts(items, recipient_name=name, now=now), name
+        )
+        if render.item_sensitive(item):
+            held.add(alert.id)
+        else:
+            items.append(item)
+    message = render.render_alerts(items, recipient_name=name, now=now) if items else None
+    return message, name, held
 
 
 def case_link(case: Case, settings) -> str:

@@ -6,7 +6,11 @@ database ids by ``watchdog.intake.upsert``. The same models serve the file impor
 Danish spreadsheet conventions are converted in ``watchdog.intake.parsing``) and the HTTP API.
 
 The store never holds a CPR number or a child's name: a column/field that looks like one is
-refused by name, and every text value that contains a CPR-like number is refused.
+refused by name, and every text value that contains a CPR-like number is refused, however it is
+written (``watchdog.sensitive`` reads it normalised: other dashes, invisible characters, fullwidth
+digits, URL escapes). Single-line values (ids, names, addresses, links) refuse line breaks; every
+instant must have a UTC form. What a municipality configures (the plausible range of dates, its
+case-number format) is checked by ``watchdog.intake.checks``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -34,32 +38,11 @@ from watchdog.casestore import (
     Worker,
     WorkerRole,
 )
+# SENSITIVE_REASON, is_sensitive_column and normalize_column are used from here by the intake.
+from watchdog.sensitive import SENSITIVE_REASON, contains_cpr, is_sensitive_column, normalize_column  # noqa: F401
 from watchdog.settings import check_teams_url
 
-# ddmmyy-xxxx or ddmmyyxxxx with a plausible day and month, not inside a longer number.
-_CPR = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}[- ]?\d{4}(?!\d)")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-SENSITIVE_REASON = (
-    "looks like a CPR number or a child's name: the store never holds them; "
-    "remove the column (a child is known by the case reference only)"
-)
-_SENSITIVE_EXACT = {
-    "navn", "barn", "barnet", "barn_navn", "barnets_navn", "barnetsnavn", "child", "child_name",
-    "childname", "fornavn", "efternavn", "mellemnavn", "first_name", "last_name", "surname",
-    "full_name", "fuldt_navn", "personnummer", "person_number", "ssn", "borger", "borger_navn",
-}
-
-
-def normalize_column(name: str) -> str:
-    """Column names are matched case-insensitively; spaces, dots and hyphens count as '_'."""
-    return re.sub(r"[\s.\-]+", "_", name.strip().lower().lstrip("\ufeff")).strip("_")
-
-
-def is_sensitive_column(name: str) -> bool:
-    """A column or field name that suggests a CPR number or a person's (child's) name."""
-    norm = normalize_column(name)
-    return "cpr" in norm or norm in _SENSITIVE_EXACT or norm.endswith("_navn") or norm.startswith("barn_")
 
 
 def _no_cpr(value: str) -> str:
@@ -67,8 +50,28 @@ def _no_cpr(value: str) -> str:
     bad = next((c for c in value if (unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r")), None)
     if bad is not None:
         raise ValueError(f"contains the control character U+{ord(bad):04X}")
-    if _CPR.search(value):
+    if "\ufffd" in value:
+        raise ValueError("contains U+FFFD, the mark of a character lost when the file was converted; "
+                         "export it again as UTF-8 (in Excel: CSV UTF-8)")
+    if contains_cpr(value):
         raise ValueError("contains what looks like a CPR number: the store never holds one")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("contains a line break (in a CSV file usually an unbalanced quote \" "
+                         "that swallowed the rows after it)")
+    return value
+
+
+def _utc_form(value: datetime) -> datetime:
+    """An instant must have a UTC form: 9999-12-31T20:00-14:00 is after the last one there is."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside the times the service can hold "
+                         "(its UTC form is past the year 9999 or before the year 1)") from None
     return value
 
 
@@ -95,13 +98,14 @@ def _text(max_length: int, *checks) -> Any:
     ]
 
 
-ExtId = _text(64)
-Name = _text(200)
-Email = _text(320, _email)
-Url = _text(2000, _http_url)
-TeamsUrl = _text(2000, _teams_url)
-LegalBasis = _text(200)
+ExtId = _text(64, _one_line)
+Name = _text(200, _one_line)
+Email = _text(320, _one_line, _email)
+Url = _text(2000, _one_line, _http_url)
+TeamsUrl = _text(2000, _one_line, _teams_url)
+LegalBasis = _text(200, _one_line)
 Exemption = _text(500)
+Instant = Annotated[AwareDatetime, AfterValidator(_utc_form)]
 
 
 class _In(BaseModel):
@@ -162,10 +166,10 @@ class CaseIn(_In):
     team: ExtId = Field(description="ext_id of the team that holds the case.")
     worker: ExtId | None = Field(default=None, description="ext_id of the responsible caseworker.")
     birth_date: date | None = Field(default=None, description="Only for the duties counted from the 18th birthday.")
-    opened_at: AwareDatetime = Field(description="When the case was opened.")
-    closed_at: AwareDatetime | None = Field(default=None, description="When the case was closed.")
+    opened_at: Instant = Field(description="When the case was opened.")
+    closed_at: Instant | None = Field(default=None, description="When the case was closed.")
     link: Url | None = Field(default=None, description="Link into the case system (overrides the template).")
-    aftercare_decided_at: AwareDatetime | None = Field(
+    aftercare_decided_at: Instant | None = Field(
         default=None, description="The decision on support after 18 (BL § 111 / SEL § 68, stk. 11).")
 
     @model_validator(mode="after")
@@ -179,13 +183,13 @@ class NotificationIn(_In):
 
     ext_id: ExtId = Field(description="The case system's id of the notification.")
     case: ExtId = Field(description="ext_id (case reference) of the case.")
-    received_at: AwareDatetime = Field(description="When it was received (to the minute).")
+    received_at: Instant = Field(description="When it was received (to the minute).")
     professional_notifier: bool = Field(default=False, description="From a professional (receipt confirmation due).")
-    assessed_at: AwareDatetime | None = Field(default=None, description="The 24-hour assessment.")
+    assessed_at: Instant | None = Field(default=None, description="The 24-hour assessment.")
     assessed_by: ExtId | None = Field(default=None, description="ext_id of the worker who assessed it.")
-    receipt_confirmed_at: AwareDatetime | None = Field(default=None, description="Receipt confirmed to the notifier.")
+    receipt_confirmed_at: Instant | None = Field(default=None, description="Receipt confirmed to the notifier.")
     child_in_support: bool = Field(default=False, description="The child already receives support or is placed.")
-    reassessed_at: AwareDatetime | None = Field(default=None, description="The reassessment (genvurdering).")
+    reassessed_at: Instant | None = Field(default=None, description="The reassessment (genvurdering).")
     reassessment_reasoning_recorded: bool | None = Field(
         default=None, description="The municipality's concrete assessment appears in the reassessment.")
     reassessment_participants: list[ExtId] | None = Field(
@@ -205,9 +209,9 @@ class InvestigationIn(_In):
     case: ExtId = Field(description="ext_id of the case.")
     notification: ExtId | None = Field(default=None, description="ext_id of the notification that started it.")
     kind: InvestigationKind = Field(default=InvestigationKind.NEW, description="new, or update of an earlier one.")
-    aware_at: AwareDatetime = Field(description="The municipality became aware the child may need support.")
-    completed_at: AwareDatetime | None = Field(default=None, description="When it was completed.")
-    interim_assessed_at: AwareDatetime | None = Field(default=None, description="The foreløbig vurdering.")
+    aware_at: Instant = Field(description="The municipality became aware the child may need support.")
+    completed_at: Instant | None = Field(default=None, description="When it was completed.")
+    interim_assessed_at: Instant | None = Field(default=None, description="The foreløbig vurdering.")
 
     @model_validator(mode="after")
     def _consistent(self) -> InvestigationIn:
@@ -222,14 +226,14 @@ class MeasureIn(_In):
     case: ExtId = Field(description="ext_id of the case.")
     kind: MeasureKind = Field(description="support, placement_consent, placement_no_consent, youth_crime or other.")
     legal_basis: LegalBasis = Field(description='The paragraph, e.g. "BL § 32, stk. 1, nr. 3".')
-    decided_at: AwareDatetime = Field(description="When it was decided.")
-    effected_at: AwareDatetime | None = Field(default=None, description="When it was effected (iværksat).")
-    ended_at: AwareDatetime | None = Field(default=None, description="When it ended.")
+    decided_at: Instant = Field(description="When it was decided.")
+    effected_at: Instant | None = Field(default=None, description="When it was effected (iværksat).")
+    ended_at: Instant | None = Field(default=None, description="When it ended.")
     investigation: ExtId | None = Field(default=None, description="ext_id of an investigation run alongside.")
-    child_conversation_at: AwareDatetime | None = Field(default=None, description="The child conversation.")
+    child_conversation_at: Instant | None = Field(default=None, description="The child conversation.")
     child_conversation_exemption: Exemption | None = Field(
         default=None, description="Why no child conversation was held (lawful reason).")
-    plan_at: AwareDatetime | None = Field(default=None, description="The plan (handleplan/barnets plan).")
+    plan_at: Instant | None = Field(default=None, description="The plan (handleplan/barnets plan).")
     plan_required: bool = Field(default=True, description="Whether a plan is required.")
 
     @model_validator(mode="after")
@@ -243,7 +247,7 @@ class FollowUpIn(_In):
 
     ext_id: ExtId = Field(description="The case system's id of the follow-up.")
     measure: ExtId = Field(description="ext_id of the measure followed up.")
-    performed_at: AwareDatetime = Field(description="When the follow-up was made.")
+    performed_at: Instant = Field(description="When the follow-up was made.")
     next_planned_on: date | None = Field(default=None, description="The next follow-up as decided (BL § 95, stk. 3).")
 
 
@@ -252,7 +256,7 @@ class VisitIn(_In):
 
     ext_id: ExtId = Field(description="The case system's id of the visit.")
     measure: ExtId = Field(description="ext_id of the placement measure.")
-    visited_at: AwareDatetime = Field(description="When the visit took place.")
+    visited_at: Instant = Field(description="When the visit took place.")
     child_conversation: bool = Field(default=True, description="Whether the child was spoken with.")
 
 
