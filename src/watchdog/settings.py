@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -231,6 +233,24 @@ class IntakeSettings(_Section):
     silence_working_days: int = Field(default=2, ge=1, le=60)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=10_000, ge=1)
+    # Dates and instants before earliest_date, or more than latest_years_ahead years after the day
+    # of the import, are refused as typing errors (a year 9999 would overflow the deadline arithmetic).
+    earliest_date: date = date(1990, 1, 1)
+    latest_years_ahead: int = Field(default=10, ge=1, le=100)
+    # A regular expression every case reference must match in full, e.g. 'S-\d{4}-\d{4,6}': refuses
+    # anything else, such as a child's name typed into the reference field. Unset: any reference.
+    case_ref_pattern: str | None = None
+
+    @field_validator("case_ref_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"case_ref_pattern is not a regular expression: {exc}") from None
+        return value
 
 
 class HttpSettings(_Section):
@@ -239,6 +259,10 @@ class HttpSettings(_Section):
     health_port: int = Field(default=9108, ge=0, le=65535)  # served by `watchdog run`; 0 = off
     ready_max_poll_age_seconds: int = Field(default=900, ge=10)
     heartbeat_url: str | None = None  # called after every successful round
+    # `watchdog serve`: an idle kept-alive connection is closed after this many seconds, and a
+    # request whose body stalls this long gets 408 (a slow client cannot hold a connection for ever).
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    body_timeout_seconds: float = Field(default=30, gt=0, le=600)
 
 
 class WebSettings(_Section):
@@ -330,8 +354,16 @@ class Settings(BaseSettings):
         return data
 
 
+# Query parameters that carry a secret (a heartbeat's ?token=, a signature): the same names the
+# log masker hides (watchdog.ops.logs.known_secrets).
+SECRET_QUERY_KEYS = ("sig", "signature", "token", "access_token", "apikey", "api_key", "key", "password",
+                     "pass", "secret")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:" + "|".join(SECRET_QUERY_KEYS) + r")=)[^&#]+")
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a URL (and the secret path of a Teams workflow)."""
+    """Hide the password of a URL, its secret query parameters (``?token=``) and the secret path
+    of a Teams workflow."""
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
@@ -340,7 +372,7 @@ def mask_url(url: str) -> str:
         base = url.split("?", 1)[0]
         head, _, _secret = base.rpartition("/")
         url = head + "/********"
-    return url
+    return _SECRET_QUERY.sub(r"\1********", url)
 
 
 def resolve_config_path(config_path: str | Path | None) -> Path | None:

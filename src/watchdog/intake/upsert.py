@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 from watchdog.casestore import Case, Measure, ReassessmentParticipant
 from watchdog.clock import ensure_aware
 from watchdog.errors import Problem, ValidationFailed, WatchdogError
+from watchdog.intake.checks import check_records
 from watchdog.intake.parsing import RawRecord
 from watchdog.intake.schemas import (
     ENTITIES,
@@ -359,6 +360,7 @@ def import_valid(engine: Engine, records: Sequence[ValidRecord], *, now: datetim
                  dry_run: bool = False, progress: Callable[[int], None] | None = None,
                  prior_problems: Sequence[Problem] = ()) -> UpsertResult:
     """Write ``records`` in one transaction (or roll back for a dry run), then recompute deadlines."""
+    prior_problems = [*prior_problems, *check_records(records, settings=settings, now=now)]
     with Session(engine, expire_on_commit=False) as session:
         try:
             result = upsert_records(session, records, now=now, progress=progress,

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import IO
 from urllib.parse import urlsplit
 
+from watchdog.settings import SECRET_QUERY_KEYS
+
 MASK = "********"
 _HANDLER_NAME = "watchdog-ops"
 
@@ -57,7 +59,7 @@ def known_secrets(settings) -> list[str]:
             found.add(url.split("?", 1)[0].rstrip("/").rpartition("/")[2])
         for pair in parts.query.split("&"):
             key, _, value = pair.partition("=")
-            if key.lower() in ("sig", "token", "apikey", "key", "password", "pass") and value:
+            if key.lower() in SECRET_QUERY_KEYS and value:
                 found.add(value)
 
     from_url(settings.database_url.get_secret_value())
