@@ -52,8 +52,11 @@ def import_files(
     from watchdog.intake.upsert import import_records
 
     st = state(ctx)
+    notes: list[str] = []
     try:
-        records, file_problems = read_files(files, entity=entity)
+        records, file_problems = read_files(files, entity=entity, notes=notes)
+        for note in notes:
+            typer.echo(f"warning: {note}", err=True)
         wait_for_database(st.engine, attempts=3)
         with _progress(2 * len(records)) as progress:
             result = import_records(st.engine, records, now=utcnow(), settings=st.settings,
@@ -101,9 +104,11 @@ def serve(
 
     mount(api, st.settings, st.engine)  # /healthz, /readyz, /metrics
     # log_config=None: uvicorn's records go through watchdog's handler (JSON lines, secrets masked).
+    # timeout_keep_alive closes idle connections; a stalled body gets 408 from the app itself
+    # (http.body_timeout_seconds). Slow headers and TLS are a reverse proxy's job (README).
     uvicorn.run(api, host=host or st.settings.http.host, port=st.settings.http.port if port is None else port,
                 log_level=st.settings.log_level.lower(), proxy_headers=True, server_header=False,
-                log_config=None)
+                log_config=None, timeout_keep_alive=st.settings.http.keep_alive_seconds)
 
 
 @token_app.command("create")

@@ -2,15 +2,19 @@
 
 I/O: reads the files it is given; nothing else (no database, no clock).
 
-- CSV: ``;`` delimiter (``,`` or tab when the header has no ``;``), UTF-8 with or without BOM,
-  or Windows-1252 when the bytes are not UTF-8. Dates ``dd-mm-yyyy`` (also ``dd.mm.yyyy`` and ISO
-  ``yyyy-mm-dd``); times ``dd-mm-yyyy HH:MM[:SS]`` in Europe/Copenhagen local time, or ISO 8601
-  with an offset. Comma decimals (``0,8``). Booleans ``ja/nej``, ``true/false``, ``1/0``, ``x``/empty.
-  Lists (reassessment participants) are comma-separated ext_ids in one cell.
+- CSV: ``;`` delimiter (``,`` or tab when the header has no ``;``); the encodings of
+  ``watchdog.intake.encoding`` (UTF-8, UTF-16/32 with a byte-order mark, Windows-1252; damaged
+  files refused with their line); cells as ``watchdog.intake.cells`` reads them (Danish dates and
+  times, comma decimals, ja/nej). A cell that holds line breaks and the delimiter is an unbalanced
+  quote that swallowed rows: refused with the lines. Thousands of unknown columns are named five
+  at a time and summarised.
 - XLSX: the first sheet (or the one named like the entity); header in row 1. Date cells are read as
   dates, date-time cells as Europe/Copenhagen local time; text cells as in CSV.
 - JSON Lines: one JSON object per line, ISO 8601 values; instants must carry an offset. A line
-  may name its entity with an ``"entity"`` key (so one file can hold several entities).
+  may name its entity with an ``"entity"`` key (so one file can hold several entities). A line
+  nested deeper than the format, or holding a number of thousands of digits, is refused by line.
+- Only regular files are read (a named pipe would block the import); a file that holds no
+  records is a warning (``notes``), not an error.
 
 Local times: a time in the autumn fold (02:00–03:00 on the last Sunday of October happens twice)
 or in the spring gap (02:00–03:00 on the last Sunday of March does not exist) is refused with a
@@ -25,15 +29,28 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
+import os
+import stat
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from watchdog.clock import LOCAL_TZ
 from watchdog.errors import Problem, ValidationFailed
+
+# Cell values and file decoding have their own modules; parse_date & co. stay importable from here.
+from watchdog.intake.cells import (  # noqa: F401
+    convert_cell,
+    local_to_utc,
+    parse_bool,
+    parse_date,
+    parse_decimal,
+    parse_instant,
+    parse_list,
+)
+from watchdog.intake.encoding import decode  # noqa: F401
 from watchdog.intake.schemas import (
     ENTITIES,
     SENSITIVE_REASON,
@@ -62,144 +79,6 @@ class RawRecord:
     problems: list[Problem] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------------------------------
-# Cell values (pure)
-# ------------------------------------------------------------------------------------------
-
-_DATE_DK = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
-_DATETIME_DK = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})[ T]+(\d{1,2})[:.](\d{2})(?::(\d{2}))?$")
-_TRUE = {"ja", "j", "yes", "y", "true", "sand", "1", "x"}
-_FALSE = {"nej", "n", "no", "false", "falsk", "0"}
-
-
-def parse_date(text: str) -> date:
-    text = text.strip()
-    m = _DATE_DK.match(text)
-    try:
-        if m:
-            return date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    raise ValueError(f"{text!r} is not a date (use dd-mm-yyyy, e.g. 05-03-2024)")
-
-
-def local_to_utc(naive: datetime) -> datetime:
-    """A Europe/Copenhagen wall-clock time as an aware UTC instant; refuse fold and gap times."""
-    first = naive.replace(tzinfo=LOCAL_TZ, fold=0)
-    second = naive.replace(tzinfo=LOCAL_TZ, fold=1)
-    shown = naive.strftime("%d-%m-%Y %H:%M")
-    if first.utcoffset() != second.utcoffset():
-        back = first.astimezone(UTC).astimezone(LOCAL_TZ).replace(tzinfo=None)
-        if back != naive:
-            raise ValueError(
-                f"{shown} does not exist in Danish time (the clocks skip 02:00–03:00 that night); "
-                "give the time in ISO 8601 with an offset, e.g. "
-                f"{naive.date().isoformat()}T{naive:%H:%M}+01:00"
-            )
-        raise ValueError(
-            f"{shown} happens twice in Danish time (the clocks go back at 03:00 that night); "
-            f"give it in ISO 8601 with an offset: {naive.date().isoformat()}T{naive:%H:%M}+02:00 "
-            f"(summer time) or …+01:00 (winter time)"
-        )
-    return first.astimezone(UTC)
-
-
-def parse_instant(text: str, *, naive_is_local: bool = True) -> datetime:
-    """``dd-mm-yyyy HH:MM`` local, ``dd-mm-yyyy`` (00:00 local), or ISO 8601 (with an offset)."""
-    text = text.strip()
-    m = _DATETIME_DK.match(text)
-    if m:
-        day, month, year, hour, minute, second = (int(g or 0) for g in m.groups())
-        try:
-            naive = datetime(year, month, day, hour, minute, second)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a valid date and time") from None
-        return local_to_utc(naive)
-    if _DATE_DK.match(text):
-        return local_to_utc(datetime.combine(parse_date(text), time(0, 0)))
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time (use dd-mm-yyyy HH:MM in Danish time, "
-            "or ISO 8601 with an offset, e.g. 2024-03-05T14:30+01:00)"
-        ) from None
-    if value.tzinfo is None:
-        if not naive_is_local:
-            raise ValueError(f"{text!r} has no UTC offset (add one, e.g. +01:00)")
-        return local_to_utc(value)
-    return value.astimezone(UTC)
-
-
-def parse_bool(text: str) -> bool:
-    norm = text.strip().lower()
-    if norm in _TRUE:
-        return True
-    if norm in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is not yes/no (use ja or nej)")
-
-
-def parse_decimal(text: str) -> float:
-    norm = text.strip().replace(" ", "").replace("\u00a0", "")
-    if "," in norm:
-        # Danish: '.' groups thousands, ',' is the decimal mark.
-        norm = norm.replace(".", "").replace(",", ".")
-    try:
-        value = float(norm)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number (use a decimal comma, e.g. 0,8)") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
-
-
-def parse_list(text: str) -> list[str]:
-    return [item.strip() for item in re.split(r"[,|]", text) if item.strip()]
-
-
-def convert_cell(kind: str, value: Any) -> Any:
-    """A spreadsheet cell (text, or a typed openpyxl value) as the input model wants it."""
-    if isinstance(value, datetime):
-        if kind == "date":
-            if value.time() != time(0, 0):
-                raise ValueError(f"{value:%d-%m-%Y %H:%M} is a time, not a date")
-            return value.date()
-        if kind == "instant":
-            return local_to_utc(value) if value.tzinfo is None else value.astimezone(UTC)
-        return value.strftime("%d-%m-%Y %H:%M")
-    if isinstance(value, date):
-        if kind == "instant":
-            return local_to_utc(datetime.combine(value, time(0, 0)))
-        return value if kind == "date" else value.strftime("%d-%m-%Y")
-    if isinstance(value, time | timedelta):
-        raise ValueError(f"{value} is a time of day without a date")
-    if isinstance(value, bool):
-        if kind == "bool":
-            return value
-        value = "ja" if value else "nej"
-    if isinstance(value, int | float):
-        if kind == "decimal":
-            return float(value)
-        if kind == "bool" and value in (0, 1):
-            return bool(value)
-        # An id typed as a number in Excel: 1001, not 1001.0.
-        value = str(int(value)) if float(value).is_integer() else str(value)
-    text = str(value)
-    if kind == "date":
-        return parse_date(text)
-    if kind == "instant":
-        return parse_instant(text)
-    if kind == "bool":
-        return parse_bool(text)
-    if kind == "decimal":
-        return parse_decimal(text)
-    if kind == "list":
-        return parse_list(text)
-    return text
-
-
 def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -224,25 +103,50 @@ def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str
     return rec
 
 
+def _short(name: str, limit: int = 60) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+# A header with thousands of unknown columns is named this far, then summarised in one line.
+MAX_NAMED_COLUMNS = 5
+
+
 def check_columns(spec: EntitySpec, source: str, header: list[Any]) -> tuple[list[str], list[Problem]]:
     """Map the header to field names; refuse sensitive, unknown, duplicate and missing columns."""
     columns: list[str] = []
     problems: list[Problem] = []
+    unknown: list[str] = []
+    unnamed = 0
     known = set(spec.fields)
     for raw in header:
         name = normalize_column(str(raw or ""))
         columns.append(name)
         if not name:
-            problems.append(Problem(source, HEADER, "(header)", "a column has no name"))
+            unnamed += 1
         elif name not in known and (is_sensitive_column(name) or name == "name"):
-            problems.append(Problem(source, HEADER, str(raw).strip(), SENSITIVE_REASON))
+            problems.append(Problem(source, HEADER, _short(str(raw).strip()), SENSITIVE_REASON))
         elif name not in known:
-            problems.append(Problem(source, HEADER, str(raw).strip(),
-                                    f"unknown column for {spec.name} (known: {', '.join(spec.fields)})"))
-    for name in sorted({c for c in columns if c and columns.count(c) > 1}):
-        problems.append(Problem(source, HEADER, name, "the column appears more than once"))
+            unknown.append(_short(str(raw).strip()))
+    if unnamed:
+        problems.append(Problem(source, HEADER, "(header)",
+                                "a column has no name" if unnamed == 1 else f"{unnamed} columns have no name"))
+    for raw in unknown[:MAX_NAMED_COLUMNS]:
+        problems.append(Problem(source, HEADER, raw,
+                                f"unknown column for {spec.name} (known: {', '.join(spec.fields)})"))
+    if len(unknown) > MAX_NAMED_COLUMNS:
+        problems.append(Problem(source, HEADER, "(header)",
+                                f"and {len(unknown) - MAX_NAMED_COLUMNS} more unknown columns "
+                                f"({len(header)} columns in all; {spec.name} has {len(spec.fields)})"))
+    duplicated = sorted({c for c in columns if c and columns.count(c) > 1}) if len(columns) < 1000 else sorted(
+        name for name, n in Counter(c for c in columns if c).items() if n > 1)
+    for name in duplicated[:MAX_NAMED_COLUMNS]:
+        problems.append(Problem(source, HEADER, _short(name), "the column appears more than once"))
+    if len(duplicated) > MAX_NAMED_COLUMNS:
+        problems.append(Problem(source, HEADER, "(header)",
+                                f"and {len(duplicated) - MAX_NAMED_COLUMNS} more columns appear more than once"))
+    present = set(columns)
     for name, info in spec.model.model_fields.items():
-        if info.is_required() and name not in columns:
+        if info.is_required() and name not in present:
             problems.append(Problem(source, HEADER, name, f"required column missing for {spec.name}"))
     return columns, problems
 
@@ -250,16 +154,6 @@ def check_columns(spec: EntitySpec, source: str, header: list[Any]) -> tuple[lis
 # ------------------------------------------------------------------------------------------
 # Files
 # ------------------------------------------------------------------------------------------
-
-def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252 (what Danish Excel writes as 'CSV')."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
 
 def _delimiter(first_line: str) -> str:
     if ";" in first_line:
@@ -279,32 +173,50 @@ def resolve_entity(path: Path, entity: str | None) -> EntitySpec | None:
     return entity_from_filename(path.stem)
 
 
+_QUOTE_HINT = "an unbalanced quote (\") swallows the rows after it: close the quote or remove it"
+
+
 def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
+    if not text.strip():
+        return  # an empty file: read_file warns
     first = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
+    delimiter = _delimiter(first)
+    # strict: a quote at the end of the file that never closes is an error, not one huge last cell.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
-    except StopIteration:
-        raise ValidationFailed([Problem(source, "1", "(header)", "the file is empty")]) from None
+    except csv.Error as exc:
+        raise ValidationFailed([Problem(source, HEADER, "(header)", f"unreadable CSV: {exc}; {_QUOTE_HINT}")]) from None
     columns, problems = check_columns(spec, source, header)
     if problems:
         raise ValidationFailed(problems)
     number = 1
+    line = reader.line_num
     try:
         for row in reader:
             number += 1
+            first_line, line = line + 1, reader.line_num
             if not any(cell.strip() for cell in row):
                 continue  # blank lines at the end of an Excel export
-            yield tabular_record(spec, source, number, columns, row)
+            record = tabular_record(spec, source, number, columns, row)
+            swallowed = next((col for col, cell in zip(columns, row, strict=False)
+                              if ("\n" in cell or "\r" in cell) and delimiter in cell), None)
+            if swallowed is not None:
+                record.problems = [p for p in record.problems if p.field != swallowed]
+                record.problems.append(Problem(
+                    source, str(number), swallowed,
+                    f"holds line breaks and '{delimiter}' (lines {first_line}–{line} of the file): {_QUOTE_HINT}"))
+            yield record
     except csv.Error as exc:
-        raise ValidationFailed([Problem(source, str(number + 1), "(row)", f"unreadable CSV: {exc}")]) from None
+        raise ValidationFailed([Problem(source, str(number + 1), "(row)",
+                                        f"unreadable CSV from line {line + 1}: {exc}; {_QUOTE_HINT}")]) from None
 
 
-def read_xlsx(path: Path, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
+def read_xlsx(stream: BinaryIO, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
     from openpyxl import load_workbook
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        workbook = load_workbook(stream, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several types for a broken file
         raise ValidationFailed([Problem(source, "-", "(file)", f"not a readable XLSX workbook: {exc}")]) from None
     try:
@@ -313,7 +225,7 @@ def read_xlsx(path: Path, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
         rows = sheet.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None:
-            raise ValidationFailed([Problem(source, "1", "(header)", "the sheet is empty")])
+            return  # an empty sheet: read_file warns
         # Trailing empty header cells are formatting, not columns.
         header = list(header)
         while header and _is_empty(header[-1]):
@@ -329,15 +241,45 @@ def read_xlsx(path: Path, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
         workbook.close()
 
 
+# The documented format nests no deeper than a line's object holding a list of ids.
+_MAX_DEPTH = 3
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > _MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _json_line(line: str) -> tuple[Any, str | None]:
+    """The parsed line, or None and why it cannot be read."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return None, f"nested too deeply (the format nests at most {_MAX_DEPTH} levels)"
+    except ValueError:  # an integer of more digits than Python converts (4,300 by default)
+        return None, f"holds a number of more than {sys.get_int_max_str_digits()} digits"
+    if _too_deep(obj):
+        return None, f"nested too deeply (the format nests at most {_MAX_DEPTH} levels)"
+    return obj, None
+
+
 def read_jsonl_text(text: str, spec: EntitySpec | None, source: str) -> Iterator[RawRecord]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() would also split inside a string holding U+2028.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+        obj, why = _json_line(line)
+        if why is not None:
             yield RawRecord(spec.name if spec else "?", source, str(number), {},
-                            [Problem(source, str(number), "(line)", f"not valid JSON: {exc.msg}")])
+                            [Problem(source, str(number), "(line)", why)])
             continue
         if not isinstance(obj, dict):
             yield RawRecord(spec.name if spec else "?", source, str(number), {},
@@ -349,7 +291,7 @@ def read_jsonl_text(text: str, spec: EntitySpec | None, source: str) -> Iterator
             line_spec = entity_by_alias(str(named))
             if line_spec is None:
                 yield RawRecord("?", source, str(number), {},
-                                [Problem(source, str(number), ENTITY_KEY, f"unknown entity {named!r}")])
+                                [Problem(source, str(number), ENTITY_KEY, f"unknown entity {_short(str(named))!r}")])
                 continue
         if line_spec is None:
             yield RawRecord("?", source, str(number), {}, [Problem(
@@ -360,38 +302,69 @@ def read_jsonl_text(text: str, spec: EntitySpec | None, source: str) -> Iterator
         yield RawRecord(line_spec.name, source, str(number), obj)
 
 
-def read_file(path: Path, *, entity: str | None = None) -> list[RawRecord]:
-    """Read one import file. Raises ValidationFailed for a problem with the file as a whole."""
+def _open_regular(path: Path, source: str) -> BinaryIO:
+    """The file opened for reading; refused at once when it is missing or not a regular file.
+
+    Opened without blocking and checked on the open descriptor: a named pipe (FIFO) would
+    otherwise block the import until something writes to it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ValidationFailed([Problem(source, "-", "(file)", f"the file does not exist ({path})")]) from None
+    except OSError as exc:
+        raise ValidationFailed([Problem(source, "-", "(file)", f"cannot read: {exc.strerror}")]) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValidationFailed([Problem(source, "-", "(file)",
+                                        f"not a regular file ({path} is a directory, a pipe or a device): "
+                                        "give the path of an export file")])
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: Path, *, entity: str | None = None, notes: list[str] | None = None) -> list[RawRecord]:
+    """Read one import file. Raises ValidationFailed for a problem with the file as a whole.
+
+    ``notes`` collects warnings that refuse nothing (a file that holds no records).
+    """
     path = Path(path)
     source = path.name
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
-        raise ValidationFailed([Problem(source, "-", "(file)",
-                                        f"unsupported file type {suffix or '(none)'} (use .csv, .xlsx or .jsonl)")])
-    spec = resolve_entity(path, entity)
-    if spec is None and suffix not in (".jsonl", ".ndjson"):
-        raise ValidationFailed([Problem(
-            source, "-", "(entity)",
-            "cannot tell which entity the file holds: name it after the entity (e.g. cases.csv, "
-            f"notifications.xlsx) or pass --entity ({', '.join(ENTITIES)})")])
-    try:
-        if suffix == ".xlsx":
-            return list(read_xlsx(path, spec, source))
-        text = decode(path.read_bytes())
-    except OSError as exc:
-        raise ValidationFailed([Problem(source, "-", "(file)", f"cannot read: {exc.strerror}")]) from None
-    if suffix in (".jsonl", ".ndjson"):
-        return list(read_jsonl_text(text, spec, source))
-    return list(read_csv_text(text, spec, source))
+    with _open_regular(path, source) as stream:
+        if suffix not in SUPPORTED:
+            raise ValidationFailed([Problem(source, "-", "(file)",
+                                            f"unsupported file type {suffix or '(none)'} (use .csv, .xlsx or .jsonl)")])
+        spec = resolve_entity(path, entity)
+        if spec is None and suffix not in (".jsonl", ".ndjson"):
+            raise ValidationFailed([Problem(
+                source, "-", "(entity)",
+                "cannot tell which entity the file holds: name it after the entity (e.g. cases.csv, "
+                f"notifications.xlsx) or pass --entity ({', '.join(ENTITIES)})")])
+        try:
+            if suffix == ".xlsx":
+                records = list(read_xlsx(stream, spec, source))
+            else:
+                text = decode(stream.read(), source)
+                records = list(read_jsonl_text(text, spec, source) if suffix in (".jsonl", ".ndjson")
+                               else read_csv_text(text, spec, source))
+        except OSError as exc:
+            raise ValidationFailed([Problem(source, "-", "(file)", f"cannot read: {exc.strerror}")]) from None
+    if not records and notes is not None:
+        notes.append(f"{source}: the file holds no records (nothing imported from it)")
+    return records
 
 
-def read_files(paths: list[Path], *, entity: str | None = None) -> tuple[list[RawRecord], list[Problem]]:
-    """Read every file: the records of the readable ones, and the problems of the others."""
+def read_files(paths: list[Path], *, entity: str | None = None,
+               notes: list[str] | None = None) -> tuple[list[RawRecord], list[Problem]]:
+    """Read every file: the records of the readable ones, and the problems of the others.
+
+    ``notes`` collects warnings that refuse nothing (a file that holds no records).
+    """
     records: list[RawRecord] = []
     problems: list[Problem] = []
     for path in paths:
         try:
-            records.extend(read_file(path, entity=entity))
+            records.extend(read_file(path, entity=entity, notes=notes))
         except ValidationFailed as exc:
             problems.extend(exc.problems)
     return records, problems
