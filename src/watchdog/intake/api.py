@@ -10,12 +10,14 @@ and the OPS routes (/healthz, /readyz, /metrics) are mounted on the same app by 
 - ``GET /v1/deadlines``: the computed deadlines, filtered (status, duty, team, worker, due_from,
   due_to), ordered by due time.
 - ``Authorization: Bearer <token>`` (``watchdog token create``); scope ``write`` to POST, ``read``
-  to GET. Errors: 401 (missing / invalid / revoked token), 403 (scope), 413 (body larger than
+  to GET, checked before the body is read. Errors: 401 (missing / invalid / revoked token), 403
+  (scope), 408 (the body stalled ``http.body_timeout_seconds``), 413 (body larger than
   ``intake.max_request_bytes`` or more than ``intake.max_batch_records`` records), 422 (problems,
   each ``{source, record, field, reason}``; ``record`` is the index in the posted list), 409 (a
   concurrent writer stored the same new records first; send again).
 """
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,6 +26,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
@@ -108,11 +111,50 @@ _ERRORS = {
 }
 
 
-class BodySizeLimit:
-    """413 for a body above ``max_bytes``: by Content-Length at once, else while it streams in."""
+def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiToken:
+    """The token of a request that may use ``scope``; Refused (401, 403) otherwise."""
+    try:
+        with Session(engine) as session:
+            token = authenticate(session, authorization)
+    except AuthFailure as failure:
+        raise Refused(401, failure.detail, reason=failure.reason,
+                      headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                   f'error_description="{failure.reason}"'}) from None
+    if scope not in token.scope_set:
+        raise Refused(403, f"token {token.prefix} lacks the {scope.value!r} scope (it has: {token.scopes})")
+    return token
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+
+class TokenGate:
+    """401/403 before a byte of the body is read or parsed.
+
+    FastAPI reads and parses a body before it runs an endpoint's dependencies, so without this an
+    unauthenticated client would get 422 (and learn the format) or 413 instead of 401. The token
+    found is handed to the endpoint's dependency in the request state.
+    """
+
+    def __init__(self, app, engine: Engine, routes: dict[tuple[str, str], Scope]):
+        self.app, self.engine, self.routes = app, engine, routes
+
+    async def __call__(self, scope, receive, send):
+        need = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
+        if need is None:
+            return await self.app(scope, receive, send)
+        raw = dict(scope.get("headers") or ()).get(b"authorization")
+        try:
+            token = await run_in_threadpool(authorize, self.engine, raw.decode("latin-1") if raw else None, need)
+        except Refused as exc:
+            return await exc.response()(scope, receive, send)
+        scope.setdefault("state", {})["api_token"] = token
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimit:
+    """413 for a body above ``max_bytes``: by Content-Length at once, else while it streams in.
+    408 for a body that stalls ``timeout`` seconds (uvicorn has no such limit of its own)."""
+
+    def __init__(self, app, max_bytes: int, timeout: float = 30.0):
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -128,12 +170,20 @@ class BodySizeLimit:
                 return await Refused(400, "invalid Content-Length").response()(scope, receive, send)
         seen = 0
         started = False
+        body_done = False
 
         async def limited_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # after the body only a disconnect can come: wait for it as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                raise Refused(408, f"the request body stalled for {self.timeout:g} s "
+                                   "(http.body_timeout_seconds)") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise too_large
             return message
@@ -161,7 +211,11 @@ def create_app(settings, engine: Engine) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.add_middleware(BodySizeLimit, max_bytes=settings.intake.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.intake.max_request_bytes,
+                       timeout=settings.http.body_timeout_seconds)
+    # Added last, so it runs first: the token before the body's size or content.
+    gated = {("POST", f"/v1/{name}"): Scope.WRITE for name in ENTITIES} | {("GET", "/v1/deadlines"): Scope.READ}
+    app.add_middleware(TokenGate, engine=engine, routes=gated)
     app.add_exception_handler(Refused, lambda _req, exc: exc.response())
     app.add_exception_handler(RequestValidationError, _request_validation_error)
 
@@ -169,17 +223,10 @@ def create_app(settings, engine: Engine) -> FastAPI:
 
     def token_with(scope: Scope):
         def check(request: Request, _credentials: Annotated[Any, Depends(bearer)]) -> ApiToken:
-            try:
-                with Session(engine) as session:
-                    token = authenticate(session, request.headers.get("authorization"))
-            except AuthFailure as failure:
-                raise Refused(401, failure.detail, reason=failure.reason,
-                              headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
-                                                           f'error_description="{failure.reason}"'}) from None
-            if scope not in token.scope_set:
-                raise Refused(403, f"token {token.prefix} lacks the {scope.value!r} scope "
-                                   f"(it has: {token.scopes})")
-            return token
+            token = getattr(request.state, "api_token", None)  # checked by TokenGate already
+            if token is not None and scope in token.scope_set:
+                return token
+            return authorize(engine, request.headers.get("authorization"), scope)
         return check
 
     for spec in ENTITIES.values():
