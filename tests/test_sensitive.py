@@ -219,3 +219,16 @@ def test_the_example_files_hold_nothing_the_net_would_refuse():
     examples = Path(__file__).resolve().parents[1] / "examples"
     for path in examples.iterdir():
         assert find_cpr(path.read_text(encoding="utf-8-sig")) == [], path
+
+
+def test_the_readme_example_of_a_case_number_format_works_as_printed(tmp_path):
+    import re
+    import tomllib
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Case-number format.**"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    config = tmp_path / "watchdog.toml"
+    config.write_text(block, encoding="utf-8")
+    pattern = re.compile(load_settings(config).intake.case_ref_pattern)
+    assert pattern.fullmatch("S-2024-0001") and not pattern.fullmatch("Anna Hansen")
