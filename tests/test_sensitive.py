@@ -9,6 +9,7 @@ and everything else arrives).
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from sqlmodel import Session, select
 
 from conftest import at
 from fixtures_servers import settings_for
-from test_alerts_e2e import ANNE, CARL, LISE, OPS, Town, rounds
+from test_alerts_e2e import ANNE, CARL, LISE, OPS, Town, deadline_mails, rounds
 from watchdog import outbox
-from watchdog.casestore import Team, Worker, WorkerRole
+from watchdog.casestore import Absence, Team, Worker, WorkerRole
 from watchdog.delivery import Transport
 from watchdog.errors import Problem, ValidationFailed
 from watchdog.intake.parsing import read_files
@@ -167,6 +168,10 @@ def test_stored_disguises_are_held_back_one_alert_at_a_time_and_the_rest_is_deli
     offending.append(linked)
     town.workers["W3"].name = DISGUISED_WORKER  # Carl: the greeting
     town.investigation("S-2001", worker="W3")
+    town.workers["W2"].name = DISGUISED_WORKER  # Bo, absent: his case goes to Lise, naming him
+    town.investigation("S-3001", worker="W2")
+    session.add(Absence(ext_id="A1", worker_id=town.workers["W2"].id, starts_on=date(2025, 6, 2),
+                        ends_on=date(2025, 6, 13)))
     town.team.name = DISGUISED_TEAM  # Lise's weekly digest names the team
     session.commit()
     settings = settings_for(smtp_server, delivery={"ops_urls": [f"mailto://{OPS}"]})
@@ -179,6 +184,9 @@ def test_stored_disguises_are_held_back_one_alert_at_a_time_and_the_rest_is_deli
     # Carl: his warning arrives, greeted without the name.
     (to_carl,) = smtp_server.to(CARL)
     assert "S-2001" in to_carl.text and "Sagsbehandler" not in to_carl.text
+    # Lise: Bo's warning arrives, without his name.
+    (to_lise,) = deadline_mails(session, smtp_server, LISE)
+    assert "S-3001" in to_lise.text and "Sagsbehandler:" not in to_lise.text
     # Every offending alert is dead alone, with a reason that does not repeat the number.
     session.expire_all()
     offending_ids = {c.id for c in offending}
@@ -190,7 +198,7 @@ def test_stored_disguises_are_held_back_one_alert_at_a_time_and_the_rest_is_deli
     assert {a.state for a in dead} == {AlertState.DEAD}
     assert all("CPR" in a.last_error and find_cpr(a.last_error) == [] for a in dead)
     sent = session.exec(select(Alert).where(Alert.deadline_id.is_not(None), Alert.state == AlertState.SENT)).all()
-    assert len(sent) == 3
+    assert len(sent) == 4
     # The operators hear about every one of them, without the number.
     (to_ops,) = smtp_server.to(OPS)
     assert all(f"alert {a.id}" in to_ops.text for a in dead)

@@ -453,12 +453,7 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
     alerts held back because an item of theirs looks like it holds a CPR number."""
     first = group[0]
     recipient = session.get(Worker, first.recipient_worker_id) if first.recipient_worker_id else None
-    name = recipient.name if recipient is not None else None
-    if name is not None and contains_cpr(name):
-        # Stored before the intake refused such names: greet without it rather than lose the alerts.
-        log.error("worker (id %s): the name looks like it holds a CPR number; greeting without it",
-                  recipient.id)
-        name = None
+    name = _shown_name(recipient)
     if AlertKind(first.kind) not in DEADLINE_KINDS or first.deadline_id is None:
         return render.message_from_payload(outbox.payload_of(first)), name, set()
     items = []
@@ -471,7 +466,7 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
         responsible = (session.get(Worker, deadline.responsible_worker_id)
                        if deadline.responsible_worker_id else None)
         # The caseworker's name helps a leader or substitute; the caseworker knows their own.
-        responsible_name = (responsible.name if responsible is not None
+        responsible_name = (_shown_name(responsible) if responsible is not None
                             and responsible.id != alert.recipient_worker_id else None)
         item = render.AlertItem(
             alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
@@ -485,6 +480,18 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
             items.append(item)
     message = render.render_alerts(items, recipient_name=name, now=now) if items else None
     return message, name, held
+
+
+def _shown_name(worker: Worker | None) -> str | None:
+    """A worker's name for a message, or None when it looks like it holds a CPR number (stored
+    before the intake refused such names): the message goes without the name rather than not at all."""
+    if worker is None:
+        return None
+    if contains_cpr(worker.name):
+        log.error("worker (id %s): the name looks like it holds a CPR number; left out of the message",
+                  worker.id)
+        return None
+    return worker.name
 
 
 def case_link(case: Case, settings) -> str:
