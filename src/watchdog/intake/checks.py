@@ -22,6 +22,7 @@ from typing import Any
 
 from watchdog.clock import local_date
 from watchdog.errors import Problem
+from watchdog.intake.schemas import field_kind
 
 _CASE_REF_FIELDS = {"cases": "ext_id", "notifications": "case", "investigations": "case", "measures": "case"}
 
@@ -53,9 +54,14 @@ def check_records(records: Iterable[Any], *, settings, now: datetime) -> list[Pr
     reason = (f"is outside the plausible range {dk(earliest)} to {dk(latest)} "
               "(intake.earliest_date, intake.latest_years_ahead): a typing error?")
     problems: list[Problem] = []
+    timed: dict[str, tuple[str, ...]] = {}  # per entity: its date and instant fields
     for rec in records:
-        for name in rec.spec.fields:
-            value = getattr(rec.data, name, None)
+        names = timed.get(rec.spec.name)
+        if names is None:
+            names = timed[rec.spec.name] = tuple(
+                n for n in rec.spec.fields if field_kind(rec.spec.model, n) in ("date", "instant"))
+        for name in names:
+            value = getattr(rec.data, name)
             if isinstance(value, datetime):
                 day = value.astimezone(UTC).date()
                 shown = value.isoformat()
