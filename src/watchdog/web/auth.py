@@ -119,11 +119,12 @@ async def login_callback(request: Request, session: DbSession):
     return _signed_in(request, worker)
 
 
-@router.post("/logind/demo", dependencies=[Depends(require_csrf)])
-def login_demo(request: Request, session: DbSession, medarbejder: Annotated[str, Form()]):
-    if not demo_login_allowed(request):
+@router.post("/logind/demo")
+async def login_demo(request: Request, session: DbSession, medarbejder: Annotated[str, Form()]):
+    if not demo_login_allowed(request):  # before the CSRF check: say plainly that it is off
         return page(request, "no_access.html", user=None, title="Ingen adgang", status_code=403,
                     reason="Demo-login er slået fra på denne server.")
+    await require_csrf(request)
     worker = session.exec(select(Worker).where(Worker.ext_id == medarbejder, Worker.active == True)).first()  # noqa: E712
     if worker is None:
         return page(request, "no_access.html", user=None, title="Ingen adgang", status_code=403,

@@ -195,3 +195,45 @@ def team_overview(session: Session, team: Team, *, now: datetime) -> TeamOvervie
         members.append(MemberLine(w.ext_id, w.name, WorkerRole(w.role), w.fte, b, d7, d14, o, cases.get(w.id, 0),
                                   until, names.get(sub) if sub else None))
     return TeamOverview(team, leader, tuple(members))
+
+
+# --------------------------------------------------------------------------------------------
+# Drift (IT operations)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    alert_id: int
+    kind: AlertKind
+    stage: str
+    channel: str
+    attempts: int
+    created_at: datetime
+    last_error: str | None
+    case_ref: str | None
+
+
+@dataclass(frozen=True)
+class OpsOverview:
+    counts: dict[str, int]
+    dead: tuple[DeadLetter, ...]
+    replicas: tuple  # ServiceHeartbeat rows
+
+    @property
+    def case_refs(self) -> list[str]:
+        return [d.case_ref for d in self.dead if d.case_ref]
+
+
+def ops_overview(session: Session, *, limit: int = 200) -> OpsOverview:
+    """The outbox's counts per state, the newest dead letters with their last error, the replicas' polls."""
+    from watchdog.ops.heartbeat import replicas
+    from watchdog.outbox import count_by_state
+
+    dead = [DeadLetter(a.id, AlertKind(a.kind), a.stage, str(a.channel), a.attempts, a.created_at,
+                       a.last_error, ref)
+            for a, ref in session.execute(
+                select(Alert, Case.ext_id).outerjoin(Deadline, Deadline.id == Alert.deadline_id)
+                .outerjoin(Case, Case.id == Deadline.case_id)
+                .where(Alert.state == AlertState.DEAD).order_by(Alert.id.desc()).limit(limit))]
+    counts = {s.value: 0 for s in AlertState} | count_by_state(session)
+    return OpsOverview(counts, tuple(dead), tuple(replicas(session)))
