@@ -256,3 +256,17 @@ def test_the_demo_sign_in_is_refused_when_it_is_switched_off(engine, database_ur
         assert "Demo-login" not in page.text and "Login er ikke sat op" in page.text
         refused = c.post("/logind/demo", data={"medarbejder": "W004", "csrf_token": "any"})
     assert refused.status_code == 403 and "Demo-login er slået fra" in refused.text
+
+
+def test_check_config_refuses_the_demo_sign_in_on_an_address_others_can_reach(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "watchdog.toml"
+    config.write_text('[http]\nhost = "0.0.0.0"\n[web]\ndemo_login = true\n', encoding="utf-8")
+    run = [sys.executable, "-m", "watchdog", "--config", str(config), "check-config"]
+    refused = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "web.demo_login" in refused.stderr and "loopback" in refused.stderr
+    config.write_text('[http]\nhost = "127.0.0.1"\n[web]\ndemo_login = true\n', encoding="utf-8")
+    assert subprocess.run(run, capture_output=True, text=True, timeout=120).returncode == 0
