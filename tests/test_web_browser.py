@@ -14,62 +14,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from web_support import _printed, demo_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")]
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    """``watchdog demo --serve`` as a real process; yields (base URL, its printed output so far)."""
-    out = tmp_path_factory.mktemp("demo")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")} | {"PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watchdog", "demo", "--serve", "--port", str(port), "--seed", "7",
-         "--cases", "240", "--caseworkers", "8", "--now", "2026-11-23T09:00+01:00", "--out", str(out / "d")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=out)
-    base = f"http://127.0.0.1:{port}"
-    proc.lines = []
-    reader = threading.Thread(target=lambda: proc.lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                raise AssertionError(f"demo --serve ended: {_printed(proc)}")
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("demo --serve did not answer /healthz")
-        yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -107,19 +61,7 @@ def _axe(page) -> list[dict]:
 
 
 def _sign_ins(proc_output: str) -> dict[str, str]:
-    return {role: ext_id for role, ext_id in re.findall(r"^\s+(\S+)\s+(W\d+)\s", proc_output, re.M)}
-
-
-def _printed(proc) -> str:
-    return "".join(proc.lines)
-
-
-def test_demo_serve_prints_the_url_and_whom_to_sign_in_as(demo_server):
-    base, proc = demo_server
-    printed = _printed(proc)
-    assert f"{base}/logind" in printed
-    roles = _sign_ins(printed)
-    assert {"rådgiver", "teamleder", "afdelingsleder"} <= set(roles)
+    return {role: ext_id for role, ext_id in re.findall(r"^\s+(\S+)\s+(W\d+)\s", proc_output, re.MULTILINE)}
 
 
 def test_axe_finds_no_violation_on_any_page_with_the_demo_data(demo_server, browser):

@@ -118,7 +118,7 @@ def demo_sign_ins(engine) -> list[tuple[str, str, str]]:
     with Session(engine) as session:
         for label, role in (("rådgiver", WorkerRole.CASEWORKER), ("teamleder", WorkerRole.LEADER),
                             ("afdelingsleder", WorkerRole.HEAD), ("it-drift", WorkerRole.ADMIN)):
-            query = select(Worker).where(Worker.role == role, Worker.active == True).order_by(Worker.ext_id)  # noqa: E712
+            query = select(Worker).where(Worker.role == role, Worker.active == True).order_by(Worker.ext_id)
             if role == WorkerRole.CASEWORKER:
                 # One with deadlines of their own, so Mine frister has something to show.
                 query = query.where(Worker.id.in_(select(Deadline.responsible_worker_id)))
