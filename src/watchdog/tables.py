@@ -8,5 +8,6 @@ from sqlmodel import SQLModel
 from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
 from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
 from watchdog.intake import tokens  # noqa: F401  (api_token)
+from watchdog.web import access_log  # noqa: F401  (access_log, access_log_case)
 
 metadata = SQLModel.metadata
