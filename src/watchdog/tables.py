@@ -10,3 +10,4 @@ from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
 from watchdog.intake import tokens  # noqa: F401  (api_token)
 
 metadata = SQLModel.metadata
+from watchdog.intake.sources import state as source_state  # noqa: F401,E402  (source_state, source_batch, drop_file_seen)
