@@ -131,6 +131,9 @@ def _encode_mark(value: Any) -> dict[str, Any]:
 
 
 def _since(mark: Any, cfg) -> Any:
+    """Where an incremental read starts: the watermark less the overlap (None: read everything)."""
+    if mark is None:
+        return None
     if isinstance(mark, datetime):
         return mark - timedelta(seconds=cfg.overlap_seconds)
     if isinstance(mark, date):
