@@ -44,6 +44,9 @@ def import_files(
         "--entity", "-e", help="The entity every file holds (default: from each file name, e.g. cases.csv).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; store nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    mapping: Annotated[Optional[Path], typer.Option(
+        "--mapping", "-m", help="A mapping (TOML) from the case system's columns to ours "
+        "(see examples/mappings/).")] = None,
 ) -> None:
     """Import case-system exports: every record validated first, all of them stored or none."""
     from watchdog.clock import utcnow
@@ -53,7 +56,13 @@ def import_files(
 
     st = state(ctx)
     try:
-        records, file_problems = read_files(files, entity=entity)
+        if mapping is not None:
+            from watchdog.intake.sources.mapping import load_mapping
+            from watchdog.intake.sources.reading import read_mapped_files
+
+            records, file_problems = read_mapped_files(files, load_mapping(mapping), entity=entity)
+        else:
+            records, file_problems = read_files(files, entity=entity)
         wait_for_database(st.engine, attempts=3)
         with _progress(2 * len(records)) as progress:
             result = import_records(st.engine, records, now=utcnow(), settings=st.settings,

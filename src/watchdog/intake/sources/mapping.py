@@ -103,6 +103,22 @@ class EntityMapping:
             names.append(self.changed_column)
         return list(dict.fromkeys(names))
 
+    def role_of(self, column: str) -> str:
+        """What the mapping does with one vendor column, in words (``watchdog mapping check``)."""
+        norm = normalize_column(column)
+        if norm in self.drop:
+            return "dropped (never read)"
+        if norm in self.columns:
+            return f"→ {self.columns[norm]}"
+        for parts in self.instants:
+            if norm in (normalize_column(parts.date_column), normalize_column(parts.time_column or "")):
+                return f"→ {parts.field} (with {parts.date_column}{' + ' + parts.time_column if parts.time_column else ''})"
+        if self.changed_column and norm == normalize_column(self.changed_column):
+            return "change column (read by a SQL source, not stored)"
+        if norm in self.spec.fields:
+            return f"→ {norm} (our own name)"
+        return "REFUSED: not named in the mapping"
+
     def plan(self, header: list[str], source: str) -> tuple[ColumnPlan, list[Problem]]:
         """Decide for every vendor column of ``header`` what happens to it; name every refusal."""
         used = {normalize_column(p.date_column) for p in self.instants} | {
