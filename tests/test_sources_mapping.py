@@ -110,3 +110,18 @@ def test_import_with_a_mapping_stores_the_vendor_export_without_the_dropped_colu
     assert result.exit_code == 0, result.output
     assert ext_ids(engine, Case) == ["SF-1001", "SF-1002"] and ext_ids(engine, Worker) == ["M-1", "M-2"]
     assert store_contains(engine, CPR) == []
+
+
+def test_json_lines_are_mapped_like_a_csv_file_and_a_broken_line_is_named(tmp_path):
+    import json
+
+    sample = tmp_path / "sager.jsonl"
+    good = {"Sagsnr": "S-1", "CPR-nr": CPR, "Enhed ID": "E", "Oprettet dato": "2026-11-01", "Oprettet kl": "10:00"}
+    sample.write_text(json.dumps(good) + "\n", encoding="utf-8")
+    [record] = read_mapped_file(sample, load_mapping(MAPPING))
+    assert record.values == {"ext_id": "S-1", "team": "E", "opened_at": at("2026-11-01 10:00")}
+
+    sample.write_text(json.dumps(good) + "\n{broken\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed) as exc:
+        read_mapped_file(sample, load_mapping(MAPPING))
+    assert [(p.record, p.field) for p in exc.value.problems] == [("2", "(line)")]

@@ -102,6 +102,16 @@ def parse_ops_url(url: str) -> tuple[str, str] | None:
     return None
 
 
+def _password_from_file(section) -> None:
+    """Fill ``section.password`` from ``section.password_file`` (container secrets) if not given."""
+    if section.password is None and section.password_file is not None:
+        try:
+            secret = section.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"password_file {str(section.password_file)!r} cannot be read: {exc.strerror}")
+        object.__setattr__(section, "password", SecretStr(secret))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -122,12 +132,7 @@ class SmtpSettings(_Section):
 
     @model_validator(mode="after")
     def _secret_and_transport(self) -> SmtpSettings:
-        if self.password is None and self.password_file is not None:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"password_file {str(self.password_file)!r} cannot be read: {exc.strerror}")
-            object.__setattr__(self, "password", SecretStr(secret))
+        _password_from_file(self)
         if self.password is not None and self.mode == "plain" and not is_loopback(self.host):
             raise ValueError(
                 f"an SMTP password over plain SMTP to {self.host} (not loopback) would travel in clear "
@@ -251,12 +256,7 @@ class SqlSourceSettings(_Section):
         if parsed.password:
             raise ValueError(f"sql source {self.name!r}: put the password in password or password_file "
                              "(a secret), not in the url")
-        if self.password is None and self.password_file is not None:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"password_file {str(self.password_file)!r} cannot be read: {exc.strerror}")
-            object.__setattr__(self, "password", SecretStr(secret))
+        _password_from_file(self)
         return self
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from watchdog.errors import Problem, ValidationFailed
-from watchdog.intake.parsing import SUPPORTED, RawRecord, decode, read_file, tabular_record
+from watchdog.intake.parsing import SUPPORTED, RawRecord, decode, read_file, read_jsonl_text, tabular_record
 from watchdog.intake.schemas import ENTITIES, entity_by_alias, entity_from_filename
 from watchdog.intake.sources.mapping import EntityMapping, Mapping, naive_as_utc
 
@@ -78,6 +77,7 @@ def _table_of(path: Path) -> tuple[list[Any], list[list[Any]]]:
 
 
 def _jsonl_records(path: Path, entity: EntityMapping, naive_times: str) -> list[RawRecord]:
+    """JSON Lines through the plain reader (bad lines named as there), then each object mapped."""
     source = path.name
     try:
         text = decode(path.read_bytes())
@@ -85,22 +85,15 @@ def _jsonl_records(path: Path, entity: EntityMapping, naive_times: str) -> list[
         raise ValidationFailed([Problem(source, "-", "(file)", f"cannot read: {exc.strerror}")]) from None
     records: list[RawRecord] = []
     problems: list[Problem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for line in read_jsonl_text(text, entity.spec, source):
+        if line.problems:
+            problems.extend(line.problems)
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(source, str(number), "(line)", f"not valid JSON: {exc.msg}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(source, str(number), "(line)", "is not a JSON object"))
-            continue
-        try:
-            records.extend(mapped_records(entity, list(obj), [list(obj.values())], source=source,
-                                          naive_times=naive_times, first_number=number))
+            records.extend(mapped_records(entity, list(line.values), [list(line.values.values())], source=source,
+                                          naive_times=naive_times, first_number=int(line.record)))
         except ValidationFailed as exc:
-            problems.extend(Problem(p.source, str(number), p.field, p.reason) for p in exc.problems)
+            problems.extend(Problem(p.source, line.record, p.field, p.reason) for p in exc.problems)
     if problems:
         raise ValidationFailed(problems)
     return records
