@@ -16,6 +16,9 @@ What was found true about APScheduler 3.x and is relied on here (STACK.md):
   never through a shared job store.
 - A failing job must not stop the daemon: each job logs its exception and the next run tries
   again.
+- The sources (``watchdog.intake.sources``: the drop folder, each SQL source) are jobs of their
+  own beside the poll, so a slow or unreachable source never delays the deadline poll; the
+  poll sees what a source imported at its next round.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -33,6 +37,7 @@ from sqlalchemy.engine import Engine
 from watchdog import service
 from watchdog.clock import LOCAL_TZ, utcnow
 from watchdog.db import session_scope
+from watchdog.intake.sources import runner as sources
 from watchdog.reports.digest import enqueue_weekly_digests
 
 log = logging.getLogger(__name__)
@@ -43,8 +48,10 @@ TIMEZONE = "Europe/Copenhagen"
 class Daemon:
     """The poll, delivery and digest jobs of one process, and its orderly stop."""
 
-    def __init__(self, engine: Engine, settings, *, transport, replica: str):
+    def __init__(self, engine: Engine, settings, *, transport, replica: str,
+                 clock: Callable[[], datetime] = utcnow):
         self.engine = engine
+        self.clock = clock
         self.settings = settings
         self.transport = transport
         self.replica = replica
@@ -68,6 +75,16 @@ class Daemon:
             CronTrigger(day_of_week=schedule.digest_day, hour=schedule.digest_hour,
                         minute=schedule.digest_minute, timezone=TIMEZONE),
             id="digest", name="weekly digest", **options)
+        intake = settings.intake
+        if intake.drop_folder is not None:
+            self.scheduler.add_job(
+                self.drop_folder_job, IntervalTrigger(seconds=intake.drop_poll_seconds, timezone=TIMEZONE),
+                id="source:drop-folder", name="drop folder", next_run_time=start, **options)
+        for cfg in intake.sql_sources:
+            self.scheduler.add_job(
+                self.sql_source_job, IntervalTrigger(seconds=intake.sql_poll_seconds, timezone=TIMEZONE),
+                args=[cfg], id=f"source:{cfg.name}", name=f"sql source {cfg.name}", next_run_time=start,
+                **options)
 
     # Each job reads the clock here (the one place besides the CLI) and never raises.
 
@@ -75,7 +92,7 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            service.poll(self.engine, self.settings, now=utcnow(), replica=self.replica)
+            service.poll(self.engine, self.settings, now=self.clock(), replica=self.replica)
         except Exception:
             log.exception("poll round failed; the next round tries again")
 
@@ -83,8 +100,8 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            service.deliver(self.engine, self.settings, now=utcnow(), transport=self.transport,
-                            worker_name=self.replica, stop=self.stop, clock=utcnow)
+            service.deliver(self.engine, self.settings, now=self.clock(), transport=self.transport,
+                            worker_name=self.replica, stop=self.stop, clock=self.clock)
         except Exception:
             log.exception("delivery round failed; the next round tries again")
 
@@ -93,10 +110,24 @@ class Daemon:
             return
         try:
             with session_scope(self.engine) as session:
-                n = enqueue_weekly_digests(session, now=utcnow(), settings=self.settings)
+                n = enqueue_weekly_digests(session, now=self.clock(), settings=self.settings)
             log.info("weekly digest: %d digests planned", n)
         except Exception:
             log.exception("weekly digest failed; every poll retries it")
+
+    def drop_folder_job(self) -> None:
+        if self.stop.is_set():
+            return
+        now = self.clock()
+        sources.drop_folder_round(self.engine, self.settings, now=now, replica=self.replica)  # never raises
+        sources.watch_sources(self.engine, self.settings, now=now)
+
+    def sql_source_job(self, cfg) -> None:
+        if self.stop.is_set():
+            return
+        now = self.clock()
+        sources.sql_round(self.engine, self.settings, cfg, now=now, replica=self.replica)  # never raises
+        sources.watch_sources(self.engine, self.settings, now=now)
 
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
         """Stop after the job in progress (SIGTERM, SIGINT): finish the send, release the rest."""

@@ -104,6 +104,16 @@ def parse_ops_url(url: str) -> tuple[str, str] | None:
     return None
 
 
+def _password_from_file(section) -> None:
+    """Fill ``section.password`` from ``section.password_file`` (container secrets) if not given."""
+    if section.password is None and section.password_file is not None:
+        try:
+            secret = section.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"password_file {str(section.password_file)!r} cannot be read: {exc.strerror}")
+        object.__setattr__(section, "password", SecretStr(secret))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -124,12 +134,7 @@ class SmtpSettings(_Section):
 
     @model_validator(mode="after")
     def _secret_and_transport(self) -> SmtpSettings:
-        if self.password is None and self.password_file is not None:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"password_file {str(self.password_file)!r} cannot be read: {exc.strerror}")
-            object.__setattr__(self, "password", SecretStr(secret))
+        _password_from_file(self)
         if self.password is not None and self.mode == "plain" and not is_loopback(self.host):
             raise ValueError(
                 f"an SMTP password over plain SMTP to {self.host} (not loopback) would travel in clear "
@@ -228,6 +233,35 @@ class ScheduleSettings(_Section):
     misfire_grace_seconds: int = Field(default=3600, ge=1)
 
 
+class SqlSourceSettings(_Section):
+    """One ``[[intake.sql_sources]]``: a case system's reporting database, read on a schedule."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # A SQLAlchemy URL without the password, e.g. mysql+pymysql://watchdog_read@db.kommune.dk/rapport.
+    url: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    mapping: Path  # the TOML mapping: per entity a view or query, its change column, the columns
+    overlap_seconds: int = Field(default=900, ge=0)  # re-read this far back (late commits)
+    overlap_versions: int = Field(default=1000, ge=0)  # the same for an integer change column
+    full_read_hour: int = Field(default=2, ge=0, le=23)  # the nightly full re-read, local hour
+
+    @model_validator(mode="after")
+    def _secret(self) -> SqlSourceSettings:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise ValueError(f"sql source {self.name!r}: url is not a SQLAlchemy URL") from None
+        if parsed.password:
+            raise ValueError(f"sql source {self.name!r}: put the password in password or password_file "
+                             "(a secret), not in the url")
+        _password_from_file(self)
+        return self
+
+
 class IntakeSettings(_Section):
     # Alert the leaders when no notification has been registered for this many working days.
     silence_working_days: int = Field(default=2, ge=1, le=60)
@@ -250,6 +284,25 @@ class IntakeSettings(_Section):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"case_ref_pattern is not a regular expression: {exc}") from None
+        return value
+
+    # Sources the service polls by itself (watchdog.intake.sources).
+    drop_folder: Path | None = None
+    drop_poll_seconds: int = Field(default=60, ge=1)
+    drop_marker_suffix: str = Field(default=".done", min_length=1)
+    drop_mapping: Path | None = None
+    sql_poll_seconds: int = Field(default=300, ge=1)
+    sql_sources: list[SqlSourceSettings] = []
+    source_max_age_hours: int = Field(default=26, ge=1)
+    source_claim_seconds: int = Field(default=1800, ge=10)
+
+    @field_validator("sql_sources")
+    @classmethod
+    def _unique_names(cls, value: list[SqlSourceSettings]) -> list[SqlSourceSettings]:
+        names = [s.name for s in value]
+        for name in names:
+            if names.count(name) > 1 or name == "drop-folder":
+                raise ValueError(f"sql source name {name!r} is used twice (or is the drop folder's)")
         return value
 
 

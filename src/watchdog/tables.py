@@ -11,3 +11,4 @@ from watchdog.intake import tokens  # noqa: F401  (api_token)
 from watchdog.web import access_log  # noqa: F401  (access_log, access_log_case)
 
 metadata = SQLModel.metadata
+from watchdog.intake.sources import state as source_state  # noqa: F401,E402  (source_state, source_batch, drop_file_seen)

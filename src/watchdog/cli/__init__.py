@@ -34,6 +34,7 @@ _COMMAND_MODULES = [
     "watchdog.cli.demo",
     "watchdog.cli.ops",
     "watchdog.cli.intake",
+    "watchdog.cli.sources",
     "watchdog.cli.delivery",
     "watchdog.cli.alerts",
     "watchdog.cli.deadlines",

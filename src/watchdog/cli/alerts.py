@@ -53,18 +53,25 @@ def run(ctx: typer.Context) -> None:
 
 @app.command("tick")
 def tick(ctx: typer.Context) -> None:
-    """One poll and one delivery round, then exit (for cron or a Kubernetes CronJob).
+    """Read every configured source once, then one poll and one delivery round, then exit.
 
-    Exits 1 if a part of the poll (intake check, digest) failed, after doing the rest.
+    For cron or a Kubernetes CronJob. Exits 1 if a source or a part of the poll (intake check,
+    digest) failed, after doing the rest.
     """
     from watchdog.clock import utcnow
     from watchdog.delivery import Transport
+    from watchdog.intake.sources.runner import read_all_sources
+    from watchdog.ops.heartbeat import default_replica_name
     from watchdog.service import tick as tick_once
 
     st = state(ctx)
     _ready(st)
+    replica = default_replica_name()
+    rounds = read_all_sources(st.engine, st.settings, now=utcnow(), replica=replica)
+    for one in rounds:
+        typer.echo(f"source {one.source}: {one.summary}")
     polled, delivered = tick_once(st.engine, st.settings, now=utcnow(), transport=Transport(st.settings),
-                                  clock=utcnow)
+                                  worker_name=replica, clock=utcnow)
     typer.echo(
         f"poll: {polled.cases_recomputed} cases recomputed, {polled.status_changes} status changes, "
         f"{polled.enqueued} new alerts, {polled.digests} digests, {polled.intake_silence_alerts} intake alerts"
@@ -75,7 +82,7 @@ def tick(ctx: typer.Context) -> None:
     )
     for error in polled.errors:
         typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(0 if polled.ok else 1)
+    raise typer.Exit(0 if polled.ok and all(r.ok for r in rounds) else 1)
 
 
 @outbox_app.command("list")

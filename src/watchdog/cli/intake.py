@@ -44,6 +44,9 @@ def import_files(
         "--entity", "-e", help="The entity every file holds (default: from each file name, e.g. cases.csv).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; store nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    mapping: Annotated[Optional[Path], typer.Option(
+        "--mapping", "-m", help="A mapping (TOML) from the case system's columns to ours "
+        "(see examples/mappings/).")] = None,
 ) -> None:
     """Import case-system exports: every record validated first, all of them stored or none."""
     from watchdog.clock import utcnow
@@ -54,7 +57,13 @@ def import_files(
     st = state(ctx)
     notes: list[str] = []
     try:
-        records, file_problems = read_files(files, entity=entity, notes=notes)
+        if mapping is not None:
+            from watchdog.intake.sources.mapping import load_mapping
+            from watchdog.intake.sources.reading import read_mapped_files
+
+            records, file_problems = read_mapped_files(files, load_mapping(mapping), entity=entity)
+        else:
+            records, file_problems = read_files(files, entity=entity, notes=notes)
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
         wait_for_database(st.engine, attempts=3)

@@ -48,4 +48,13 @@ def health(
             if r.last_error:
                 line += f" (last error: {r.last_error})"
             typer.echo(line)
+        for src in result.sources:
+            line = (f"  source {src['name']}: last successful read {src['last_ok_at'] or 'never'}, "
+                    f"{src['rows_read']} rows read, {src['batches_ok']} batches imported, "
+                    f"{src['batches_refused']} refused")
+            if src["silent"]:
+                line += " — SILENT too long"
+            if src["last_error"]:
+                line += f" (last error: {src['last_error']})"
+            typer.echo(line)
     raise typer.Exit(0 if result.ready else 1)

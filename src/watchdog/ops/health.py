@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,6 +46,9 @@ class Readiness:
     max_poll_age_seconds: int
     replica: str | None
     reason: str
+    # Each configured source's state (watchdog.intake.sources): shown, never a reason for 503 (a
+    # restart cannot fix an export that did not come; the silence raises an ops alert instead).
+    sources: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +56,7 @@ class Readiness:
 
 def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None = None) -> Readiness:
     """Is the service ready? ``replica`` narrows the poll check to one replica's own rounds."""
+    from watchdog.intake.sources.watch import source_overview
     from watchdog.ops.heartbeat import last_successful_poll
 
     limit = settings.http.ready_max_poll_age_seconds
@@ -60,16 +64,17 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
         with Session(engine) as session:
             session.execute(text("SELECT 1"))
             last_ok = last_successful_poll(session, replica=replica)
+            sources = [s.as_dict() for s in source_overview(session, settings, now=now)]
     except Exception as exc:
         reason = _one_line(exc)
         return Readiness(False, reason, None, None, limit, replica, f"database unreachable: {reason}")
     if last_ok is None:
         who = f"replica {replica}" if replica else "any replica"
-        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}")
+        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}", sources)
     age = (now - last_ok).total_seconds()
     ready = age <= limit
     reason = "ready" if ready else f"last successful poll {age:.0f}s ago (limit {limit}s)"
-    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason)
+    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason, sources)
 
 
 def _one_line(exc: BaseException) -> str:

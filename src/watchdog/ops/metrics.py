@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -84,6 +84,8 @@ class DbFigures:
     failed_attempts: int = 0
     oldest_unsent_age_s: float = 0.0
     replicas: list[tuple[str, float | None]] = field(default_factory=list)  # (replica, last ok ts)
+    # (source, last successful read ts, rows read, batches imported, batches refused)
+    sources: list[tuple[str, float | None, int, int, int]] = field(default_factory=list)
 
 
 def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
@@ -111,6 +113,11 @@ def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
     for row in session.exec(select(ServiceHeartbeat.replica, ServiceHeartbeat.last_poll_ok_at)):
         replica, last_ok = row
         figures.replicas.append((replica, _timestamp(last_ok)))
+    from watchdog.intake.sources.state import SourceState
+
+    for row in session.exec(select(SourceState)):
+        figures.sources.append((row.name, _timestamp(row.last_ok_at), row.rows_read, row.batches_ok,
+                                row.batches_refused))
     return figures
 
 
@@ -207,9 +214,26 @@ class DatabaseCollector:
             if ts is not None:
                 last.add_metric([replica], ts)
         yield last
+        yield from _source_metrics(figures)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _source_metrics(figures: DbFigures) -> Iterator[Metric]:
+    """Each source's pipe (``watchdog.intake.sources``): last successful read, rows, batches."""
+    last = GaugeMetricFamily("watchdog_source_last_ok_timestamp_seconds",
+                             "Each source's last successful read (Unix time).", labels=["source"])
+    rows = CounterMetricFamily("watchdog_source_rows_read", "Rows read from each source.", labels=["source"])
+    batches = CounterMetricFamily("watchdog_source_batches", "Batches from each source, imported or refused.",
+                                  labels=["source", "result"])
+    for name, ts, n, ok, refused in figures.sources:
+        if ts is not None:
+            last.add_metric([name], ts)
+        rows.add_metric([name], n)
+        batches.add_metric([name, "imported"], ok)
+        batches.add_metric([name, "refused"], refused)
+    yield from (last, rows, batches)
 
 
 class _Combined:
