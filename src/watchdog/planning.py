@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
+from watchdog import acknowledgements
 from watchdog.casestore import WorkerRole
 from watchdog.clock import LOCAL_TZ, ensure_aware, to_local
 from watchdog.durations import parse_offset
@@ -74,6 +75,8 @@ class RoutingFacts:
     case_teams: Mapping[int, int]  # case id → team id
     absences: Sequence[Any] = ()  # Absence rows (inclusive local dates)
     planned: frozenset[tuple[int, str]] | set[tuple[int, str]] = field(default_factory=frozenset)
+    # deadline id → end of its open "jeg er på sagen" (see watchdog.acknowledgements.silences)
+    acknowledged: Mapping[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,11 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
         if deadline.id is None:
             continue
         stuck = False
+        until = facts.acknowledged.get(deadline.id)
         for kind, stage, send_at, targets in _stages_due(deadline, policy, hours, router, now):
             if (deadline.id, stage) in facts.planned:
+                continue
+            if acknowledgements.silences(kind, stage, until=until, now=now):
                 continue
             if not targets:
                 log.warning("deadline %s (%s): nobody to send stage %s to (no caseworker, no leader)",
@@ -127,7 +133,8 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
                 stuck = True
                 continue
             planned.extend(_alerts_for(deadline.id, kind, stage, send_at, targets))
-        next_at[deadline.id] = now if stuck else _next_stage_time(deadline, policy, hours, now)
+        next_at[deadline.id] = now if stuck else acknowledgements.next_look(
+            _next_stage_time(deadline, policy, hours, now), until=until, now=now)
     planned.sort(key=lambda a: (a.send_after, a.key))
     return Plan(planned, next_at)
 
