@@ -150,6 +150,10 @@ def generate(seed: int, now: datetime, scale: Scale = Scale()) -> Municipality:
         team_of[w.ext_id] = i % scale.teams
         caseworkers.append(w)
     m.workers.extend(caseworkers)
+    # The head of unit (afdelingsleder) and IT operations, numbered after the caseworkers so that
+    # every earlier worker keeps its id and name.
+    m.workers.append(new_worker(WorkerRole.HEAD, 1.0))
+    m.workers.append(new_worker(WorkerRole.ADMIN, 0.0))
 
     today = local_date(now)
     # Two caseworkers are away now: one with a substitute, one without (the leader covers).

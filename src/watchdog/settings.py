@@ -244,9 +244,45 @@ class HttpSettings(_Section):
 
 
 class WebSettings(_Section):
+    """The web app (`watchdog serve`): its address, sign-in and sessions."""
+
     # The address people use to reach the web app (`watchdog serve`), e.g. https://frister.kommune.dk.
     # Messages link to its pages (a leader's full list); unset, they say where to look instead.
     base_url: str | None = None
+    # OpenID Connect sign-in (Microsoft Entra ID: https://login.microsoftonline.com/TENANT/v2.0).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_client_secret_file: Path | None = None
+    oidc_scopes: str = "openid email profile"
+    # Which claim of the ID token names the person: matched to a worker's email (case-insensitive).
+    # Entra ID: "email" needs the optional claim; "preferred_username" is the UPN and always present.
+    oidc_claim: str = "email"
+    # A local sign-in that lists the workers: for the demo only, refused unless the server listens on loopback.
+    demo_login: bool = False
+    # Signs the session cookie. Unset: a random key per process (sessions end at a restart; set one
+    # shared key when several replicas serve the web app).
+    session_secret: SecretStr | None = None
+    session_secret_file: Path | None = None
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # The session cookie is sent only over HTTPS; off only for plain http on loopback (the demo).
+    secure_cookies: bool = True
+
+    @model_validator(mode="after")
+    def _secrets(self) -> WebSettings:
+        for name in ("oidc_client_secret", "session_secret"):
+            path = getattr(self, f"{name}_file")
+            if getattr(self, name) is None and path is not None:
+                try:
+                    secret = path.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(f"{name}_file {str(path)!r} cannot be read: {exc.strerror}")
+                object.__setattr__(self, name, SecretStr(secret))
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("web.oidc_issuer is set but web.oidc_client_id is not")
+        if self.session_secret is not None and len(self.session_secret.get_secret_value()) < 32:
+            raise ValueError("web.session_secret must be at least 32 characters")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -283,6 +319,17 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
     web: WebSettings = WebSettings()
+
+    @model_validator(mode="after")
+    def _demo_login_only_on_loopback(self) -> Settings:
+        # The demo sign-in lets anyone pick any worker: never on an address others can reach.
+        if self.web.demo_login and not is_loopback(self.http.host):
+            raise ValueError(
+                f"web.demo_login lets anyone sign in as any worker and is allowed only when http.host is "
+                f"loopback (127.0.0.1), not {self.http.host!r}; configure OpenID Connect (web.oidc_issuer)")
+        if not self.web.secure_cookies and not is_loopback(self.http.host):
+            raise ValueError("web.secure_cookies = false is allowed only when http.host is loopback")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -329,6 +376,9 @@ class Settings(BaseSettings):
         data["delivery"]["ops_urls"] = [mask_url(u) for u in self.delivery.ops_urls]
         if self.http.heartbeat_url:
             data["http"]["heartbeat_url"] = mask_url(self.http.heartbeat_url)
+        for name in ("oidc_client_secret", "session_secret"):
+            if data["web"].get(name):
+                data["web"][name] = "********"
         return data
 
 

@@ -88,18 +88,15 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (default: http.host).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default: http.port).")] = None,
 ) -> None:
-    """Serve the HTTP ingest API (OpenAPI at /openapi.json, docs at /docs)."""
+    """Serve the web app and the HTTP ingest API (OpenAPI at /openapi.json, docs at /docs)."""
     import uvicorn
 
     from watchdog.db import wait_for_database
-    from watchdog.intake.api import create_app
+    from watchdog.web.app import service_app
 
     st = state(ctx)
     wait_for_database(st.engine)
-    api = create_app(st.settings, st.engine)
-    from watchdog.ops.health import mount
-
-    mount(api, st.settings, st.engine)  # /healthz, /readyz, /metrics
+    api = service_app(st.settings, st.engine)  # ingest API, /healthz /readyz /metrics, the web app
     # log_config=None: uvicorn's records go through watchdog's handler (JSON lines, secrets masked).
     uvicorn.run(api, host=host or st.settings.http.host, port=st.settings.http.port if port is None else port,
                 log_level=st.settings.log_level.lower(), proxy_headers=True, server_header=False,

@@ -1,0 +1,54 @@
+"""*Team*: a leader's team per caseworker (breached, due within 7 and 14 days, open, cases per FTE).
+
+``GET /team``: the leader's own team; the head of unit gets every team's totals with a link to each.
+``GET /team/{team}``: one team (by its id in the case system). A caseworker's name links to that
+caseworker's list (``/frister?medarbejder=…``). Absences and substitutes today are shown.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from watchdog.casestore import Team
+from watchdog.web.pages import log_view
+from watchdog.web.queries import team_overview, teams_of
+from watchdog.web.render import page
+from watchdog.web.session import CurrentUser, DbSession, WebUser, context, require
+from sqlmodel import select
+
+router = APIRouter(include_in_schema=False)
+
+
+def visible_team_ids(user: WebUser) -> list[int] | None:
+    """None: every team (the head of unit); else the leader's own team."""
+    if user.sees_everything:
+        return None
+    return [user.team_id] if user.team_id is not None else []
+
+
+@router.get("/team")
+def teams(request: Request, user: CurrentUser, session: DbSession):
+    require(user.is_leader, "Teamsiden er for teamledere og afdelingsledere.")
+    now = context(request).clock()
+    found = teams_of(session, team_ids=visible_team_ids(user))
+    overviews = [team_overview(session, t, now=now) for t in found]
+    log_view(request, session, user, "team", [])
+    if len(overviews) == 1:
+        return page(request, "team.html", user=user, title=f"Team: {overviews[0].team.name}",
+                    overview=overviews[0], now=now, single=True)
+    return page(request, "teams.html", user=user, title="Teams", overviews=overviews, now=now)
+
+
+@router.get("/team/{team_ref}")
+def one_team(request: Request, team_ref: str, user: CurrentUser, session: DbSession):
+    require(user.is_leader, "Teamsiden er for teamledere og afdelingsledere.")
+    team = session.exec(select(Team).where(Team.ext_id == team_ref)).first()
+    if team is None:
+        return page(request, "no_access.html", user=user, title="Ukendt team", status_code=404,
+                    reason=f"Der er intet team med id «{team_ref[:40]}».")
+    allowed = visible_team_ids(user)
+    require(allowed is None or team.id in allowed, "Du kan kun se dit eget team.")
+    now = context(request).clock()
+    log_view(request, session, user, "team", [])
+    return page(request, "team.html", user=user, title=f"Team: {team.name}",
+                overview=team_overview(session, team, now=now), now=now, single=False)
