@@ -34,29 +34,26 @@ def feed_response(engine: Engine, settings, token: str, *, now) -> Response:
         else:
             items = ical.load_feed_items(session, settings, worker_id=worker.id)
             name = f"Frister – {worker.name}"
-        _log_view(session, worker, items, now=now)
+        _log_view(session, worker, record, items, now=now)
     body = ical.build_calendar(items, name=name, now=now, domain=ical.uid_domain(settings), team_feed=team)
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex",
                              "Content-Disposition": 'inline; filename="frister.ics"'})
 
 
-def _log_view(session: Session, worker, items, *, now) -> None:
-    """A feed fetch shows case references: it is a view of case data for the access log, when
-    the web app's access log is there."""
-    try:
-        from watchdog.web import access  # noqa: F401  (the web app's access log, when present)
-    except ImportError:
-        return
-    record = getattr(access, "record_view", None)
-    if record is not None:
-        record(session, worker_id=worker.id, page="ical", case_refs=sorted({i.case_ref for i in items}), now=now)
-        session.commit()
+def _log_view(session: Session, worker, record, items, *, now) -> None:
+    """A feed fetch shows case references: a view of case data, so it is in the access log (the
+    path without the token, which is a credential)."""
+    from watchdog.web.access_log import record_view
+
+    record_view(session, worker_id=worker.id, worker_ext_id=worker.ext_id, page=f"kalender ({record.scope})",
+                path=f"/ical/{record.prefix}…", case_refs=[i.case_ref for i in items], now=now)
+    session.commit()
 
 
-def mount(app: FastAPI, settings, engine: Engine) -> None:
+def mount(app: FastAPI, settings, engine: Engine, *, clock=utcnow) -> None:
     """Add the feed route to the serve app (hidden from the API's OpenAPI document)."""
 
     @app.get(PATH, include_in_schema=False)
     def calendar_feed(token: str) -> Response:
-        return feed_response(engine, settings, token, now=utcnow())
+        return feed_response(engine, settings, token, now=clock())

@@ -1,7 +1,7 @@
 """acknowledgements, calendar-feed tokens, web absences, the daily-digest preference
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlmodel
 
 
 revision = "0008"
-down_revision = "0002"
+down_revision = "0007"  # builds on the web branch (0007 access log); the lead re-chains
 branch_labels = None
 depends_on = None
 
