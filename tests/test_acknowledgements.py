@@ -224,3 +224,19 @@ def test_an_acknowledgement_made_while_a_replica_plans_the_reminder_is_neither_l
     # reminder_1 once each (the held one), then reminder_2 on 21 July as the cadence says.
     assert by_stage == [("reminder_1", ANNE), ("reminder_1", LISE), ("reminder_2", ANNE), ("reminder_2", LISE)]
     assert len(reminders) == 4
+
+
+def test_the_leaders_weekly_digest_lists_the_open_acknowledgements_without_their_reason(
+        engine, session, smtp_server):
+    from watchdog.reports.digest import preview_digests
+
+    town, settings, _transport, deadline = _breached(engine, session, smtp_server)
+    with Session(engine) as s:
+        acknowledge(s, deadline_id=deadline.id, worker_id=town.workers["W1"].id, reason="Privat detalje",
+                    ends_on=date(2025, 7, 18), now=at("2025-07-08T10:00"), settings=settings)
+        s.commit()
+        ((leader, message),) = preview_digests(s, now=at("2025-07-14T08:00"), settings=settings)
+    assert leader.ext_id == "L1"
+    assert '"Jeg er på sagen" – påmindelserne er stoppet: 1' in message.text
+    assert "Sag S-7001" in message.text and "Anne Rådgiver til og med 18-07-2025" in message.text
+    assert "Privat detalje" not in message.text
