@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import werkzeug.serving
+from web_support import build_demo, make_client, web_settings, worker_of
 
 from watchdog.casestore import WorkerRole
 from watchdog.settings import load_settings
-from web_support import build_demo, make_client, web_settings, worker_of
 
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
 

@@ -7,11 +7,20 @@ from datetime import date, timedelta
 
 import pytest
 from sqlmodel import Session, select
+from web_support import (
+    Clock,
+    build_demo,
+    csrf_of,
+    demo_server,
+    make_client,
+    sign_in_as,
+    web_settings,
+    worker_of,
+)
 
 from watchdog.casestore import WorkerRole
-from watchdog.web.access_log import AccessLog, AccessLogCase
 from watchdog.settings import load_settings
-from web_support import Clock, build_demo, csrf_of, make_client, sign_in_as, web_settings, worker_of
+from watchdog.web.access_log import AccessLog, AccessLogCase
 
 
 @pytest.fixture
@@ -153,9 +162,10 @@ def test_the_barometer_page_shows_the_reports_tables_and_downloads_csv_and_xlsx(
 
 
 def test_the_barometer_and_the_cli_give_the_same_numbers(client, demo, session):
+    from web_support import NOW
+
     from watchdog.reports.barometer import Period, barometer_report
     from watchdog.reports.output import render
-    from web_support import NOW
     engine, _ = demo
     sign_in_as(client, worker_of(engine, WorkerRole.HEAD).ext_id)
     web = client.get("/barometer.csv?fra=01-01-2026&til=23-11-2026").content.decode("utf-8-sig")
@@ -270,3 +280,16 @@ def test_check_config_refuses_the_demo_sign_in_on_an_address_others_can_reach(tm
     assert "web.demo_login" in refused.stderr and "loopback" in refused.stderr
     config.write_text('[http]\nhost = "127.0.0.1"\n[web]\ndemo_login = true\n', encoding="utf-8")
     assert subprocess.run(run, capture_output=True, text=True, timeout=120).returncode == 0
+
+
+def test_demo_serve_serves_the_web_app_and_healthz_on_loopback_and_prints_whom_to_sign_in_as(demo_server):
+    import urllib.request
+
+    from web_support import _printed
+    base, proc = demo_server
+    printed = _printed(proc)
+    assert f"{base}/logind" in printed
+    for role in ("rådgiver", "teamleder", "afdelingsleder"):
+        assert re.search(rf"^\s+{role}\s+W\d+\s", printed, re.MULTILINE), printed
+    with urllib.request.urlopen(base + "/logind", timeout=10) as answer:
+        assert answer.status == 200 and "Demo-login" in answer.read().decode()

@@ -102,3 +102,27 @@ def _pending_due(engine, now: datetime) -> bool:
             select(func.count()).select_from(Alert).where(
                 Alert.state == AlertState.PENDING, Alert.next_attempt_at <= now)
         ).one() > 0
+
+
+def demo_web_settings(database_url: str) -> Settings:
+    """Settings to serve the demo's web app: its database, the demo sign-in, loopback, plain http."""
+    return load_settings(None, database_url=database_url, municipality="Demo Kommune",
+                         http={"host": "127.0.0.1"}, web={"demo_login": True, "secure_cookies": False})
+
+
+def demo_sign_ins(engine) -> list[tuple[str, str, str]]:
+    """(role in Danish, worker id, name) of one caseworker, one leader and the head to sign in as."""
+    from watchdog.casestore import Worker, WorkerRole
+
+    picks: list[tuple[str, str, str]] = []
+    with Session(engine) as session:
+        for label, role in (("rådgiver", WorkerRole.CASEWORKER), ("teamleder", WorkerRole.LEADER),
+                            ("afdelingsleder", WorkerRole.HEAD), ("it-drift", WorkerRole.ADMIN)):
+            query = select(Worker).where(Worker.role == role, Worker.active == True).order_by(Worker.ext_id)
+            if role == WorkerRole.CASEWORKER:
+                # One with deadlines of their own, so Mine frister has something to show.
+                query = query.where(Worker.id.in_(select(Deadline.responsible_worker_id)))
+            worker = session.exec(query).first()
+            if worker is not None:
+                picks.append((label, worker.ext_id, worker.name))
+    return picks

@@ -24,6 +24,8 @@ def demo(
     cases: int = typer.Option(900, min=1, max=200_000, help="Number of cases in the synthetic municipality."),
     caseworkers: int = typer.Option(32, min=2, max=2000, help="Number of caseworkers."),
     now: Optional[str] = typer.Option(None, help="Run as if it were this instant (ISO 8601; local time if no offset)."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the web app on 127.0.0.1 with the demo sign-in (Ctrl-C stops)."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Port for --serve."),
 ) -> None:
     """Run the demo: a synthetic municipality, its deadlines, and its alerts delivered to a local SMTP server."""
     from watchdog.demo import run_demo
@@ -62,6 +64,31 @@ def demo(
         out_console.print(f"  e.g. {result.messages[0]}")
     out_console.print(f"database: {result.database_url}   ({elapsed:.1f} s)")
     out_console.print("explore it: watchdog --database-url " + result.database_url + " deadlines --status breached")
+    if serve:
+        # An explicit --now is the demo's clock on the pages too (the municipality was built for it).
+        _serve(result.database_url, port, out_console, clock=(lambda: when) if now else utcnow)
+
+
+def _serve(database_url: str, port: int, console: Console, *, clock) -> None:
+    """Serve the demo's web app (and /healthz) on loopback until Ctrl-C."""
+    import uvicorn
+
+    from watchdog.db import make_engine
+    from watchdog.demo import demo_sign_ins, demo_web_settings
+    from watchdog.web.app import service_app
+
+    settings = demo_web_settings(database_url)
+    engine = make_engine(settings.database_url_value)
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"\n[bold]web app:[/bold] {url}/logind  (health: {url}/healthz; Ctrl-C stops)")
+    console.print("sign in with the demo sign-in as, for example:")
+    for role, ext_id, name in demo_sign_ins(engine):
+        console.print(f"  {role:<15} {ext_id}  {name}", highlight=False)
+    try:
+        uvicorn.run(service_app(settings, engine, clock=clock), host="127.0.0.1", port=port, log_level="warning",
+                    server_header=False, log_config=None)
+    finally:
+        engine.dispose()
 
 
 def _parse_now(text: str | None) -> datetime:

@@ -70,7 +70,7 @@ def login_page(request: Request, session: DbSession, next: str | None = None, ud
         request.session["next"] = _safe_next(next)
     workers: list[tuple[str, list[Worker]]] = []
     if demo_login_allowed(request):
-        rows = session.exec(select(Worker).where(Worker.active == True).order_by(Worker.ext_id)).all()  # noqa: E712
+        rows = session.exec(select(Worker).where(Worker.active == True).order_by(Worker.ext_id)).all()
         for role in _ROLE_ORDER:
             of_role = [w for w in rows if w.role == role]
             if of_role:
@@ -108,7 +108,7 @@ async def login_callback(request: Request, session: DbSession):
     worker = None
     if isinstance(value, str) and "@" in value:
         worker = session.exec(select(Worker).where(
-            func.lower(Worker.email) == value.strip().lower(), Worker.active == True)).first()  # noqa: E712
+            func.lower(Worker.email) == value.strip().lower(), Worker.active == True)).first()
     if worker is None:
         log.info("sign-in without an active worker for claim %s", claim)
         request.session.clear()
@@ -125,7 +125,7 @@ async def login_demo(request: Request, session: DbSession, medarbejder: Annotate
         return page(request, "no_access.html", user=None, title="Ingen adgang", status_code=403,
                     reason="Demo-login er slået fra på denne server.")
     await require_csrf(request)
-    worker = session.exec(select(Worker).where(Worker.ext_id == medarbejder, Worker.active == True)).first()  # noqa: E712
+    worker = session.exec(select(Worker).where(Worker.ext_id == medarbejder, Worker.active == True)).first()
     if worker is None:
         return page(request, "no_access.html", user=None, title="Ingen adgang", status_code=403,
                     reason=f"Der er ingen aktiv medarbejder med id {medarbejder}.")

@@ -152,7 +152,7 @@ def teams_of(session: Session, *, team_ids: Sequence[int] | None) -> list[Team]:
 def team_overview(session: Session, team: Team, *, now: datetime) -> TeamOverview:
     """*Team*: per caseworker the breached, due within 7 and 14 days, open, active cases; absences now."""
     now = ensure_aware(now, what="now")
-    workers = list(session.exec(select(Worker).where(Worker.team_id == team.id, Worker.active == True)  # noqa: E712
+    workers = list(session.exec(select(Worker).where(Worker.team_id == team.id, Worker.active == True)
                                 .order_by(Worker.name)).all())
     ids = [w.id for w in workers]
     is_open = Deadline.status == Status.OPEN

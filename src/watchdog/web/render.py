@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from watchdog.render import DUTY_NAMES_DA
+from watchdog.reports.digest import format_due
 from watchdog.rules.types import Duty, Status
 from watchdog.templating import environment
 from watchdog.web.security import CSRF_FIELD, csrf_token
@@ -42,6 +43,7 @@ def templates() -> Jinja2Templates:
     env.globals.setdefault("CSRF_FIELD", CSRF_FIELD)
     env.globals.setdefault("time_left", time_left)
     env.globals.setdefault("urgency", urgency)
+    env.globals.setdefault("due_text", format_due)  # the digest's own: a date-end duty shows its date
     return Jinja2Templates(env=env)
 
 

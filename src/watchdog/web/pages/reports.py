@@ -16,8 +16,7 @@ from sqlmodel import select
 
 from watchdog.casestore import Team
 from watchdog.clock import local_date
-from watchdog.reports import ReportInputError
-from watchdog.reports import charts
+from watchdog.reports import ReportInputError, charts
 from watchdog.reports.barometer import I_ALT, Period, barometer_report
 from watchdog.reports.caseload import caseload_report
 from watchdog.reports.output import dec_text, pct_text, render
@@ -78,7 +77,7 @@ def _barometer(request: Request, user, session, fra, til, team):
 @router.get("/barometer")
 def barometer(request: Request, user: CurrentUser, session: DbSession, fra: str | None = None,
               til: str | None = None, team: str | None = None):
-    ctx, problems, period, report = _barometer(request, user, session, fra, til, team)
+    _, problems, period, report = _barometer(request, user, session, fra, til, team)
     teams = session.exec(select(Team).order_by(Team.name)).all()
     query = request.url.query
     return page(request, "barometer.html", user=user, title="Barometer", report=report, problems=problems,
@@ -93,7 +92,7 @@ def barometer_download(request: Request, fmt: str, user: CurrentUser, session: D
     if fmt not in _MEDIA:
         return page(request, "no_access.html", user=user, title="Ukendt format", status_code=404,
                     reason="Barometeret kan hentes som CSV eller XLSX.")
-    _, problems, period, report = _barometer(request, user, session, fra, til, team)
+    _, _, period, report = _barometer(request, user, session, fra, til, team)
     if report is None:
         return barometer(request, user, session, fra, til, team)
     return _download(render(report, fmt), fmt, f"barometer-{period.start}-{period.end}")

@@ -8,6 +8,7 @@ caseworker's list (``/frister?medarbejder=…``). Absences and substitutes today
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlmodel import select
 
 from watchdog.casestore import Team
 from watchdog.web.pages import log_view
@@ -15,7 +16,6 @@ from watchdog.web.pages.actions import team_actions
 from watchdog.web.queries import team_overview, teams_of
 from watchdog.web.render import page
 from watchdog.web.session import CurrentUser, DbSession, WebUser, context, require
-from sqlmodel import select
 
 router = APIRouter(include_in_schema=False)
 

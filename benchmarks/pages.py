@@ -1,0 +1,153 @@
+"""Benchmark the web app's pages at national scale against the bare query behind each page::
+
+    python -m benchmarks.pages --db sqlite|postgres|both [--cases 100000] [--seed 1] [--repeat 5]
+
+I/O: the same cached store as ``benchmarks.run`` (a fresh working copy of it), and
+``benchmarks/out/pages-<time>.{md,json}``. Each page is requested through the whole app in-process
+(Starlette's test client: security headers, the signed session cookie, the signed-in worker
+reloaded, the access-log rows written and committed, the template rendered); its floor is the
+page's query function called directly on a session, in the same run (best of ``--repeat``):
+
+- a leader's team page (``/team``: ``web.queries.team_overview``),
+- a caseworker's list (``/frister``: ``web.queries.worker_deadlines``), the caseworker with the most
+  open deadlines,
+- a case page (``/sag/…``: ``web.case_history.case_history``), the case with the most deadlines,
+- a one-year barometer of every case (``/barometer``: ``reports.barometer.barometer_report``).
+
+Targets: every page within 3× its floor and under 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from benchmarks.run import GENERATED_AT, OUT, working_copy
+
+NOW = GENERATED_AT + timedelta(hours=1)
+TARGET_RATIO = 3.0
+TARGET_SECONDS = 0.300
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure(url: str, *, repeat: int = 5) -> list[dict]:
+    """Time each page and its floor on the store at ``url``; returns one row per page."""
+    import re
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from watchdog.casestore import Case, Team, Worker, WorkerRole
+    from watchdog.clock import local_date
+    from watchdog.db import make_engine
+    from watchdog.deadlines import Deadline
+    from watchdog.reports.barometer import Period, barometer_report
+    from watchdog.rules.types import Status
+    from watchdog.settings import load_settings
+    from watchdog.web.app import service_app
+    from watchdog.web.case_history import case_history
+    from watchdog.web.queries import team_overview, worker_deadlines
+
+    settings = load_settings(None, database_url=url, web={"demo_login": True, "secure_cookies": False})
+    engine = make_engine(url)
+    with Session(engine) as s:
+        leader = s.exec(select(Worker).where(Worker.role == WorkerRole.LEADER).order_by(Worker.id)).first()
+        team = s.get(Team, leader.team_id)
+        busiest = s.execute(select(Deadline.responsible_worker_id, func.count()).where(
+            Deadline.status == Status.OPEN, Deadline.responsible_worker_id.is_not(None))
+            .group_by(Deadline.responsible_worker_id).order_by(func.count().desc()).limit(1)).first()
+        caseworker = s.get(Worker, busiest[0])
+        fullest = s.execute(select(Deadline.case_id, func.count()).group_by(Deadline.case_id)
+                            .order_by(func.count().desc()).limit(1)).first()
+        case = s.get(Case, fullest[0])
+        head = s.exec(select(Worker).where(Worker.role == WorkerRole.HEAD)).first()
+        if head is None:  # the benchmark store has no head of unit: make one (not timed)
+            head = Worker(ext_id="BENCH-HEAD", name="Afdelingsleder", email="head@bench.example",
+                          role=WorkerRole.HEAD, fte=1.0)
+            s.add(head)
+            s.commit()
+            s.refresh(head)
+        leader_id, worker_id, head_id = leader.ext_id, caseworker.ext_id, head.ext_id
+        team_pk, case_pk, case_ref = team.id, case.id, case.ext_id
+    today = local_date(NOW)
+    period = Period(today - timedelta(days=365), today)
+    pages = [
+        ("team page (leader)", leader_id, "/team",
+         lambda s: team_overview(s, s.get(Team, team_pk), now=NOW)),
+        ("caseworker's list", worker_id, "/frister",
+         lambda s: worker_deadlines(s, s.exec(select(Worker).where(Worker.ext_id == worker_id)).one(),
+                                    now=NOW, settings=settings)),
+        ("case page", head_id, f"/sag/{case_ref}",
+         lambda s: case_history(s, s.get(Case, case_pk), settings=settings)),
+        ("one-year barometer", head_id,
+         f"/barometer?fra={period.start:%d-%m-%Y}&til={period.end:%d-%m-%Y}",
+         lambda s: barometer_report(s, period, now=NOW, municipality=settings.municipality)),
+    ]
+    app = service_app(settings, engine, clock=lambda: NOW)
+    rows = []
+    for label, ext_id, path, query in pages:
+        with Session(engine) as s:
+            query(s)  # warm the caches once, for both sides alike
+        def floor(query=query) -> None:
+            with Session(engine) as s:
+                query(s)
+        floor_s = _best(floor, repeat)
+        with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
+            login = client.get("/logind")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+            assert client.post("/logind/demo", data={"medarbejder": ext_id, "csrf_token": token}).status_code == 303
+            first = client.get(path)
+            assert first.status_code == 200, (path, first.status_code, first.text[:500])
+            page_s = _best(lambda path=path: client.get(path), repeat)
+            size = len(first.content)
+        rows.append({"page": label, "path": path.split("?")[0], "floor_s": floor_s, "page_s": page_s,
+                     "ratio": page_s / floor_s, "bytes": size,
+                     "met": page_s / floor_s <= TARGET_RATIO and page_s < TARGET_SECONDS})
+    engine.dispose()
+    return rows
+
+
+def report(db: str, cases: int, rows: list[dict]) -> str:
+    lines = [f"{db}: {cases:,} cases; each page through the whole app vs. its query function (best of runs)",
+             "| page | floor ms | page ms | × floor | HTML KiB | target (≤ 3×, < 300 ms) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['page']} | {r['floor_s'] * 1000:.1f} | {r['page_s'] * 1000:.1f} | {r['ratio']:.2f} | "
+                     f"{r['bytes'] / 1024:.0f} | {'yes' if r['met'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pages", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    texts, results = [], []
+    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        url, _store = working_copy(db, cases=args.cases, seed=args.seed, regenerate=False)
+        rows = measure(url, repeat=args.repeat)
+        results.append({"db": db, "cases": args.cases, "rows": rows})
+        texts.append(report(db, args.cases, rows))
+        print(texts[-1], flush=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (OUT / f"pages-{stamp}.json").write_text(json.dumps(results, indent=1))
+    (OUT / f"pages-{stamp}.md").write_text("\n\n".join(texts) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
