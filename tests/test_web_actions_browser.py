@@ -21,7 +21,7 @@ from fixtures_servers import settings_for
 from test_alerts_e2e import ANNE, BO, LISE, Town, deadline_mails, rounds
 from watchdog.delivery import Transport
 from watchdog.outbox import Alert, AlertKind, AlertState
-from web_support import Clock
+from web_support import Clock, demo_server  # noqa: F401  (the demo --serve fixture)
 
 from conftest import at
 
@@ -211,3 +211,39 @@ def test_a_caseworker_switches_to_a_daily_digest_in_the_browser_and_gets_one_mes
     absorbed = session.exec(select(Alert).where(Alert.kind == AlertKind.WARNING, Alert.recipient_address == ANNE)).all()
     assert absorbed and {a.state for a in absorbed} == {AlertState.CANCELLED}
     assert date(2025, 6, 4).weekday() == 2
+
+
+def test_axe_finds_no_violation_on_the_action_pages_refused_forms_included(demo_server, browser):
+    """The acknowledgement form (empty and refused), the absence page (refused), the settings page
+    with a new calendar URL, on ``watchdog demo --serve``'s data; axe-core as in test_web_browser."""
+    from test_web_browser import _axe, _page, _printed, _sign_ins
+    from test_web_browser import _sign_in as sign_in
+
+    base, proc = demo_server
+    roles = _sign_ins(_printed(proc))
+    found: dict[str, list] = {}
+    page = _page(browser)
+    sign_in(page, base, roles["rådgiver"])
+    page.goto(base + "/frister")
+    page.click("a[href^='/frist/']")
+    found["acknowledge form"] = _axe(page)
+    page.get_by_label("Slutdato").fill("banan")
+    page.get_by_role("button", name="Markér: jeg er på sagen").click()
+    assert "Der er et problem" in page.content()
+    found["acknowledge refused"] = _axe(page)
+    page.goto(base + "/indstillinger")
+    page.get_by_role("button", name="Lav en ny adresse til mine frister").click()
+    found["settings with a new URL"] = _axe(page)
+    assert not page.csp_errors, page.csp_errors
+    page.context.close()
+    page = _page(browser)
+    sign_in(page, base, roles["teamleder"])
+    page.goto(base + "/team")
+    found["team with acknowledgements and absences"] = _axe(page)
+    page.get_by_role("link", name="Registrér fravær for en rådgiver").click()
+    page.get_by_role("button", name="Registrér fravær").click()
+    assert "Der er et problem" in page.content()
+    found["absence refused"] = _axe(page)
+    page.context.close()
+    problems = {where: v for where, v in found.items() if v}
+    assert not problems, problems
