@@ -8,19 +8,24 @@ from datetime import date, datetime, timedelta
 import icalendar
 import pytest
 import vobject
+from conftest import at
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
-
 from fixtures_servers import settings_for
+from sqlmodel import Session, select
 from test_alerts_e2e import Town
+
 from watchdog.casestore import Notification
 from watchdog.deadlines import refresh_deadlines
 from watchdog.feeds import ical
 from watchdog.feeds.route import mount
-from watchdog.feeds.tokens import TEAM, CalendarToken, FeedRefused, create_feed_token, revoke_feed_tokens
+from watchdog.feeds.tokens import (
+    TEAM,
+    CalendarToken,
+    FeedRefused,
+    create_feed_token,
+    revoke_feed_tokens,
+)
 from watchdog.intake.api import create_app
-
-from conftest import at
 
 NOW = at("2025-06-10T09:00")
 
@@ -132,9 +137,8 @@ def test_a_leaders_team_feed_has_every_caseworkers_deadlines_and_a_caseworker_ca
         engine, town, client):
     http, settings = client
     _refresh(engine, settings)
-    with Session(engine) as s:
-        with pytest.raises(FeedRefused):
-            create_feed_token(s, worker_id=town.workers["W1"].id, scope=TEAM, now=NOW)
+    with Session(engine) as s, pytest.raises(FeedRefused):
+        create_feed_token(s, worker_id=town.workers["W1"].id, scope=TEAM, now=NOW)
     body = http.get(f"/ical/{_token(engine, town.workers['L1'].id, TEAM)}.ics").content
     cal = icalendar.Calendar.from_ical(body)
     assert sorted(str(e["summary"]).rsplit("sag ", 1)[1] for e in cal.walk("VEVENT")) == [

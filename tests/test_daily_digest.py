@@ -7,17 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, select
-
+from conftest import at
 from fixtures_servers import settings_for
+from sqlmodel import Session, select
 from test_alerts_e2e import ANNE, Town, assert_nothing_sensitive, rounds
+
 from watchdog.casestore import Notification
 from watchdog.delivery import Transport
 from watchdog.errors import WatchdogError
 from watchdog.outbox import Alert, AlertState
 from watchdog.reports.daily_digest import daily_digest_hour, set_daily_digest
-
-from conftest import at
 
 MORNING = at("2025-06-04T09:00")  # a Wednesday; Thursday 5 June is Grundlovsdag
 
@@ -36,7 +35,7 @@ def anne_with_digest(engine, session, smtp_server):
 
 
 def test_a_caseworker_who_chose_the_daily_digest_gets_one_message_that_day(engine, session, anne_with_digest, smtp_server):
-    town, settings, transport = anne_with_digest
+    _town, settings, transport = anne_with_digest
     rounds(engine, settings, transport, MORNING, MORNING + timedelta(hours=2), at("2025-06-04T15:30"))
     (digest,) = smtp_server.to(ANNE)
     assert str(digest.message["Subject"]).startswith("Dagens frister 04-06-2025")

@@ -7,20 +7,23 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlmodel import Session, select
-
+from conftest import at
 from fixtures_servers import settings_for
+from sqlmodel import Session, select
 from test_alerts_e2e import ANNE, BO, CARL, Town, rounds
+
 from watchdog.absences import (
-    AbsenceRefused, effective_absences, end_absence, list_team_absences, register_absence,
+    AbsenceRefused,
+    effective_absences,
+    end_absence,
+    list_team_absences,
+    register_absence,
 )
 from watchdog.casestore import Absence, Team, Worker
 from watchdog.delivery import Transport
 from watchdog.intake.parsing import read_csv_text
 from watchdog.intake.schemas import ENTITIES
 from watchdog.intake.upsert import import_records
-
-from conftest import at
 
 WARNED = at("2025-06-04T09:00")  # the 30-day warning of Town's investigation
 

@@ -9,18 +9,17 @@ from datetime import date
 
 import icalendar
 import pytest
+from conftest import at
 from sqlmodel import Session, select
-
 from test_alerts_e2e import Town
+from web_support import Clock, csrf_of, make_client, sign_in_as, web_settings
+
 from watchdog.acknowledgements import Acknowledgement
 from watchdog.casestore import Absence
 from watchdog.deadlines import Deadline
 from watchdog.reports.daily_digest import daily_digest_hour
 from watchdog.rules.types import Status
 from watchdog.service import poll
-from web_support import Clock, csrf_of, make_client, sign_in_as, web_settings
-
-from conftest import at
 
 NOW = at("2025-07-08T10:00")  # Town's investigation is breached since the end of 4 July
 

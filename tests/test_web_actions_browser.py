@@ -15,15 +15,14 @@ import httpx
 import icalendar
 import pytest
 import vobject
-from sqlmodel import Session, select
-
+from conftest import at
 from fixtures_servers import settings_for
+from sqlmodel import Session, select
 from test_alerts_e2e import ANNE, BO, LISE, Town, deadline_mails, rounds
-from watchdog.delivery import Transport
-from watchdog.outbox import Alert, AlertKind, AlertState
 from web_support import Clock, demo_server  # noqa: F401  (the demo --serve fixture)
 
-from conftest import at
+from watchdog.delivery import Transport
+from watchdog.outbox import Alert, AlertKind, AlertState
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -115,10 +114,11 @@ def test_a_caseworker_acknowledges_a_breach_in_the_browser_and_the_reminder_come
 
 def test_a_demo_caseworkers_calendar_feed_parses_in_two_parsers_and_follows_a_moved_deadline(
         engine, database_url, browser, smtp_server):
+    from web_support import NOW, build_demo
+
     from watchdog.casestore import Case, Investigation, Worker
     from watchdog.deadlines import Deadline
     from watchdog.rules.types import Duty, Status
-    from web_support import NOW, build_demo
 
     settings = _web(smtp_server, database_url)
     build_demo(engine, settings)
@@ -213,7 +213,7 @@ def test_a_caseworker_switches_to_a_daily_digest_in_the_browser_and_gets_one_mes
     assert date(2025, 6, 4).weekday() == 2
 
 
-def test_axe_finds_no_violation_on_the_action_pages_refused_forms_included(demo_server, browser):
+def test_axe_finds_no_violation_on_the_action_pages_refused_forms_included(demo_server, browser):  # noqa: F811
     """The acknowledgement form (empty and refused), the absence page (refused), the settings page
     with a new calendar URL, on ``watchdog demo --serve``'s data; axe-core as in test_web_browser."""
     from test_web_browser import _axe, _page, _printed, _sign_ins

@@ -185,7 +185,7 @@ def list_team_absences(session: Session, team_id: int, *, now: datetime) -> list
 
 def substitute_choices(session: Session, *, exclude: int | None = None) -> list[Worker]:
     """Active workers who can stand in, by name (caseworkers and leaders)."""
-    query = (select(Worker).where(Worker.active == True,  # noqa: E712
+    query = (select(Worker).where(Worker.active == True,
                                   or_(Worker.role == WorkerRole.CASEWORKER, Worker.role == WorkerRole.LEADER))
              .order_by(Worker.name, Worker.id))
     return [w for w in session.exec(query).all() if w.id != exclude]

@@ -88,8 +88,8 @@ def _end_notice(session: Session, ack: Acknowledgement, deadline: Deadline, *, n
          f"{case.ext_id} ({duty}), til og med {ack.ends_on:%d-%m-%Y}. Markeringen er nu udløbet, og "
          f"fristen er stadig ikke overholdt: den er {format_due(deadline.due)} "
          f"({render.describe_time_left(deadline.due, now)})."), "",
-        "Påmindelserne om fristen er genoptaget for alle, der får dem. En lovbestemt frist kan ikke "
-        "sættes på pause; du kan markere sagen igen på siden, hvis du stadig er i gang.", "",
+        ("Påmindelserne om fristen er genoptaget for alle, der får dem. En lovbestemt frist kan ikke "
+         "sættes på pause; du kan markere sagen igen på siden, hvis du stadig er i gang."), "",
         f"Åbn sagen: {link}", "",
         FOOTER_DA,
     ])

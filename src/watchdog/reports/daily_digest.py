@@ -26,8 +26,8 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.casestore import Absence, Case, Worker
 from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, local_date
-from watchdog.deadlines import Deadline
 from watchdog.db import session_scope
+from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.rules.types import Duty, Status
 
@@ -116,7 +116,13 @@ def load_daily_items(session: Session, worker_id: int, *, now: datetime, setting
 
 def render_daily_digest(name: str, items: list[DailyItem], *, now: datetime):
     """The digest as a Danish message: breaches first, then what is due soonest. Pure."""
-    from watchdog.render import DUTY_NAMES_DA, Message, describe_time_left, simple_card, text_to_html
+    from watchdog.render import (
+        DUTY_NAMES_DA,
+        Message,
+        describe_time_left,
+        simple_card,
+        text_to_html,
+    )
 
     breaches = [i for i in items if i.status == Status.BREACHED or i.due <= now]
     coming = [i for i in items if i not in breaches]
@@ -150,7 +156,7 @@ def enqueue_daily_digests(session: Session, *, now: datetime, settings) -> int:
     new: list[NewAlert] = []
     for pref, worker in session.execute(
             select(WorkerPreference, Worker).join(Worker, Worker.id == WorkerPreference.worker_id)
-            .where(WorkerPreference.daily_digest_hour.is_not(None), Worker.active == True)  # noqa: E712
+            .where(WorkerPreference.daily_digest_hour.is_not(None), Worker.active == True)
             .order_by(Worker.id)).all():
         send_at = datetime.combine(today, time(pref.daily_digest_hour), tzinfo=LOCAL_TZ).astimezone(now.tzinfo)
         if now < send_at:

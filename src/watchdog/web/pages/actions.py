@@ -134,7 +134,7 @@ def team_actions(session, team_id: int, *, now, user: WebUser) -> dict:
     """What the team page shows beside the counts: open acknowledgements, absences, the absence form."""
     from sqlmodel import select
 
-    members = list(session.exec(select(Worker).where(Worker.team_id == team_id, Worker.active == True)  # noqa: E712
+    members = list(session.exec(select(Worker).where(Worker.team_id == team_id, Worker.active == True)
                                 .order_by(Worker.name)).all())
     return {"open_acks": acknowledgements.list_acknowledgements(session, now=now, team_id=team_id),
             "absence_rows": absences.list_team_absences(session, team_id, now=now),

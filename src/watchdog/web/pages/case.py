@@ -11,7 +11,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 
 from watchdog.acknowledgements import list_acknowledgements
-
 from watchdog.web.case_history import case_history, find_case, responsible_ids
 from watchdog.web.pages import log_view
 from watchdog.web.render import page
