@@ -25,6 +25,9 @@ The policy, in words (the README's "Alerts" section says the same):
   "snarest herefter" (LEGAL.md). While it is unfinished past its due time, the caseworker gets a
   reminder at the due time and every ``breach_reminder_days`` after (stage "snarest_<n>"); the
   leader is not escalated to, because the exception is lawful.
+- **Acknowledged** ("jeg er på sagen", ``RoutingFacts.acknowledged``): until its end, no warning,
+  reminder or repeat escalation is planned (``acknowledgements.silences``); the first escalation at
+  breach still is. Planning looks again at the end, and what was silenced comes back then.
 - **Routing.** The responsible caseworker; while absent, the substitute (if active and not absent
   too), else the team's leaders. Reassessment warnings also go to the configured reviewers
   (``alerts.reviewers``, worker ext_ids): the law wants someone new on the case. 24-hour warnings
