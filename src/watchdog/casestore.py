@@ -75,6 +75,10 @@ class Absence(SQLModel, table=True):
     starts_on: date
     ends_on: date  # inclusive
     substitute_id: int | None = Field(default=None, foreign_key="worker.id")
+    # Where the row comes from: "import" (the case system, via import or the API; read-only on the
+    # web) or "web" (a leader registered it on the team page; ext_id "web:…"). See watchdog.absences.
+    source: str = Field(default="import", max_length=10, sa_column_kwargs={"server_default": "import"})
+    registered_by_id: int | None = Field(default=None, foreign_key="worker.id")  # web rows: the leader
 
 
 class Case(SQLModel, table=True):

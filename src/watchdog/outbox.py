@@ -33,10 +33,11 @@ class AlertKind(StrEnum):
     WARNING = "warning"  # before a deadline
     ESCALATION = "escalation"  # at breach, to the team leader
     REMINDER = "reminder"  # repeated while a breach stays open
-    DIGEST = "digest"  # the weekly digest to a leader
+    DIGEST = "digest"  # the weekly digest to a leader; the daily digest to a worker who chose it
     INTAKE_SILENCE = "intake_silence"  # no notifications registered for too long
     OPS = "ops"  # an operator alert (dead letters)
     TEST = "test"
+    ACK_ENDED = "ack_ended"  # "jeg er på sagen" ended and the deadline is still open
 
 
 class Channel(StrEnum):

@@ -25,6 +25,9 @@ The policy, in words (the README's "Alerts" section says the same):
   "snarest herefter" (LEGAL.md). While it is unfinished past its due time, the caseworker gets a
   reminder at the due time and every ``breach_reminder_days`` after (stage "snarest_<n>"); the
   leader is not escalated to, because the exception is lawful.
+- **Acknowledged** ("jeg er på sagen", ``RoutingFacts.acknowledged``): until its end, no warning,
+  reminder or repeat escalation is planned (``acknowledgements.silences``); the first escalation at
+  breach still is. Planning looks again at the end, and what was silenced comes back then.
 - **Routing.** The responsible caseworker; while absent, the substitute (if active and not absent
   too), else the team's leaders. Reassessment warnings also go to the configured reviewers
   (``alerts.reviewers``, worker ext_ids): the law wants someone new on the case. 24-hour warnings
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
+from watchdog import acknowledgements
 from watchdog.casestore import WorkerRole
 from watchdog.clock import LOCAL_TZ, ensure_aware, to_local
 from watchdog.durations import parse_offset
@@ -74,6 +78,8 @@ class RoutingFacts:
     case_teams: Mapping[int, int]  # case id → team id
     absences: Sequence[Any] = ()  # Absence rows (inclusive local dates)
     planned: frozenset[tuple[int, str]] | set[tuple[int, str]] = field(default_factory=frozenset)
+    # deadline id → end of its open "jeg er på sagen" (see watchdog.acknowledgements.silences)
+    acknowledged: Mapping[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,11 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
         if deadline.id is None:
             continue
         stuck = False
+        until = facts.acknowledged.get(deadline.id)
         for kind, stage, send_at, targets in _stages_due(deadline, policy, hours, router, now):
             if (deadline.id, stage) in facts.planned:
+                continue
+            if acknowledgements.silences(kind, stage, until=until, now=now):
                 continue
             if not targets:
                 log.warning("deadline %s (%s): nobody to send stage %s to (no caseworker, no leader)",
@@ -127,7 +136,8 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
                 stuck = True
                 continue
             planned.extend(_alerts_for(deadline.id, kind, stage, send_at, targets))
-        next_at[deadline.id] = now if stuck else _next_stage_time(deadline, policy, hours, now)
+        next_at[deadline.id] = now if stuck else acknowledgements.next_look(
+            _next_stage_time(deadline, policy, hours, now), until=until, now=now)
     planned.sort(key=lambda a: (a.send_after, a.key))
     return Plan(planned, next_at)
 

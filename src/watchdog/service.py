@@ -39,14 +39,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from watchdog import deadlines, delivery, outbox, planning, render
-from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
+from watchdog import absences as web_absences
+from watchdog import acknowledgement_alerts, acknowledgements, deadlines, delivery, outbox, planning, render
+from watchdog.casestore import Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
 from watchdog.deadlines import Deadline
 from watchdog.intake.silence import check_intake_silence
 from watchdog.ops import heartbeat, metrics
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
+from watchdog.reports import daily_digest
 from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.rules.types import Duty, Status
@@ -69,6 +71,8 @@ class PollReport:
     enqueued: int = 0
     intake_silence_alerts: int = 0
     digests: int = 0
+    ack_end_notices: int = 0
+    daily_digests: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -116,7 +120,9 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
         heartbeat.round_finished(engine, settings, replica=replica, ok=False, now=now,
                                  duration_s=time.monotonic() - started, error=_one_line(exc))
         raise
-    for name, step in (("intake_silence_alerts", check_intake_silence), ("digests", enqueue_weekly_digests)):
+    for name, step in (("intake_silence_alerts", check_intake_silence), ("digests", enqueue_weekly_digests),
+                       ("ack_end_notices", acknowledgement_alerts.handle_ended),
+                       ("daily_digests", daily_digest.enqueue_daily_digests)):
         try:
             with session_scope(engine) as session:
                 setattr(report, name, step(session, now=now, settings=settings))
@@ -208,7 +214,7 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
     for chunk in deadlines.chunks(case_ids, 1000):
         case_teams.update(session.execute(select(Case.id, Case.team_id).where(Case.id.in_(chunk))).all())
     today = local_date(now)
-    absences = list(session.exec(select(Absence).where(Absence.starts_on <= today, Absence.ends_on >= today)).all())
+    absences = web_absences.absences_on(session, today)  # a web row overrides an imported one
     team_ids = sorted(set(case_teams.values()))
     worker_ids = sorted({d.responsible_worker_id for d in due_now if d.responsible_worker_id is not None}
                         | {a.substitute_id for a in absences if a.substitute_id is not None})
@@ -229,7 +235,8 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
     for chunk in deadlines.chunks(team_ids, 1000):
         teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
     return planning.RoutingFacts(workers=workers, teams=teams, case_teams=case_teams, absences=absences,
-                                 planned=outbox.planned_stages(session, [d.id for d in due_now]))
+                                 planned=outbox.planned_stages(session, [d.id for d in due_now]),
+                                 acknowledged=acknowledgements.active_until(session, [d.id for d in due_now], now=now))
 
 
 def _store_next_times(session: Session, planned: list[OpenDeadline], next_at: dict) -> None:
@@ -349,6 +356,10 @@ def _moot_reason(alert: Alert, deadline: Deadline | None) -> str | None:
 def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: datetime, transport,
                          worker_name: str, report: DeliveryReport) -> None:
     group = _cancel_moot(engine, group, report)
+    group = acknowledgement_alerts.hold_acknowledged(engine, group, now=now, worker_name=worker_name)
+    kept = daily_digest.absorb_into_digest(engine, group, now=now)
+    report.cancelled += len(group) - len(kept)
+    group = kept
     if not group:
         return
     first = group[0]

@@ -184,6 +184,8 @@ class AlertSettings(_Section):
     reassessment_policy_days: int = Field(default=7, ge=1, le=90)
     reviewers: list[str] = []  # worker ext_ids who receive every reassessment warning
     case_link_template: str = "https://sagssystem.kommune.example.dk/sag/{case_ref}"
+    # "Jeg er på sagen": the latest end date a person may choose, in days from today.
+    ack_max_days: int = Field(default=14, ge=1, le=90)
 
     @field_validator("case_link_template")
     @classmethod

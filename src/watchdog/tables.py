@@ -8,6 +8,9 @@ from sqlmodel import SQLModel
 from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
 from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
 from watchdog.intake import tokens  # noqa: F401  (api_token)
+from watchdog import acknowledgements  # noqa: F401  (acknowledgement)
+from watchdog.feeds import tokens as feed_tokens  # noqa: F401  (calendar_token)
+from watchdog.reports import daily_digest  # noqa: F401  (worker_preference)
 from watchdog.web import access_log  # noqa: F401  (access_log, access_log_case)
 
 metadata = SQLModel.metadata

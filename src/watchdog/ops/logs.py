@@ -39,6 +39,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # password=…, "password": "…", passwd / pwd / secret / token as keys
     (re.compile(r"(?P<head>(?:password|passwd|pwd|secret|token)[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s&\"',}]+)",
                 re.I), MASK),
+    # the calendar feed's URL is its credential: /ical/wdc_PREFIX_SECRET.ics (uvicorn's access log)
+    (re.compile(r"(?P<head>/ical/wdc_[0-9a-f]+_)(?P<secret>[A-Za-z0-9_\-]+)"), MASK),
 ]
 
 

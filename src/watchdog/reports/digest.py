@@ -155,6 +155,7 @@ class DigestContent:
     compliance: tuple[ComplianceLine, ...]
     year: int
     year_to: date
+    acknowledged: tuple = ()  # open "jeg er på sagen" (acknowledgements.AckView), soonest end first
 
     @property
     def at_risk_count(self) -> int:
@@ -286,6 +287,10 @@ def render_digest(content: DigestContent, *, link: str | None = None) -> Message
         (f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
          [f"{line.label}: {_percent(line)}" for line in c.compliance], None),
     ]
+    if c.acknowledged:  # the reason stays on the team page: free text never goes into a message
+        sections.append((f"\"Jeg er på sagen\" – påmindelserne er stoppet: {len(c.acknowledged)}",
+                         [f"Sag {a.case_ref}: {DUTY_NAMES_DA[a.duty]}, {a.worker_name} til og med "
+                          f"{a.ends_on:%d-%m-%Y}" for a in c.acknowledged], None))
     text = [f"Kære {c.leader_name},", "", intro, ""]
     html = [f"<p>Kære {escape(c.leader_name)},</p>", f"<p>{escape(intro)}</p>"]
     for n, (heading, lines, groups) in enumerate(sections, 1):
@@ -364,7 +369,12 @@ def digest_message(session: Session, leader: Worker, team: Team, *, week: str, n
     cache = _cache if _cache is not None else {}
     if team.id not in cache:
         cache[team.id] = load_digest_data(session, team.id, week=week, now=now, settings=settings)
-    content = build_digest(leader.name, team.name, cache[team.id], week, now)
+    from dataclasses import replace
+
+    from watchdog.acknowledgements import list_acknowledgements
+
+    content = replace(build_digest(leader.name, team.name, cache[team.id], week, now),
+                      acknowledged=tuple(list_acknowledgements(session, now=now, team_id=team.id)))
     return render_digest(content, link=system_link(settings))
 
 

@@ -89,11 +89,14 @@ def _csrf_refused(request: Request, exc: CsrfRefused):
 
 
 def service_app(settings, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """The whole app of ``watchdog serve``: the ingest API, /healthz /readyz /metrics and the web app."""
+    """The whole app of ``watchdog serve``: the ingest API, /healthz /readyz /metrics, the calendar
+    feed (/ical/) and the web app."""
+    from watchdog.feeds.route import mount as mount_feed
     from watchdog.intake.api import create_app
     from watchdog.ops.health import mount as mount_health
 
     api = create_app(settings, engine)
     mount_health(api, settings, engine, clock=clock)
+    mount_feed(api, settings, engine, clock=clock)
     mount(api, settings, engine, clock=clock)
     return api

@@ -66,6 +66,8 @@ def nav_for(user: WebUser | None) -> list[NavItem]:
         items += [NavItem("/barometer", "Barometer"), NavItem("/sagstal", "Sagstal")]
     if user.is_admin:
         items += [NavItem("/drift", "Drift"), NavItem("/adgangslog", "Adgangslog")]
+    else:
+        items.append(NavItem("/indstillinger", "Indstillinger"))
     return items
 
 

@@ -23,9 +23,10 @@ def log_view(request: Request, session: Session, user: WebUser, page: str, case_
 
 
 def _routers():
-    from watchdog.web.pages import admin, case, mine, reports, team
+    from watchdog.web.pages import actions, admin, case, mine, preferences, reports, team
 
-    return [mine.router, team.router, case.router, reports.router, admin.router]
+    # actions before team: /team/fravaer must not be taken for a team called "fravaer"
+    return [mine.router, actions.router, team.router, case.router, reports.router, admin.router, preferences.router]
 
 
 ROUTERS = _routers()

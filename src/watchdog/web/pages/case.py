@@ -6,8 +6,11 @@ The view is written to the access log with the case reference.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 
+from watchdog.acknowledgements import list_acknowledgements
 from watchdog.web.case_history import case_history, find_case, responsible_ids
 from watchdog.web.pages import log_view
 from watchdog.web.render import page
@@ -36,4 +39,9 @@ def case_page(request: Request, case_ref: str, user: CurrentUser, session: DbSes
     ctx = context(request)
     history = case_history(session, case, settings=ctx.settings)
     log_view(request, session, user, "sag", [case.ext_id])
-    return page(request, "case.html", user=user, title=f"Sag {case.ext_id}", history=history, now=ctx.clock())
+    acks: dict[int, list] = {}
+    for a in list_acknowledgements(session, now=ctx.clock(), case_id=case.id, open_only=False):
+        acks.setdefault(a.deadline_id, []).append(a)
+    return page(request, "case.html", user=user, title=f"Sag {case.ext_id}", history=history, now=ctx.clock(),
+                acks=acks, open_acks={a.deadline_id: a for found in acks.values() for a in found if a.is_open(ctx.clock())},
+                back=f"/sag/{quote(case.ext_id, safe='')}")
