@@ -12,7 +12,7 @@ import pytest
 from conftest import at
 from watchdog.casestore import InvestigationKind, MeasureKind
 from watchdog.rules.calendar import (
-    BL_IN_FORCE, add_months_to_date, add_working_days, is_non_working_day, regime_for,
+    BL_IN_FORCE, add_months_to_date, add_hverdage, is_hverdag, is_non_working_day, is_warning_day, regime_for,
 )
 from watchdog.rules.citations import CITATIONS, citation_for
 from watchdog.rules.engine import RulePolicy, compute_case_deadlines
@@ -64,20 +64,23 @@ def test_calendar_months_land_on_the_same_day_or_the_last_day_of_a_shorter_month
 @pytest.mark.parametrize("start, count, expected, why", [
     (date(2024, 3, 27), 6, date(2024, 4, 9), "Easter 2024: skærtorsdag to 2. påskedag are not hverdage"),
     (date(2023, 12, 22), 6, date(2024, 1, 4), "Christmas 2023 and New Year's Day"),
-    (date(2024, 12, 23), 6, date(2025, 1, 3), "24 and 31 December are hverdage, 25/26 Dec and 1 Jan are not"),
-    (date(2024, 6, 3), 6, date(2024, 6, 11), "Grundlovsdag is no helligdag: it counts as a hverdag"),
+    (date(2024, 12, 23), 6, date(2025, 1, 7), "FL § 27, stk. 2: 24, 25, 26, 31 December and 1 January are no hverdage"),
+    (date(2024, 6, 3), 6, date(2024, 6, 12), "FL § 27, stk. 2: Grundlovsdag is no hverdag"),
+    (date(2025, 6, 2), 6, date(2025, 6, 12), "Grundlovsdag (Thu 5 June) and 2. pinsedag (Mon 9 June) 2025"),
+    (date(2025, 12, 19), 6, date(2026, 1, 5), "Christmas 2025: 22, 23, 29, 30 December, 2 and 5 January"),
     (date(2023, 5, 1), 6, date(2023, 5, 10), "Store bededag 2023 is a holiday"),
     (date(2024, 4, 22), 6, date(2024, 4, 30), "Store bededag is gone from 2024"),
     (date(2024, 5, 3), 1, date(2024, 5, 6), "Friday to Monday"),
 ])
-def test_hverdage_skip_weekends_and_danish_public_holidays(start, count, expected, why):
-    assert add_working_days(start, count) == expected, why
+def test_hverdage_skip_weekends_holidays_grundlovsdag_and_the_two_december_eves(start, count, expected, why):
+    assert add_hverdage(start, count) == expected, why
 
 
-def test_grundlovsdag_and_christmas_eve_are_days_off_for_warnings_but_not_for_counting():
-    for day in (date(2024, 6, 5), date(2024, 12, 24), date(2024, 12, 31)):
-        assert is_non_working_day(day)
-    assert not is_non_working_day(date(2024, 6, 4))
+def test_the_deadline_calendar_and_the_warning_calendar_skip_the_same_days_of_fl_27():
+    for day in (date(2024, 6, 5), date(2024, 12, 24), date(2024, 12, 31), date(2024, 12, 25), date(2024, 6, 8)):
+        assert not is_hverdag(day) and not is_warning_day(day) and is_non_working_day(day)
+    for day in (date(2024, 6, 4), date(2024, 12, 23), date(2024, 12, 30)):
+        assert is_hverdag(day) and is_warning_day(day) and not is_non_working_day(day)
 
 
 @pytest.mark.parametrize("instant, regime", [
@@ -318,8 +321,14 @@ def test_a_measure_not_yet_effected_has_no_follow_up():
 @pytest.mark.parametrize("received, due, regime, citation", [
     ("2024-03-27 10:00", "2024-04-10 00:00", Regime.BL, "BL § 138"),       # Easter
     ("2023-12-22 10:00", "2024-01-05 00:00", Regime.SEL, "SEL § 155 b, stk. 1"),  # Christmas, SEL
-    ("2024-12-23 10:00", "2025-01-04 00:00", Regime.BL, "BL § 138"),
-    ("2024-06-03 10:00", "2024-06-12 00:00", Regime.BL, "BL § 138"),       # Grundlovsdag
+    # FL § 27, stk. 2: 24, 25, 26, 31 Dec and 1 Jan are no hverdage: 27, 30 Dec, 2, 3, 6, 7 Jan.
+    ("2024-12-23 10:00", "2025-01-08 00:00", Regime.BL, "BL § 138"),
+    # Grundlovsdag (Wed 5 June 2024) is no hverdag: 4, 6, 7, 10, 11, 12 June.
+    ("2024-06-03 10:00", "2024-06-13 00:00", Regime.BL, "BL § 138"),
+    # Grundlovsdag (Thu) and 2. pinsedag (Mon 9 June) 2025: 3, 4, 6, 10, 11, 12 June.
+    ("2025-06-02 10:00", "2025-06-13 00:00", Regime.BL, "BL § 138"),
+    # Christmas 2025 (received Friday 19 Dec): 22, 23, 29, 30 Dec, 2 and 5 Jan; it was due 31 Dec.
+    ("2025-12-19 10:00", "2026-01-06 00:00", Regime.BL, "BL § 138"),
 ])
 def test_receipt_confirmation_to_a_professional_notifier_within_6_hverdage(received, due, regime, citation):
     n = NotificationFacts(id=5, received_at=at(received), professional_notifier=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from watchdog.clock import end_of_local_day, local_date
-from watchdog.rules.calendar import add_hours, working_days_after
+from watchdog.rules.calendar import add_hours, hverdage_after
 from watchdog.rules.facts import CaseFacts, NotificationFacts
 from watchdog.rules.policy import RulePolicy
 from watchdog.rules.status import Instance
@@ -33,7 +33,7 @@ def receipt_confirmation(case: CaseFacts, n: NotificationFacts) -> Instance | No
         return None
     return Instance(
         duty=Duty.RECEIPT_CONFIRMATION, case_id=case.id, subject_kind=SubjectKind.NOTIFICATION,
-        subject_id=n.id, clock_start=n.received_at, due=working_days_after(n.received_at, 6),
+        subject_id=n.id, clock_start=n.received_at, due=hverdage_after(n.received_at, 6),
         met_at=n.receipt_confirmed_at, responsible_worker_id=case.worker_id,
     )
 
