@@ -159,8 +159,8 @@ def reassessment_case(received: str, participants: set[int], *, reassessed: str 
 
 
 @pytest.mark.parametrize("participants, status, note", [
-    ({FRESH_EYES}, Status.MET, None),
-    ({CASEWORKER, FRESH_EYES}, Status.MET, None),
+    ({FRESH_EYES}, Status.MET, "from the notification"),
+    ({CASEWORKER, FRESH_EYES}, Status.MET, "from the notification"),
     ({CASEWORKER}, Status.BREACHED, "has not worked on the case"),
     ({EARLIER_ASSESSOR}, Status.BREACHED, "has not worked on the case"),
     ({CASEWORKER, EARLIER_ASSESSOR}, Status.BREACHED, "has not worked on the case"),
@@ -170,7 +170,7 @@ def test_a_reassessment_is_met_only_when_someone_new_to_the_case_took_part(parti
     d = only(reassessment_case("2024-05-02 10:00", participants), Duty.REASSESSMENT, "2024-06-01 00:00")
     assert d.status == status
     assert d.met_at == (at("2024-05-06 10:00") if status == Status.MET else None)
-    assert (d.note is None) if note is None else (note in d.note)
+    assert note in d.note
 
 
 def test_a_reassessment_done_only_by_the_responsible_caseworker_stays_open_with_the_reason():
@@ -193,6 +193,59 @@ def test_the_reassessment_due_time_is_municipal_policy(received, days, due, regi
 def test_no_reassessment_for_a_child_not_in_support():
     facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),))
     assert none_of(facts, Duty.REASSESSMENT)
+
+
+def measure_running(kind: MeasureKind, effected: str | None, ended: str | None = None, basis: str = "") -> MeasureFacts:
+    return MeasureFacts(id=7, kind=kind, decided_at=at("2024-02-20 10:00"), legal_basis=basis,
+                        effected_at=at(effected) if effected else None, ended_at=at(ended) if ended else None)
+
+
+@pytest.mark.parametrize("kind, basis, citation", [
+    (MeasureKind.SUPPORT, "BL § 32", "BL § 137, stk. 1"),
+    (MeasureKind.PLACEMENT_CONSENT, "BL § 46", "BL § 137, stk. 1"),
+    (MeasureKind.PLACEMENT_NO_CONSENT, "BL § 47", "BL § 137, stk. 1"),
+    (MeasureKind.YOUTH_CRIME, "", "BL § 137, stk. 1"),
+])
+def test_a_measure_effected_and_not_ended_at_the_receipt_raises_the_reassessment_without_the_flag(kind, basis, citation):
+    # The export says nothing of support; the store has a measure effected 01-03-2024 and still
+    # running when the underretning arrives 02-05-2024 10:00: BL § 137 applies, due by policy
+    # (7 days) at the end of 09-05-2024, and the deadline says why it arose.
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),),
+                 measures=(measure_running(kind, "2024-03-01 09:00", basis=basis),))
+    d = only(facts, Duty.REASSESSMENT, "2024-05-03 12:00")
+    assert (d.due, d.citation, d.status) == (at("2024-05-10 00:00"), citation, Status.OPEN)
+    assert "measure 7" in d.note and kind.value in d.note and "01-03-2024" in d.note
+    assert basis in d.note
+
+
+def test_a_support_measure_under_sel_52_raises_the_sel_155_a_reassessment():
+    # Underretning 15-11-2023 (SEL regime), § 52 support effected 01-09-2023: SEL § 155 a, stk. 1.
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2023-11-15 10:00")),),
+                 measures=(MeasureFacts(id=7, kind=MeasureKind.SUPPORT, decided_at=at("2023-08-20 10:00"),
+                                        legal_basis="SEL § 52, stk. 3", effected_at=at("2023-09-01 09:00")),))
+    d = only(facts, Duty.REASSESSMENT, "2023-11-16 12:00")
+    assert (d.regime, d.citation, d.due) == (Regime.SEL, "SEL § 155 a, stk. 1", at("2023-11-23 00:00"))
+
+
+@pytest.mark.parametrize("kind, effected, ended, why", [
+    (MeasureKind.SUPPORT, "2024-05-03 09:00", None, "effected only after the receipt"),
+    (MeasureKind.SUPPORT, None, None, "decided, never effected"),
+    (MeasureKind.SUPPORT, "2024-01-10 09:00", "2024-04-30 00:00", "ended before the receipt"),
+    (MeasureKind.SUPPORT, "2024-01-10 09:00", "2024-05-02 10:00", "ended at the receipt's minute"),
+    (MeasureKind.OTHER, "2024-01-10 09:00", None, "a measure outside BL § 137"),
+])
+def test_no_reassessment_from_a_measure_that_was_not_running_at_the_receipt(kind, effected, ended, why):
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),),
+                 measures=(measure_running(kind, effected, ended),))
+    assert none_of(facts, Duty.REASSESSMENT), why
+
+
+def test_a_running_measure_wins_over_a_flag_that_says_no():
+    # child_in_support is False on the notification (an explicit "nej" in the export looks the
+    # same to the rules); the placement effected 01-02-2024 and not ended decides.
+    n = NotificationFacts(id=2, received_at=at("2024-05-02 10:00"), child_in_support=False)
+    facts = case(notifications=(n,), measures=(measure_running(MeasureKind.PLACEMENT_CONSENT, "2024-02-01 09:00"),))
+    assert "placement_consent" in only(facts, Duty.REASSESSMENT, "2024-05-03 12:00").note
 
 
 # --------------------------------------------------------------------------------------------
