@@ -7,6 +7,6 @@ from sqlmodel import SQLModel
 
 from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
 from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
-from watchdog.intake import tokens  # noqa: F401  (api_token)
+from watchdog.intake import quality, tokens  # noqa: F401  (data_quality_warning, api_token)
 
 metadata = SQLModel.metadata
