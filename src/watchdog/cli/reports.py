@@ -112,6 +112,26 @@ def caseload_cmd(
     _emit(render(report, fmt), fmt, output)
 
 
+@report_app.command("data-quality")
+def data_quality_cmd(
+    ctx: typer.Context,
+    fmt: str = typer.Option("table", "--format", "-f", help="table (terminal), csv or xlsx (needs --output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this warning kind (e.g. effected_before_decision)."),
+    include_resolved: bool = typer.Option(False, "--all", help="Also warnings that a later import resolved."),
+) -> None:
+    """Implausible facts found by the imports (file, row, field), each of which can make a deadline wrong."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.reports.data_quality import data_quality_report, render_data_quality
+
+    st = state(ctx)
+    with session_scope(st.engine) as session:
+        report = data_quality_report(session, now=utcnow(), municipality=st.settings.municipality,
+                                     include_resolved=include_resolved, kind=kind)
+    _emit(render_data_quality(report, fmt), fmt, output)
+
+
 @app.command("digest")
 def digest_cmd(
     ctx: typer.Context,
