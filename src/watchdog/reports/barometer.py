@@ -49,82 +49,12 @@ from watchdog.clock import ensure_aware, end_of_local_day, format_local, local_d
 from watchdog.deadlines import Deadline
 from watchdog.outcome_log import first_recorded, load_timelines, status_at
 from watchdog.reports import ReportInputError
+from watchdog.reports.national import NationalFigure, figures_for
 from watchdog.rules.citations import citation_for
 from watchdog.rules.types import Duty, Regime, Status, SubjectKind
 
-# Answer categories, in Ankestyrelsen's words.
-JA = "Ja"
-NEJ_LOVLIG = "Nej, men lovlig grund"
-NEJ = "Nej"
-NEJ_VURDERING = "Nej, kommunens vurdering fremgår ikke af genvurderingen"
-NEJ_GENVURDERING = "Nej, der ses ikke foretaget en genvurdering"
-I_ALT = "I alt"
-
-_MONTHS_DA = ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"]
-
-
-@dataclass(frozen=True)
-class QuestionSpec:
-    """One barometer question: which deadlines it counts and how it is worded."""
-
-    key: str
-    duty: Duty
-    question: str  # Danish; "{citation}" is replaced by the paragraph(s) of the period
-    answers: tuple[str, ...]  # the categories always shown, in order
-    applies_to: str  # Danish: which cases the question applies to
-    ast_table: str | None = None  # the table's number in Ankestyrelsen's 2023 municipal report
-    first_follow_up_only: bool = False
-    later_follow_ups_only: bool = False
-
-
-_THREE = (JA, NEJ_LOVLIG, NEJ)
-_TWO = (JA, NEJ)
-
-QUESTIONS: tuple[QuestionSpec, ...] = (
-    QuestionSpec(
-        "investigation_4m", Duty.INVESTIGATION_4M,
-        "Er 4-måneders fristen for at afslutte den børnefaglige undersøgelse overholdt, jf. {citation}?",
-        _THREE, "nye børnefaglige undersøgelser (ikke opdateringer)", "2.3"),
-    QuestionSpec(
-        "assessment_24h", Duty.ASSESSMENT_24H,
-        "Er der foretaget en 24-timers vurdering af underretningen, jf. {citation}?",
-        _TWO, "underretninger", "6.13"),
-    QuestionSpec(
-        "reassessment", Duty.REASSESSMENT,
-        "Er der foretaget en genvurdering, hvoraf den konkrete vurdering fremgår, jf. {citation}?",
-        (JA, NEJ_VURDERING, NEJ_GENVURDERING),
-        "underretninger om børn, der allerede modtager støtte eller er anbragt", "6.14"),
-    QuestionSpec(
-        "follow_up", Duty.FOLLOW_UP,
-        "Er kravet om opfølgning inden for de første tre måneder efter iværksættelse af "
-        "foranstaltningen overholdt, jf. {citation}?",
-        _TWO, "iværksatte foranstaltninger (første opfølgning)", "5.12", first_follow_up_only=True),
-    QuestionSpec(
-        "follow_up_later", Duty.FOLLOW_UP,
-        "Er de senere opfølgninger på foranstaltningen foretaget rettidigt, jf. {citation}?",
-        _TWO, "senere opfølgninger på iværksatte foranstaltninger", later_follow_ups_only=True),
-    QuestionSpec(
-        "child_conversation", Duty.CHILD_CONVERSATION,
-        "Er kravet om børnesamtalen forud for afgørelsen overholdt, jf. {citation}?",
-        _THREE, "afgørelser om foranstaltninger", "3.8"),
-    QuestionSpec(
-        "plan", Duty.PLAN,
-        "Er der udarbejdet en handleplan (barnets plan, ungeplan) rettidigt, jf. {citation}?",
-        _THREE, "foranstaltninger, der kræver en plan", "4.10"),
-    QuestionSpec(
-        "receipt_confirmation", Duty.RECEIPT_CONFIRMATION,
-        "Er modtagelsen af underretningen bekræftet over for den fagperson, der underrettede, "
-        "inden for 6 hverdage, jf. {citation}?",
-        _TWO, "underretninger fra fagpersoner"),
-    QuestionSpec(
-        "supervision_visit", Duty.SUPERVISION_VISIT,
-        "Er der aflagt de lovpligtige tilsynsbesøg med samtale med barnet, jf. {citation}?",
-        _TWO, "anbringelser"),
-    QuestionSpec(
-        "aftercare_decision", Duty.AFTERCARE_DECISION,
-        "Er der truffet afgørelse om støtte efter det 18. år senest 6 måneder før det 18. år, "
-        "jf. {citation}?",
-        _TWO, "anbragte unge, der nærmer sig det 18. år"),
+from watchdog.reports.questions import (  # noqa: F401  (the answers are part of this module's API)
+    MONTHS_DA, I_ALT, JA, NEJ, NEJ_GENVURDERING, NEJ_LOVLIG, NEJ_VURDERING, QUESTIONS, QuestionSpec,
 )
 
 
@@ -186,6 +116,7 @@ class TrendPoint:
     total: int
     ja: int
     percent: int | None  # the "Ja" percent of the month's cases
+    partial: bool = False  # the month had not ended at the as-of instant: a provisional figure
 
 
 @dataclass(frozen=True)
@@ -200,6 +131,7 @@ class BarometerTable:
     rows: tuple[AnswerRow, ...]
     total: int
     trend: tuple[TrendPoint, ...] = ()
+    national: tuple[NationalFigure, ...] = ()  # Ankestyrelsen's figures for the period's years
 
     @property
     def title(self) -> str:
@@ -295,6 +227,10 @@ def _citation_text(spec: QuestionSpec, rows: Sequence[DeadlineRow], period: Peri
     return " / ".join(citation_for(spec.duty, r, variant).text for r in regimes)
 
 
+def _month_end(year: int, month: int) -> datetime:
+    return local_midnight(date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1))
+
+
 def _due_day(due: datetime) -> date:
     # A duty due "on a date" is due at the next local midnight: it belongs to the date before.
     return local_date(due - timedelta(microseconds=1))
@@ -334,9 +270,10 @@ def compute_barometer(
             by_month[(d.year, d.month)].append(answer)
         trend = tuple(
             TrendPoint(
-                month=f"{y:04d}-{m:02d}", label=f"{_MONTHS_DA[m - 1]} {y}",
+                month=f"{y:04d}-{m:02d}", label=f"{MONTHS_DA[m - 1]} {y}",
                 total=len(by_month[(y, m)]), ja=by_month[(y, m)].count(JA),
                 percent=percent_of(by_month[(y, m)].count(JA), len(by_month[(y, m)])),
+                partial=_month_end(y, m) > as_of,
             )
             for (y, m) in period.months()
         )
@@ -345,7 +282,7 @@ def compute_barometer(
             key=spec.key, number=number, duty=spec.duty,
             question=spec.question.format(citation=citation), citation=citation,
             applies_to=spec.applies_to, ast_table=spec.ast_table, rows=answer_rows, total=total,
-            trend=trend,
+            trend=trend, national=figures_for(spec.key, range(period.start.year, period.end.year + 1)),
         ))
     not_logged = sum(1 for r in rows if r.status is None and r.due <= as_of)
     return BarometerReport(
