@@ -170,6 +170,18 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def dump_dom(page: Path, profile: Path, *, budget_ms: int) -> str:
+    """The DOM of ``page`` after headless Chromium ran its scripts for ``budget_ms`` of virtual time."""
+    out = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
 @pytest.mark.parametrize("kind", ["barometer", "caseload"])
@@ -182,15 +194,7 @@ def test_html_report_renders_in_headless_chromium_with_its_tables_and_charts(kin
         tables, charts = 1, 1
     page = tmp_path / f"{kind}.html"
     page.write_text(content, encoding="utf-8")
-    profile = tmp_path / "profile"
-    out = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=2000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=90)
-    assert out.returncode == 0, out.stderr[-2000:]
-    dom = out.stdout
+    dom = dump_dom(page, tmp_path / "profile", budget_ms=2000)
     assert f'data-report="{kind}"' in dom
     assert re.search(r"<html[^>]*data-render-error", dom) is None, "the page reported a script error"
     assert f'data-charts-rendered="{charts}"' in dom  # every SVG chart was laid out with a size
@@ -224,18 +228,12 @@ def axe_violations(content: str, tmp_path: Path) -> tuple[list[dict], int]:
     page = tmp_path / "axe.html"
     injected = f"<script>{AXE.read_text(encoding='utf-8')}</script><script>{_AXE_RUN}</script></body>"
     page.write_text(content.replace("</body>", injected, 1), encoding="utf-8")
-    out = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'axe-profile'}", "--virtual-time-budget=20000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-2000:]
-    error = re.search(r'data-axe-error="([^"]*)"', out.stdout)
+    dom = dump_dom(page, tmp_path / "axe-profile", budget_ms=20000)
+    error = re.search(r'data-axe-error="([^"]*)"', dom)
     assert error is None, html_lib.unescape(error.group(1))
-    found = re.search(r'data-axe="([^"]*)"', out.stdout)
+    found = re.search(r'data-axe="([^"]*)"', dom)
     assert found is not None, "axe-core did not finish within the virtual time budget"
-    passes = int(re.search(r'data-axe-passes="(\d+)"', out.stdout).group(1))
+    passes = int(re.search(r'data-axe-passes="(\d+)"', dom).group(1))
     return json.loads(html_lib.unescape(found.group(1))), passes
 
 

@@ -80,8 +80,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     """Check the imported records against the store (already upserted, same transaction); store
     new warnings, resolve those a record no longer shows. Returns this import's findings."""
     from watchdog.casestore import Case, FollowUp, Investigation, Measure, Notification
-    from watchdog.rules.facts import MeasureFacts, NotificationFacts
-    from watchdog.rules.facts import CaseFacts as _CaseFacts
+    from watchdog.rules.facts import CaseFacts, MeasureFacts, NotificationFacts
     from watchdog.rules.notifications import running_measure
 
     now = ensure_aware(now, what="now")
@@ -105,20 +104,29 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
             findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, ref(case_id),
                                     rec.source, str(rec.record), message[:500]))
 
-    def rows(table, recs):
+    def imported(entity: str, table):
+        """(record, its stored row) for the imported records of ``entity``."""
+        recs = by_entity.get(entity, [])
         ext_ids = [r.ext_id for r in recs]
         found = {}
         for start in range(0, len(ext_ids), 500):
             for row in session.exec(select(table).where(table.ext_id.in_(ext_ids[start:start + 500]))):
                 found[row.ext_id] = row
-        return found
+        return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
 
-    recs = by_entity.get("notifications", [])
-    stored = rows(Notification, recs)
-    for rec in recs:
-        n = stored.get(rec.ext_id)
-        if n is None:
-            continue
+    def grouped(column, values) -> dict:
+        """Rows whose ``column`` is among ``values``, grouped by it: one query per 500 values."""
+        values = sorted(set(values))
+        out: dict = {}
+        for start in range(0, len(values), 500):
+            for row in session.exec(select(column.class_).where(column.in_(values[start:start + 500]))):
+                out.setdefault(getattr(row, column.key), []).append(row)
+        return out
+
+    notifications = imported("notifications", Notification)
+    flagged = [n.case_id for rec, n in notifications if "child_in_support" in rec.given and not n.child_in_support]
+    case_measures = grouped(Measure.case_id, flagged)
+    for rec, n in notifications:
         look(rec, "assessed_before_receipt", "assessed_at", n.case_id,
              n.assessed_at is not None and n.assessed_at < n.received_at,
              f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
@@ -128,8 +136,8 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
             if not n.child_in_support:
                 measures = tuple(
                     MeasureFacts(m.id, m.kind, m.decided_at, m.legal_basis or "", m.effected_at, m.ended_at)
-                    for m in session.exec(select(Measure).where(Measure.case_id == n.case_id)))
-                running = running_measure(_CaseFacts(n.case_id, n.received_at, measures=measures),
+                    for m in case_measures.get(n.case_id, ()))
+                running = running_measure(CaseFacts(n.case_id, n.received_at, measures=measures),
                                           NotificationFacts(n.id, n.received_at))
             look(rec, "support_flag_contradicts_measure", "child_in_support", n.case_id, running is not None,
                  f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
@@ -137,40 +145,30 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
                  f"{_d(n.received_at)}: genvurderingspligten (BL § 137 / SEL § 155 a) gælder, foranstaltningen "
                  "vejer tungest.")
 
-    recs = by_entity.get("investigations", [])
-    stored = rows(Investigation, recs)
-    for rec in recs:
-        inv = stored.get(rec.ext_id)
-        if inv is None:
-            continue
+    for rec, inv in imported("investigations", Investigation):
         look(rec, "completed_before_awareness", "completed_at", inv.case_id,
              inv.completed_at is not None and inv.completed_at < inv.aware_at,
              f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
              f"opmærksom {_d(inv.aware_at)}: 4-måneders fristen tæller som overholdt.")
 
-    recs = by_entity.get("measures", [])
-    stored = rows(Measure, recs)
-    for rec in recs:
-        m = stored.get(rec.ext_id)
-        if m is None:
-            continue
+    measures = imported("measures", Measure)
+    measure_follow_ups = grouped(FollowUp.measure_id, [m.id for _, m in measures])
+    for rec, m in measures:
         look(rec, "effected_before_decision", "effected_at", m.case_id,
              m.effected_at is not None and m.effected_at < m.decided_at,
              f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
              f"{_d(m.decided_at)}: opfølgningsfristen regnes fra iværksættelsen.")
-        early = [] if m.effected_at is None else list(session.exec(
-            select(FollowUp).where(FollowUp.measure_id == m.id, FollowUp.performed_at < m.effected_at)))
+        early = [] if m.effected_at is None else sorted(
+            (f for f in measure_follow_ups.get(m.id, ()) if f.performed_at < m.effected_at), key=lambda f: f.ext_id)
         look(rec, "follow_up_before_effect", "effected_at", m.case_id, bool(early),
              f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
              f"{', '.join(f.ext_id for f in early)}: opfølgningerne tæller ikke med i fristen.")
 
-    recs = by_entity.get("follow_ups", [])
-    stored = rows(FollowUp, recs)
-    for rec in recs:
-        f = stored.get(rec.ext_id)
-        if f is None:
-            continue
-        m = session.get(Measure, f.measure_id)
+    follow_ups = imported("follow_ups", FollowUp)
+    of_follow_ups = {m.id: m for rows in grouped(Measure.id, [f.measure_id for _, f in follow_ups]).values()
+                     for m in rows}
+    for rec, f in follow_ups:
+        m = of_follow_ups.get(f.measure_id)
         look(rec, "follow_up_before_effect", "performed_at", m.case_id if m else None,
              m is not None and m.effected_at is not None and f.performed_at < m.effected_at,
              f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
