@@ -110,7 +110,7 @@ class Builder:
         self.s.flush()
         before = None
         for logged_at, status in history:
-            self.s.add(OutcomeEvent(at=logged_at, kind=OutcomeKind.STATUS, deadline_id=d.id, deadline_key=d.key,
+            self.s.add(OutcomeEvent(occurred_at=logged_at, recorded_at=logged_at, kind=OutcomeKind.STATUS, deadline_id=d.id, deadline_key=d.key,
                                     case_id=case.id, duty=duty, from_status=before, to_status=status))
             before = status
         self.s.flush()

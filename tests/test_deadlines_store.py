@@ -97,7 +97,7 @@ def test_a_status_change_is_appended_to_the_log_and_the_old_event_is_kept(sessio
     row = next(iter(deadlines_of(session).values()))
     assert row.status == Status.MET_LATE and row.met_at == at("2024-04-01 08:00")
     log = events(session)
-    assert [(e.from_status, e.to_status, e.at) for e in log] == [
+    assert [(e.from_status, e.to_status, e.recorded_at) for e in log] == [
         (None, Status.OPEN, at("2024-03-31 12:00")),
         (Status.OPEN, Status.BREACHED, at("2024-04-01 01:00")),
         (Status.BREACHED, Status.MET_LATE, at("2024-04-01 09:00")),
@@ -189,7 +189,7 @@ def test_record_alert_sent_appends_to_the_log(session, world):
     row = next(iter(deadlines_of(session).values()))
     record_alert_sent(session, deadline_id=row.id, at=at("2024-05-02 11:01"), detail="email w0@x.dk: warn-4h")
     sent = events(session, OutcomeKind.ALERT_SENT)
-    assert len(sent) == 1 and sent[0].deadline_key == row.key and sent[0].at == at("2024-05-02 11:01")
+    assert len(sent) == 1 and sent[0].deadline_key == row.key and sent[0].recorded_at == at("2024-05-02 11:01")
     with pytest.raises(LookupError, match="deadline 999999"):
         record_alert_sent(session, deadline_id=999999, at=at("2024-05-02 11:01"), detail=None)
 

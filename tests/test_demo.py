@@ -97,3 +97,27 @@ def test_the_demo_command_prints_a_summary(tmp_path):
     assert "messages delivered over SMTP" in out.stdout
     assert "80 active cases" in out.stdout
     assert list((tmp_path / "d" / "mail").glob("*.eml"))
+
+
+def test_a_past_period_of_the_demo_reports_at_once_under_the_demo_municipalitys_name(tmp_path):
+    import subprocess
+    import sys
+
+    d = tmp_path / "d"
+    out = subprocess.run(
+        [sys.executable, "-m", "watchdog", "demo", "--seed", "4", "--cases", "80", "--caseworkers", "4",
+         "--out", str(d), "--now", "2026-11-23T09:00"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"--config {d / 'watchdog.toml'}" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "watchdog", "--config", str(d / "watchdog.toml"), "report", "barometer",
+         "--from", "2026-01-01", "--to", "2026-10-31", "--format", "csv"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    totals = [int(r.split(";")[4]) for r in out.stdout.splitlines()[1:] if r.split(";")[3] == "I alt"]
+    assert sum(totals) > 20, out.stdout  # the demo's history counts at once, no --as-of needed
+    assert out.stderr == ""  # every deadline of the period has its status
+    out = subprocess.run(
+        [sys.executable, "-m", "watchdog", "--config", str(d / "watchdog.toml"), "report", "barometer",
+         "--from", "2026-01-01", "--to", "2026-10-31"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "Børnesagsbarometer – Demo Kommune" in out.stdout

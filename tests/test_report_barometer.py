@@ -160,3 +160,27 @@ def test_team_filter_counts_only_that_teams_cases_and_an_unknown_team_is_refused
 
 def test_every_tracked_duty_has_a_table():
     assert {q.duty for q in QUESTIONS} == set(Duty)
+
+
+def test_each_table_shows_ankestyrelsens_national_figure_for_its_year_with_a_source_and_nothing_for_missing_years():
+    from watchdog.reports.national import FIGURES
+
+    report = compute_barometer([], YEAR_2023, as_of=LATER)
+    assert [f.label for f in report.table("investigation_4m").national] == ["Landsplan 2023: 34 %"]
+    assert [f.label for f in report.table("assessment_24h").national] == ["Landsplan 2023: 96 %"]
+    assert report.table("follow_up").national == ()  # no 2023 figure: nothing, never a guess
+    assert report.table("reassessment").national == ()
+    both = compute_barometer([], Period(date(2023, 1, 1), date(2024, 12, 31)), as_of=LATER)
+    assert [f.label for f in both.table("investigation_4m").national] == ["Landsplan 2023: 34 %", "Landsplan 2024: 50 %"]
+    assert [f.label for f in both.table("follow_up").national] == ["Landsplan 2024: 75 %"]
+    assert compute_barometer([], Period(date(2019, 1, 1), date(2019, 12, 31)), as_of=LATER).table(
+        "investigation_4m").national == ()
+    assert all(f.source.url.startswith("https://") and f.source.title and f.source.publisher for f in FIGURES)
+
+
+def test_the_month_not_yet_over_is_marked_provisional_in_the_trend():
+    rows = [row(1, Duty.INVESTIGATION_4M, Status.MET, due="2024-11-05")]
+    report = compute_barometer(rows, Period(date(2024, 1, 1), date(2024, 12, 31)), as_of=local("2024-11-10T12:00"))
+    trend = {p.month: p for p in report.table("investigation_4m").trend}
+    assert trend["2024-11"].partial and trend["2024-11"].percent == 100 and trend["2024-12"].partial
+    assert not trend["2024-10"].partial

@@ -12,7 +12,7 @@ import pytest
 from conftest import at
 from watchdog.casestore import InvestigationKind, MeasureKind
 from watchdog.rules.calendar import (
-    BL_IN_FORCE, add_months_to_date, add_working_days, is_non_working_day, regime_for,
+    BL_IN_FORCE, add_months_to_date, add_hverdage, is_hverdag, is_non_working_day, is_warning_day, regime_for,
 )
 from watchdog.rules.citations import CITATIONS, citation_for
 from watchdog.rules.engine import RulePolicy, compute_case_deadlines
@@ -64,20 +64,23 @@ def test_calendar_months_land_on_the_same_day_or_the_last_day_of_a_shorter_month
 @pytest.mark.parametrize("start, count, expected, why", [
     (date(2024, 3, 27), 6, date(2024, 4, 9), "Easter 2024: skærtorsdag to 2. påskedag are not hverdage"),
     (date(2023, 12, 22), 6, date(2024, 1, 4), "Christmas 2023 and New Year's Day"),
-    (date(2024, 12, 23), 6, date(2025, 1, 3), "24 and 31 December are hverdage, 25/26 Dec and 1 Jan are not"),
-    (date(2024, 6, 3), 6, date(2024, 6, 11), "Grundlovsdag is no helligdag: it counts as a hverdag"),
+    (date(2024, 12, 23), 6, date(2025, 1, 7), "FL § 27, stk. 2: 24, 25, 26, 31 December and 1 January are no hverdage"),
+    (date(2024, 6, 3), 6, date(2024, 6, 12), "FL § 27, stk. 2: Grundlovsdag is no hverdag"),
+    (date(2025, 6, 2), 6, date(2025, 6, 12), "Grundlovsdag (Thu 5 June) and 2. pinsedag (Mon 9 June) 2025"),
+    (date(2025, 12, 19), 6, date(2026, 1, 5), "Christmas 2025: 22, 23, 29, 30 December, 2 and 5 January"),
     (date(2023, 5, 1), 6, date(2023, 5, 10), "Store bededag 2023 is a holiday"),
     (date(2024, 4, 22), 6, date(2024, 4, 30), "Store bededag is gone from 2024"),
     (date(2024, 5, 3), 1, date(2024, 5, 6), "Friday to Monday"),
 ])
-def test_hverdage_skip_weekends_and_danish_public_holidays(start, count, expected, why):
-    assert add_working_days(start, count) == expected, why
+def test_hverdage_skip_weekends_holidays_grundlovsdag_and_the_two_december_eves(start, count, expected, why):
+    assert add_hverdage(start, count) == expected, why
 
 
-def test_grundlovsdag_and_christmas_eve_are_days_off_for_warnings_but_not_for_counting():
-    for day in (date(2024, 6, 5), date(2024, 12, 24), date(2024, 12, 31)):
-        assert is_non_working_day(day)
-    assert not is_non_working_day(date(2024, 6, 4))
+def test_the_deadline_calendar_and_the_warning_calendar_skip_the_same_days_of_fl_27():
+    for day in (date(2024, 6, 5), date(2024, 12, 24), date(2024, 12, 31), date(2024, 12, 25), date(2024, 6, 8)):
+        assert not is_hverdag(day) and not is_warning_day(day) and is_non_working_day(day)
+    for day in (date(2024, 6, 4), date(2024, 12, 23), date(2024, 12, 30)):
+        assert is_hverdag(day) and is_warning_day(day) and not is_non_working_day(day)
 
 
 @pytest.mark.parametrize("instant, regime", [
@@ -156,8 +159,8 @@ def reassessment_case(received: str, participants: set[int], *, reassessed: str 
 
 
 @pytest.mark.parametrize("participants, status, note", [
-    ({FRESH_EYES}, Status.MET, None),
-    ({CASEWORKER, FRESH_EYES}, Status.MET, None),
+    ({FRESH_EYES}, Status.MET, "from the notification"),
+    ({CASEWORKER, FRESH_EYES}, Status.MET, "from the notification"),
     ({CASEWORKER}, Status.BREACHED, "has not worked on the case"),
     ({EARLIER_ASSESSOR}, Status.BREACHED, "has not worked on the case"),
     ({CASEWORKER, EARLIER_ASSESSOR}, Status.BREACHED, "has not worked on the case"),
@@ -167,7 +170,7 @@ def test_a_reassessment_is_met_only_when_someone_new_to_the_case_took_part(parti
     d = only(reassessment_case("2024-05-02 10:00", participants), Duty.REASSESSMENT, "2024-06-01 00:00")
     assert d.status == status
     assert d.met_at == (at("2024-05-06 10:00") if status == Status.MET else None)
-    assert (d.note is None) if note is None else (note in d.note)
+    assert note in d.note
 
 
 def test_a_reassessment_done_only_by_the_responsible_caseworker_stays_open_with_the_reason():
@@ -190,6 +193,59 @@ def test_the_reassessment_due_time_is_municipal_policy(received, days, due, regi
 def test_no_reassessment_for_a_child_not_in_support():
     facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),))
     assert none_of(facts, Duty.REASSESSMENT)
+
+
+def measure_running(kind: MeasureKind, effected: str | None, ended: str | None = None, basis: str = "") -> MeasureFacts:
+    return MeasureFacts(id=7, kind=kind, decided_at=at("2024-02-20 10:00"), legal_basis=basis,
+                        effected_at=at(effected) if effected else None, ended_at=at(ended) if ended else None)
+
+
+@pytest.mark.parametrize("kind, basis, citation", [
+    (MeasureKind.SUPPORT, "BL § 32", "BL § 137, stk. 1"),
+    (MeasureKind.PLACEMENT_CONSENT, "BL § 46", "BL § 137, stk. 1"),
+    (MeasureKind.PLACEMENT_NO_CONSENT, "BL § 47", "BL § 137, stk. 1"),
+    (MeasureKind.YOUTH_CRIME, "", "BL § 137, stk. 1"),
+])
+def test_a_measure_effected_and_not_ended_at_the_receipt_raises_the_reassessment_without_the_flag(kind, basis, citation):
+    # The export says nothing of support; the store has a measure effected 01-03-2024 and still
+    # running when the underretning arrives 02-05-2024 10:00: BL § 137 applies, due by policy
+    # (7 days) at the end of 09-05-2024, and the deadline says why it arose.
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),),
+                 measures=(measure_running(kind, "2024-03-01 09:00", basis=basis),))
+    d = only(facts, Duty.REASSESSMENT, "2024-05-03 12:00")
+    assert (d.due, d.citation, d.status) == (at("2024-05-10 00:00"), citation, Status.OPEN)
+    assert "measure 7" in d.note and kind.value in d.note and "01-03-2024" in d.note
+    assert basis in d.note
+
+
+def test_a_support_measure_under_sel_52_raises_the_sel_155_a_reassessment():
+    # Underretning 15-11-2023 (SEL regime), § 52 support effected 01-09-2023: SEL § 155 a, stk. 1.
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2023-11-15 10:00")),),
+                 measures=(MeasureFacts(id=7, kind=MeasureKind.SUPPORT, decided_at=at("2023-08-20 10:00"),
+                                        legal_basis="SEL § 52, stk. 3", effected_at=at("2023-09-01 09:00")),))
+    d = only(facts, Duty.REASSESSMENT, "2023-11-16 12:00")
+    assert (d.regime, d.citation, d.due) == (Regime.SEL, "SEL § 155 a, stk. 1", at("2023-11-23 00:00"))
+
+
+@pytest.mark.parametrize("kind, effected, ended, why", [
+    (MeasureKind.SUPPORT, "2024-05-03 09:00", None, "effected only after the receipt"),
+    (MeasureKind.SUPPORT, None, None, "decided, never effected"),
+    (MeasureKind.SUPPORT, "2024-01-10 09:00", "2024-04-30 00:00", "ended before the receipt"),
+    (MeasureKind.SUPPORT, "2024-01-10 09:00", "2024-05-02 10:00", "ended at the receipt's minute"),
+    (MeasureKind.OTHER, "2024-01-10 09:00", None, "a measure outside BL § 137"),
+])
+def test_no_reassessment_from_a_measure_that_was_not_running_at_the_receipt(kind, effected, ended, why):
+    facts = case(notifications=(NotificationFacts(id=2, received_at=at("2024-05-02 10:00")),),
+                 measures=(measure_running(kind, effected, ended),))
+    assert none_of(facts, Duty.REASSESSMENT), why
+
+
+def test_a_running_measure_wins_over_a_flag_that_says_no():
+    # child_in_support is False on the notification (an explicit "nej" in the export looks the
+    # same to the rules); the placement effected 01-02-2024 and not ended decides.
+    n = NotificationFacts(id=2, received_at=at("2024-05-02 10:00"), child_in_support=False)
+    facts = case(notifications=(n,), measures=(measure_running(MeasureKind.PLACEMENT_CONSENT, "2024-02-01 09:00"),))
+    assert "placement_consent" in only(facts, Duty.REASSESSMENT, "2024-05-03 12:00").note
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,8 +374,14 @@ def test_a_measure_not_yet_effected_has_no_follow_up():
 @pytest.mark.parametrize("received, due, regime, citation", [
     ("2024-03-27 10:00", "2024-04-10 00:00", Regime.BL, "BL § 138"),       # Easter
     ("2023-12-22 10:00", "2024-01-05 00:00", Regime.SEL, "SEL § 155 b, stk. 1"),  # Christmas, SEL
-    ("2024-12-23 10:00", "2025-01-04 00:00", Regime.BL, "BL § 138"),
-    ("2024-06-03 10:00", "2024-06-12 00:00", Regime.BL, "BL § 138"),       # Grundlovsdag
+    # FL § 27, stk. 2: 24, 25, 26, 31 Dec and 1 Jan are no hverdage: 27, 30 Dec, 2, 3, 6, 7 Jan.
+    ("2024-12-23 10:00", "2025-01-08 00:00", Regime.BL, "BL § 138"),
+    # Grundlovsdag (Wed 5 June 2024) is no hverdag: 4, 6, 7, 10, 11, 12 June.
+    ("2024-06-03 10:00", "2024-06-13 00:00", Regime.BL, "BL § 138"),
+    # Grundlovsdag (Thu) and 2. pinsedag (Mon 9 June) 2025: 3, 4, 6, 10, 11, 12 June.
+    ("2025-06-02 10:00", "2025-06-13 00:00", Regime.BL, "BL § 138"),
+    # Christmas 2025 (received Friday 19 Dec): 22, 23, 29, 30 Dec, 2 and 5 Jan; it was due 31 Dec.
+    ("2025-12-19 10:00", "2026-01-06 00:00", Regime.BL, "BL § 138"),
 ])
 def test_receipt_confirmation_to_a_professional_notifier_within_6_hverdage(received, due, regime, citation):
     n = NotificationFacts(id=5, received_at=at(received), professional_notifier=True)

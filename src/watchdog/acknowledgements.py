@@ -292,7 +292,7 @@ def _already(session: Session, ack: Acknowledgement) -> str:
 
 def _log(session: Session, deadline: Deadline, kind: str, *, at: datetime, detail: str) -> None:
     session.execute(OutcomeEvent.__table__.insert(), [{
-        "at": at, "kind": kind, "deadline_id": deadline.id, "deadline_key": deadline.key,
+        "occurred_at": at, "recorded_at": at, "kind": kind, "deadline_id": deadline.id, "deadline_key": deadline.key,
         "case_id": deadline.case_id, "duty": Duty(deadline.duty), "from_status": None, "to_status": None,
         "detail": detail[:2000],
     }])

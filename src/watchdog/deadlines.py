@@ -1,7 +1,8 @@
 """Stage 2, deadlines: one persisted row per legal duty instance, and the outcome log.
 
 I/O: reads the case store, writes ``deadline`` and ``poll_state`` and appends to
-``outcome_event``. The computing itself is in ``watchdog.rules`` (pure); this module loads the
+``outcome_event`` (through ``watchdog.outcome_log``, which owns the log and its two times).
+The computing itself is in ``watchdog.rules`` (pure); this module loads the
 facts in bulk, persists the results and records every status change. The outcome log is
 append-only: a status change is a new row, never an update. Deadline rows are never deleted (the
 log and the outbox reference them): a duty that no longer arises from the facts becomes
@@ -23,7 +24,11 @@ from sqlmodel import Field, Session, SQLModel
 
 from watchdog.clock import ensure_aware
 from watchdog.db import dialect_insert
+from watchdog.outcome_log import OutcomeEvent, OutcomeKind, OutcomeWriter, record_alert_sent
 from watchdog.rules.types import ComputedDeadline, Duty, Regime, Status, SubjectKind
+
+__all__ = ["Deadline", "OutcomeEvent", "OutcomeKind", "PollState", "record_alert_sent", "refresh_deadlines",
+           "poll_deadlines", "list_deadlines", "load_case_facts"]
 
 
 class Deadline(SQLModel, table=True):
@@ -54,27 +59,6 @@ class Deadline(SQLModel, table=True):
     # reminder; None = never again unless the deadline changes). Every write here sets it to the
     # write's ``now``; planning moves it on. The poll plans only rows whose time has come.
     next_alert_at: datetime | None = Field(default=None, index=True)
-
-
-class OutcomeKind:
-    STATUS = "status"  # a deadline's status changed (first computation included: from_status None)
-    ALERT_SENT = "alert_sent"  # an alert about the deadline was delivered
-
-
-class OutcomeEvent(SQLModel, table=True):
-    """Append-only log: every status change of a deadline and every alert sent, with its time."""
-
-    __tablename__ = "outcome_event"
-    id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(index=True)
-    kind: str = Field(max_length=20, index=True)
-    deadline_id: int = Field(foreign_key="deadline.id", index=True)
-    deadline_key: str = Field(max_length=200)
-    case_id: int = Field(index=True)
-    duty: Duty = Field(index=True)
-    from_status: Status | None = None
-    to_status: Status | None = None
-    detail: str | None = Field(default=None, max_length=2000)
 
 
 class PollState(SQLModel, table=True):
@@ -252,9 +236,10 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
                       progress: Callable[[int, int], None] | None = None) -> RefreshStats:
     """Recompute the deadlines of the given cases (None = every case) as of ``now``.
 
-    Upserts one row per duty instance by ``key``, writes only rows that changed, and appends an
-    ``OutcomeEvent(kind="status")`` for every status change (the first computation included, with
-    ``from_status`` None). A row whose duty no longer arises becomes ``not_applicable``.
+    Upserts one row per duty instance by ``key``, writes only rows that changed, and appends
+    ``OutcomeEvent(kind="status")`` rows for every status change: a first computation writes the
+    deadline's history with the instants it happened (``from_status`` None on the first), a later
+    change what differs from the log (``watchdog.outcome_log``). A row whose duty no longer arises becomes ``not_applicable``.
     ``progress(cases done, cases in all)`` is called after each batch of the full recompute.
     Does not commit.
     """
@@ -331,7 +316,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
             status_updates.append((old, {"status": Status.NOT_APPLICABLE, "note": note,
                                          "computed_at": now, "status_changed_at": now, "next_alert_at": None}))
 
-    events: list[dict] = []
+    events = OutcomeWriter(now)
     if inserts:
         table = Deadline.__table__
         # executemany on a Core insert: compiled once and cached, sent in batches
@@ -345,9 +330,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
             # records its own event, so the log has one creation event per deadline.
             for new_id, key in session.execute(stmt, chunk).all():
                 inserted.add(key)
-                d = computed[key]
-                events.append(_event(now, new_id, key, d.case_id, d.duty, None, d.status,
-                                     _detail(d)))
+                events.created(new_id, computed[key])
                 stats.deadlines_written += 1
         # A key that was already there belongs to a subject moved here from another case (or a
         # concurrent refresh inserted it first): compare with that row like any existing one.
@@ -373,31 +356,11 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         )
         if result.rowcount == 1:
             stats.deadlines_written += 1
-            new_status = values["status"]
-            d = computed.get(old.key)
-            events.append(_event(now, old.id, old.key, values.get("case_id", old.case_id),
-                                 values.get("duty", old.duty), old.status, new_status,
-                                 _detail(d) if d is not None else values.get("note")))
-    if events:
-        session.execute(OutcomeEvent.__table__.insert(), events)
-        stats.status_changes += len(events)
+            events.changed(old.id, old.key, case_id=values.get("case_id", old.case_id),
+                           duty=values.get("duty", old.duty), from_status=old.status, d=computed.get(old.key),
+                           clock_start=old.clock_start, note=values.get("note"))
+    stats.status_changes += events.flush(session)
     return stats
-
-
-def _detail(d: ComputedDeadline) -> str | None:
-    parts = [f"{d.regime.value} {d.citation}"]
-    if d.exception_reason:
-        parts.append(f"lawful reason: {d.exception_reason}")
-    if d.note:
-        parts.append(d.note)
-    return "; ".join(parts)[:2000]
-
-
-def _event(at, deadline_id, key, case_id, duty, from_status, to_status, detail) -> dict:
-    # Core insert: enums are stored by name (SQLAlchemy's Enum type), as the ORM would.
-    return {"at": at, "kind": OutcomeKind.STATUS, "deadline_id": deadline_id, "deadline_key": key,
-            "case_id": case_id, "duty": Duty(duty), "from_status": Status(from_status) if from_status else None,
-            "to_status": Status(to_status), "detail": detail}
 
 
 def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats:
@@ -445,20 +408,6 @@ def poll_state(session: Session, name: str, now: datetime) -> PollState:
                           .where(PollState.name == name)).one()
     return PollState(name=name, watermark_at=row.watermark_at, watermark_case_id=row.watermark_case_id,
                      polled_at=now, fingerprint=row.fingerprint)
-
-
-def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detail: str | None) -> None:
-    """Append ``OutcomeEvent(kind="alert_sent")`` for a delivered alert. Does not commit."""
-    at = ensure_aware(at, what="at")
-    row = session.execute(select(Deadline.key, Deadline.case_id, Deadline.duty)
-                          .where(Deadline.id == deadline_id)).one_or_none()
-    if row is None:
-        raise LookupError(f"deadline {deadline_id} does not exist")
-    session.execute(OutcomeEvent.__table__.insert(), [{
-        "at": at, "kind": OutcomeKind.ALERT_SENT, "deadline_id": deadline_id, "deadline_key": row.key,
-        "case_id": row.case_id, "duty": row.duty, "from_status": None, "to_status": None,
-        "detail": (detail or None) and detail[:2000],
-    }])
 
 
 # --------------------------------------------------------------------------------------------

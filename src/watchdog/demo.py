@@ -8,6 +8,8 @@ each message as an .eml file.
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -71,6 +73,11 @@ def run_demo(*, out: Path, seed: int, now: datetime, scale: Scale = Scale(),
             with session_scope(engine) as session:
                 rows = populate(session, generate(seed, now, scale))
             result = DemoResult(out=out, database_url=settings.database_url_value, rows=rows)
+            # So that later commands (reports: their title names the municipality) see the demo's
+            # settings: `watchdog --config demo-out/watchdog.toml report barometer …`.
+            (out / "watchdog.toml").write_text(
+                f"database_url = {json.dumps(settings.database_url_value)}\n"
+                f"municipality = {json.dumps(settings.municipality, ensure_ascii=False)}\n", encoding="utf-8")
             progress("computing deadlines and planning alerts")
             poll(engine, settings, now=now)
             transport = Transport(settings)

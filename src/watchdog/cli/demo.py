@@ -63,7 +63,10 @@ def demo(
     if result.messages:
         out_console.print(f"  e.g. {result.messages[0]}")
     out_console.print(f"database: {result.database_url}   ({elapsed:.1f} s)")
-    out_console.print("explore it: watchdog --database-url " + result.database_url + " deadlines --status breached")
+    config = result.out / "watchdog.toml"
+    out_console.print(f"explore it: watchdog --config {config} deadlines --status breached", soft_wrap=True)
+    out_console.print(f"            watchdog --config {config} report barometer --from {when.year}-01-01 "
+                      f"--to {when.year}-12-31", soft_wrap=True)
     if serve:
         # An explicit --now is the demo's clock on the pages too (the municipality was built for it).
         _serve(result.database_url, port, out_console, clock=(lambda: when) if now else utcnow)

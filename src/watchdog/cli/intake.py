@@ -87,6 +87,8 @@ def import_files(
             table.add_row(name, str(counts.created), str(counts.updated), str(counts.unchanged))
     console = Console()
     console.print(table)
+    for w in result.warnings:  # stored, refuse nothing: `watchdog report data-quality` lists them
+        typer.echo(f"warning: {w.source}, record {w.record}, field {w.field}: {w.message}", err=True)
     if not dry_run:
         recomputed = result.deadlines_recomputed
         tail = (f"{recomputed} deadlines recomputed" if recomputed is not None

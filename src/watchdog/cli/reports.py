@@ -66,8 +66,11 @@ def barometer_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
     as_of: Optional[str] = typer.Option(
-        None, "--as-of", help="Status as the outcome log had it at this instant (default: the period's end, "
+        None, "--as-of", help="Status the deadlines had in the cases at this instant (default: the period's end, "
                               "or now while the period runs)."),
+    as_known_at: Optional[str] = typer.Option(
+        None, "--as-known-at", help="Only what watchdog had recorded by this instant: reproduces a report "
+                                    "printed then (default: everything recorded)."),
 ) -> None:
     """Ankestyrelsen-style tables per duty for deadlines due in a period: answers, cases, percents."""
     from watchdog.clock import utcnow
@@ -79,12 +82,13 @@ def barometer_cmd(
     st = state(ctx)
     with session_scope(st.engine) as session:
         report = barometer_report(session, period, now=utcnow(), as_of=_instant(as_of, "--as-of"), team=team,
-                                  municipality=st.settings.municipality)
+                                  municipality=st.settings.municipality,
+                                  known_at=_instant(as_known_at, "--as-known-at"))
     _emit(render(report, fmt), fmt, output)
     if report.not_logged:
-        typer.echo(f"note: {report.not_logged} deadlines of the period had no status in the outcome log by "
-                   f"the as-of instant (recorded later?) and are not counted; a later --as-of counts them",
-                   err=True)
+        # The same Danish notes as in the report itself, for a reader of the terminal.
+        for note in report.notes[:-1]:
+            typer.echo(f"bemærk: {note}", err=True)
 
 
 @report_app.command("caseload")
@@ -106,6 +110,26 @@ def caseload_cmd(
     with session_scope(st.engine) as session:
         report = caseload_report(session, now=when, team=team, municipality=st.settings.municipality)
     _emit(render(report, fmt), fmt, output)
+
+
+@report_app.command("data-quality")
+def data_quality_cmd(
+    ctx: typer.Context,
+    fmt: str = typer.Option("table", "--format", "-f", help="table (terminal), csv or xlsx (needs --output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this warning kind (e.g. effected_before_decision)."),
+    include_resolved: bool = typer.Option(False, "--all", help="Also warnings that a later import resolved."),
+) -> None:
+    """Implausible facts found by the imports (file, row, field), each of which can make a deadline wrong."""
+    from watchdog.clock import utcnow
+    from watchdog.db import session_scope
+    from watchdog.reports.data_quality import data_quality_report, render_data_quality
+
+    st = state(ctx)
+    with session_scope(st.engine) as session:
+        report = data_quality_report(session, now=utcnow(), municipality=st.settings.municipality,
+                                     include_resolved=include_resolved, kind=kind)
+    _emit(render_data_quality(report, fmt), fmt, output)
 
 
 @app.command("digest")

@@ -197,8 +197,9 @@ class NotificationIn(_In):
 
     @model_validator(mode="after")
     def _consistent(self) -> NotificationIn:
-        self._check_order(("received_at", "assessed_at"), ("received_at", "reassessed_at"),
-                          ("received_at", "receipt_confirmed_at"))
+        # An assessment before the receipt is implausible but stored: a data-quality warning
+        # (watchdog.intake.quality), since the case system is the source of truth.
+        self._check_order(("received_at", "reassessed_at"), ("received_at", "receipt_confirmed_at"))
         return self
 
 
@@ -215,7 +216,7 @@ class InvestigationIn(_In):
 
     @model_validator(mode="after")
     def _consistent(self) -> InvestigationIn:
-        self._check_order(("aware_at", "completed_at"))
+        # A completion before the awareness is stored with a data-quality warning (intake.quality).
         return self
 
 

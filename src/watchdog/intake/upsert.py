@@ -74,6 +74,7 @@ class UpsertResult:
     affected_case_ids: set[int] = field(default_factory=set)
     dry_run: bool = False
     deadlines_recomputed: int | None = None  # None: not run (dry run, nothing changed, or failed)
+    warnings: list = field(default_factory=list)  # intake.quality.Finding: stored, refuse nothing
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class UpsertResult:
             "counts": {n: vars(c) for n, c in self.counts.items() if c.total},
             "cases_affected": len(self.affected_case_ids),
             "deadlines_recomputed": self.deadlines_recomputed,
+            "warnings": [w.as_dict() for w in self.warnings],
         }
 
 
@@ -365,6 +367,9 @@ def import_valid(engine: Engine, records: Sequence[ValidRecord], *, now: datetim
         try:
             result = upsert_records(session, records, now=now, progress=progress,
                                     prior_problems=prior_problems)
+            from watchdog.intake.quality import check_imported
+
+            result.warnings = check_imported(session, records, now=now)
             if dry_run:
                 session.rollback()
             else:

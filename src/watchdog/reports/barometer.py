@@ -10,12 +10,14 @@ The counting rules (also in the README and in every report's footer):
 - **Period.** A deadline belongs to the period when its due time falls in it. A duty due on a
   date is due at the end of that date (the next local midnight), so it belongs to that date:
   the period is the half-open interval (local midnight of ``from``, end of ``to``].
-- **As of.** Each deadline's status is the last status the outcome log recorded at or before
-  the report's as-of instant (default: the end of the period, or now if that is earlier). So a
-  report agrees with the log and gives the same numbers when it is run again for a past period.
-  A deadline whose log still says "open" although its due time had passed by then (the poll had
-  not yet marked it) counts as "Nej": it was not recorded as met by its due time. A deadline
-  with nothing logged by the as-of instant (imported later) is not counted; use a later as-of.
+- **As of.** Each deadline's status is the one it had in the case at the report's as-of instant
+  (default: the end of the period, or now if that is earlier), by the occurred times of the
+  outcome log (``watchdog.outcome_log``): history imported today reports at once, as a report
+  printed back then would have. ``known_at`` uses only what the log had recorded by that
+  instant, so it reproduces a report printed then. A deadline whose log still says "open"
+  although its due time had passed (the poll had not yet marked it) counts as "Nej": it was not
+  recorded as met by its due time. A deadline due by the as-of instant with no status then is
+  not counted, and the report says why in Danish (``unsettled_notes``).
 - **Answers.** met → "Ja"; excepted → "Nej, men lovlig grund"; met late or breached → "Nej";
   open and not yet due, and not applicable, are not counted.
   The reassessment (genvurdering) follows Ankestyrelsen's question, which has no time limit
@@ -36,92 +38,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Investigation, InvestigationKind, Notification, Team
-from watchdog.clock import ensure_aware, end_of_local_day, local_date, local_midnight
-from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind
+from watchdog.clock import ensure_aware, end_of_local_day, format_local, local_date, local_midnight
+from watchdog.deadlines import Deadline
+from watchdog.outcome_log import first_recorded, load_timelines, status_at
 from watchdog.reports import ReportInputError
+from watchdog.reports.national import NationalFigure, figures_for
 from watchdog.rules.citations import citation_for
 from watchdog.rules.types import Duty, Regime, Status, SubjectKind
 
-# Answer categories, in Ankestyrelsen's words.
-JA = "Ja"
-NEJ_LOVLIG = "Nej, men lovlig grund"
-NEJ = "Nej"
-NEJ_VURDERING = "Nej, kommunens vurdering fremgår ikke af genvurderingen"
-NEJ_GENVURDERING = "Nej, der ses ikke foretaget en genvurdering"
-I_ALT = "I alt"
-
-_MONTHS_DA = ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"]
-
-
-@dataclass(frozen=True)
-class QuestionSpec:
-    """One barometer question: which deadlines it counts and how it is worded."""
-
-    key: str
-    duty: Duty
-    question: str  # Danish; "{citation}" is replaced by the paragraph(s) of the period
-    answers: tuple[str, ...]  # the categories always shown, in order
-    applies_to: str  # Danish: which cases the question applies to
-    ast_table: str | None = None  # the table's number in Ankestyrelsen's 2023 municipal report
-    first_follow_up_only: bool = False
-    later_follow_ups_only: bool = False
-
-
-_THREE = (JA, NEJ_LOVLIG, NEJ)
-_TWO = (JA, NEJ)
-
-QUESTIONS: tuple[QuestionSpec, ...] = (
-    QuestionSpec(
-        "investigation_4m", Duty.INVESTIGATION_4M,
-        "Er 4-måneders fristen for at afslutte den børnefaglige undersøgelse overholdt, jf. {citation}?",
-        _THREE, "nye børnefaglige undersøgelser (ikke opdateringer)", "2.3"),
-    QuestionSpec(
-        "assessment_24h", Duty.ASSESSMENT_24H,
-        "Er der foretaget en 24-timers vurdering af underretningen, jf. {citation}?",
-        _TWO, "underretninger", "6.13"),
-    QuestionSpec(
-        "reassessment", Duty.REASSESSMENT,
-        "Er der foretaget en genvurdering, hvoraf den konkrete vurdering fremgår, jf. {citation}?",
-        (JA, NEJ_VURDERING, NEJ_GENVURDERING),
-        "underretninger om børn, der allerede modtager støtte eller er anbragt", "6.14"),
-    QuestionSpec(
-        "follow_up", Duty.FOLLOW_UP,
-        "Er kravet om opfølgning inden for de første tre måneder efter iværksættelse af "
-        "foranstaltningen overholdt, jf. {citation}?",
-        _TWO, "iværksatte foranstaltninger (første opfølgning)", "5.12", first_follow_up_only=True),
-    QuestionSpec(
-        "follow_up_later", Duty.FOLLOW_UP,
-        "Er de senere opfølgninger på foranstaltningen foretaget rettidigt, jf. {citation}?",
-        _TWO, "senere opfølgninger på iværksatte foranstaltninger", later_follow_ups_only=True),
-    QuestionSpec(
-        "child_conversation", Duty.CHILD_CONVERSATION,
-        "Er kravet om børnesamtalen forud for afgørelsen overholdt, jf. {citation}?",
-        _THREE, "afgørelser om foranstaltninger", "3.8"),
-    QuestionSpec(
-        "plan", Duty.PLAN,
-        "Er der udarbejdet en handleplan (barnets plan, ungeplan) rettidigt, jf. {citation}?",
-        _THREE, "foranstaltninger, der kræver en plan", "4.10"),
-    QuestionSpec(
-        "receipt_confirmation", Duty.RECEIPT_CONFIRMATION,
-        "Er modtagelsen af underretningen bekræftet over for den fagperson, der underrettede, "
-        "inden for 6 hverdage, jf. {citation}?",
-        _TWO, "underretninger fra fagpersoner"),
-    QuestionSpec(
-        "supervision_visit", Duty.SUPERVISION_VISIT,
-        "Er der aflagt de lovpligtige tilsynsbesøg med samtale med barnet, jf. {citation}?",
-        _TWO, "anbringelser"),
-    QuestionSpec(
-        "aftercare_decision", Duty.AFTERCARE_DECISION,
-        "Er der truffet afgørelse om støtte efter det 18. år senest 6 måneder før det 18. år, "
-        "jf. {citation}?",
-        _TWO, "anbragte unge, der nærmer sig det 18. år"),
+from watchdog.reports.questions import (  # noqa: F401  (the answers are part of this module's API)
+    MONTHS_DA, I_ALT, JA, NEJ, NEJ_GENVURDERING, NEJ_LOVLIG, NEJ_VURDERING, QUESTIONS, QuestionSpec,
 )
 
 
@@ -183,6 +116,7 @@ class TrendPoint:
     total: int
     ja: int
     percent: int | None  # the "Ja" percent of the month's cases
+    partial: bool = False  # the month had not ended at the as-of instant: a provisional figure
 
 
 @dataclass(frozen=True)
@@ -197,6 +131,7 @@ class BarometerTable:
     rows: tuple[AnswerRow, ...]
     total: int
     trend: tuple[TrendPoint, ...] = ()
+    national: tuple[NationalFigure, ...] = ()  # Ankestyrelsen's figures for the period's years
 
     @property
     def title(self) -> str:
@@ -216,8 +151,9 @@ class BarometerReport:
     period: Period
     as_of: datetime
     tables: tuple[BarometerTable, ...]
-    not_logged: int = 0  # deadlines of the period with nothing in the outcome log by as_of
+    not_logged: int = 0  # deadlines due by as_of with no status in the outcome log at as_of
     notes: tuple[str, ...] = field(default_factory=tuple)
+    known_at: datetime | None = None  # as the outcome log knew it then (None: as known now)
 
     def table(self, key: str) -> BarometerTable:
         for t in self.tables:
@@ -291,6 +227,10 @@ def _citation_text(spec: QuestionSpec, rows: Sequence[DeadlineRow], period: Peri
     return " / ".join(citation_for(spec.duty, r, variant).text for r in regimes)
 
 
+def _month_end(year: int, month: int) -> datetime:
+    return local_midnight(date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1))
+
+
 def _due_day(due: datetime) -> date:
     # A duty due "on a date" is due at the next local midnight: it belongs to the date before.
     return local_date(due - timedelta(microseconds=1))
@@ -304,6 +244,7 @@ def compute_barometer(
     municipality: str = "Kommune",
     team: str | None = None,
     specs: Sequence[QuestionSpec] = QUESTIONS,
+    known_at: datetime | None = None,
 ) -> BarometerReport:
     """The barometer tables for ``rows`` (the period's deadlines with their as-of status). Pure."""
     as_of = ensure_aware(as_of, what="as_of")
@@ -329,9 +270,10 @@ def compute_barometer(
             by_month[(d.year, d.month)].append(answer)
         trend = tuple(
             TrendPoint(
-                month=f"{y:04d}-{m:02d}", label=f"{_MONTHS_DA[m - 1]} {y}",
+                month=f"{y:04d}-{m:02d}", label=f"{MONTHS_DA[m - 1]} {y}",
                 total=len(by_month[(y, m)]), ja=by_month[(y, m)].count(JA),
                 percent=percent_of(by_month[(y, m)].count(JA), len(by_month[(y, m)])),
+                partial=_month_end(y, m) > as_of,
             )
             for (y, m) in period.months()
         )
@@ -340,12 +282,12 @@ def compute_barometer(
             key=spec.key, number=number, duty=spec.duty,
             question=spec.question.format(citation=citation), citation=citation,
             applies_to=spec.applies_to, ast_table=spec.ast_table, rows=answer_rows, total=total,
-            trend=trend,
+            trend=trend, national=figures_for(spec.key, range(period.start.year, period.end.year + 1)),
         ))
-    not_logged = sum(1 for r in rows if r.status is None)
+    not_logged = sum(1 for r in rows if r.status is None and r.due <= as_of)
     return BarometerReport(
         municipality=municipality, team=team, period=period, as_of=as_of, tables=tuple(tables),
-        not_logged=not_logged, notes=(FOOTER_DA,),
+        not_logged=not_logged, notes=(FOOTER_DA,), known_at=known_at,
     )
 
 
@@ -374,8 +316,10 @@ def default_as_of(period: Period, now: datetime) -> datetime:
 
 def load_barometer_rows(
     session: Session, period: Period, *, as_of: datetime, team_id: int | None = None,
+    known_at: datetime | None = None,
 ) -> list[DeadlineRow]:
-    """The deadlines due in ``period`` (of one team's cases, or all), with their as-of status."""
+    """The deadlines due in ``period`` (of one team's cases, or all), with their status at the
+    occurred instant ``as_of``, as the outcome log knew it at ``known_at`` (None: as known now)."""
     as_of = ensure_aware(as_of, what="as_of")
     in_period = and_(Deadline.due > period.start_instant, Deadline.due <= period.end_instant)
     stmt = (
@@ -396,39 +340,61 @@ def load_barometer_rows(
     ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period)
     if team_id is not None:
         ids_in_period = ids_in_period.where(Case.team_id == team_id)
-    events = session.exec(
-        select(OutcomeEvent.deadline_id, OutcomeEvent.to_status)
-        .where(OutcomeEvent.kind == OutcomeKind.STATUS, OutcomeEvent.at <= as_of,
-               OutcomeEvent.deadline_id.in_(ids_in_period))
-        .order_by(OutcomeEvent.at, OutcomeEvent.id)
-    ).all()
-    status_at: dict[int, Status | None] = {}
-    for deadline_id, to_status in events:  # ordered: the last one wins
-        status_at[deadline_id] = Status(to_status) if to_status is not None else None
+    timelines = load_timelines(session, ids_in_period, known_at=known_at)
 
     out = []
     for deadline, case_ref, inv_kind, reasoning in found:
         out.append(DeadlineRow(
             deadline_id=deadline.id, case_id=deadline.case_id, case_ref=case_ref,
             duty=Duty(deadline.duty), seq=deadline.seq, regime=Regime(deadline.regime),
-            citation=deadline.citation, due=deadline.due, status=status_at.get(deadline.id),
+            citation=deadline.citation, due=deadline.due,
+            status=status_at(timelines.get(deadline.id, ()), as_of),
             investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
             reasoning_recorded=reasoning,
         ))
     return out
 
 
+def unsettled_notes(session: Session, rows: Sequence[DeadlineRow], *, as_of: datetime,
+                    known_at: datetime | None) -> tuple[str, ...]:
+    """Danish notes on the deadlines due by ``as_of`` that have no status then, naming the cause."""
+    missing = [r for r in rows if r.status is None and r.due <= as_of]
+    if not missing:
+        return ()
+    first = first_recorded(session, [r.deadline_id for r in missing])
+    later = [r for r in missing if known_at is not None and first.get(r.deadline_id, known_at) > known_at]
+    early = [r for r in missing if r not in later]
+    notes = []
+    if later:
+        notes.append(f"{len(later)} frist(er) med forfald i perioden tælles ikke: watchdog registrerede dem først "
+                     f"efter {format_local(known_at)} (opgørelsen er som kendt på det tidspunkt).")
+    if early:
+        notes.append(f"{len(early)} frist(er) med forfald i perioden tælles ikke: hændelsesloggen har ingen status "
+                     f"for dem pr. {format_local(as_of)} (loggen fra før version 0006 kendte kun "
+                     "registreringstidspunktet). En genberegning af sagerne skriver deres historik.")
+    return tuple(notes)
+
+
 def barometer_report(
     session: Session, period: Period, *, now: datetime, as_of: datetime | None = None,
-    team: str | None = None, municipality: str = "Kommune",
+    team: str | None = None, municipality: str = "Kommune", known_at: datetime | None = None,
 ) -> BarometerReport:
-    """Load and compute: the report as the CLI and the API serve it."""
+    """Load and compute: the report as the CLI, the API and the web app serve it.
+
+    ``as_of``: the instant in the cases the statuses are taken at (default: the period's end, or
+    ``known_at``/``now`` while the period runs). ``known_at``: only what the outcome log had
+    recorded by then, to reproduce a report printed at that instant (default: all it knows)."""
     found_team = find_team(session, team)
-    as_of = ensure_aware(as_of, what="as_of") if as_of is not None else default_as_of(period, now)
+    if known_at is not None:
+        known_at = ensure_aware(known_at, what="known_at")
+    as_of = (ensure_aware(as_of, what="as_of") if as_of is not None
+             else default_as_of(period, known_at if known_at is not None else now))
     if as_of <= period.start_instant:
         raise ReportInputError(
             f"the as-of instant {as_of.isoformat()} is not after the period's start {period.start}")
-    rows = load_barometer_rows(session, period, as_of=as_of,
+    rows = load_barometer_rows(session, period, as_of=as_of, known_at=known_at,
                                team_id=found_team.id if found_team else None)
-    return compute_barometer(rows, period, as_of=as_of, municipality=municipality,
-                             team=found_team.name if found_team else None)
+    report = compute_barometer(rows, period, as_of=as_of, municipality=municipality,
+                               team=found_team.name if found_team else None, known_at=known_at)
+    notes = unsettled_notes(session, rows, as_of=as_of, known_at=known_at)
+    return replace(report, notes=(*notes, *report.notes)) if notes else report

@@ -4,7 +4,10 @@ Every format is written from the same dataclasses, so the numbers are the same i
 XLSX cells that a spreadsheet would run as a formula (text starting with =, +, -, @, tab or
 carriage return) are neutralised with a leading apostrophe: team names and case references come
 from outside. The HTML is one self-contained file (inline CSS and SVG; a few lines of inline
-script only mark rendering errors), so it opens offline.
+script only mark rendering errors), so it opens offline; it is written through the shared
+template environment (``watchdog.templating``, ``templates/reports/``). Ankestyrelsen's national
+figure for the same question and year (``reports.national``) stands beside each table in the
+terminal table, the XLSX and the HTML; the CSV holds the municipality's own numbers only.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from html import escape
 
 from watchdog.clock import format_local
 from watchdog.reports import ReportInputError, charts
 from watchdog.reports.barometer import I_ALT, BarometerReport, BarometerTable
 from watchdog.reports.caseload import SOURCE_DA, SOURCE_URL, CaseloadReport, CaseloadRow
+from watchdog.reports.national import CAUTION_DA
 
 FORMATS = ("table", "csv", "xlsx", "html")
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,7 +64,14 @@ def _heading(report: BarometerReport) -> str:
 
 
 def _as_of_text(report: BarometerReport) -> str:
+    if report.known_at is not None:
+        return (f"Status pr. {format_local(report.as_of)} ifølge hændelsesloggen, som watchdog kendte den "
+                f"{format_local(report.known_at)} (genskaber en rapport udskrevet på det tidspunkt).")
     return f"Status pr. {format_local(report.as_of)} ifølge hændelsesloggen."
+
+
+def _national_text(t: BarometerTable) -> str:
+    return "; ".join(f"{f.label} (Ankestyrelsen; kilde: {f.source.url})" for f in t.national) + "."
 
 
 def _table_rows(t: BarometerTable) -> list[tuple[str, int, int | None]]:
@@ -86,7 +96,11 @@ def barometer_table(report: BarometerReport) -> str:
             table.add_row(answer, str(count), pct_text(percent), style="bold" if answer == I_ALT else None)
         console.print(table)
         console.print(f"Vedrører: {t.applies_to}. Hjemmel: {t.citation}.", highlight=False, markup=False)
+        if t.national:
+            console.print(_national_text(t), highlight=False, markup=False)
         console.print()
+    if any(t.national for t in report.tables):
+        console.print(CAUTION_DA, highlight=False, markup=False)
     for note in report.notes:
         console.print(note, highlight=False, markup=False)
     return out.getvalue()
@@ -130,7 +144,8 @@ def barometer_xlsx(report: BarometerReport) -> bytes:
     for t in report.tables:
         start = row
         put(start, [t.title], bold=True)
-        put(start + 1, [f"Hjemmel: {t.citation}. Vedrører: {t.applies_to}."])
+        put(start + 1, [f"Hjemmel: {t.citation}. Vedrører: {t.applies_to}."
+                        + (f" {_national_text(t)}" if t.national else "")])
         put(start + 2, ["Svar", "Antal sager", "Procent"], bold=True)
         first = row = start + 3
         for answer, count, percent in _table_rows(t):
@@ -145,73 +160,55 @@ def barometer_xlsx(report: BarometerReport) -> bytes:
         chart.height, chart.width = 6.0, 9.0
         ws.add_chart(chart, f"E{start}")
         row = max(row, start + 13) + 1
+    if any(t.national for t in report.tables):
+        put(row, [CAUTION_DA])
+        row += 1
     for note in report.notes:
         put(row, [note])
         row += 1
 
     trend = wb.create_sheet("Udvikling")
-    trend.append(["Tabel", "Måned", "Sager", "Ja", "Procent Ja"])
+    trend.append(["Tabel", "Måned", "Sager", "Ja", "Procent Ja", "Foreløbig"])
     for t in report.tables:
         for p in t.trend:
-            trend.append([t.number, p.month, p.total, p.ja, p.percent])
+            trend.append([t.number, p.month, p.total, p.ja, p.percent, "ja" if p.partial else ""])
             trend.cell(trend.max_row, 5).number_format = '0" %"'
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;margin:2em auto;max-width:1000px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.05em;margin-top:2em}
-table.report{border-collapse:collapse;margin:.5em 0}
-table.report th,table.report td{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:right}
-table.report th:first-child,table.report td:first-child{text-align:left}
-tr.total td{font-weight:bold;border-top:2px solid #333}
-.tablebox{display:flex;gap:2em;align-items:center;flex-wrap:wrap}
-.legend span{display:inline-block;width:.8em;height:.8em;margin-right:.3em}
-.meta,.citation,footer{color:#444;font-size:.9em}
-footer{margin-top:3em;border-top:1px solid #ccc;padding-top:1em}
-"""
+def _html(template: str, **context) -> str:
+    from watchdog.templating import render as render_template
 
-# Marks the page if anything goes wrong while it renders, and counts the charts that were laid
-# out; the browser test reads both from the DOM.
-_CHECK_SCRIPT = """
-window.addEventListener('error',function(e){document.documentElement.setAttribute('data-render-error',String(e.message))});
-window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){var b=s.getBoundingClientRect();if(b.width>0&&b.height>0){n++}});document.body.setAttribute('data-charts-rendered',String(n))});
-"""
-
-
-def _page(title: str, body: str, kind: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="da"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{_CSS}</style><script>{_CHECK_SCRIPT}</script></head>"
-            f'<body data-report="{kind}">{body}</body></html>\n')
+    return render_template(f"reports/{template}", **context)
 
 
 def barometer_html(report: BarometerReport) -> str:
-    parts = [f"<h1>{escape(_heading(report))}</h1>",
-             f'<p class="meta">{escape(_as_of_text(report))} Udarbejdet i Ankestyrelsens form: antal sager '
-             f'og procent af de sager, spørgsmålet vedrører.</p>']
+    from markupsafe import Markup
+
+    tables = []
     for t in report.tables:
-        rows = "".join(
-            f'<tr class="{"total" if a == I_ALT else "answer"}"><td>'
-            + (f'<span class="swatch" style="background:{charts.colour(a, i)}"></span> ' if a != I_ALT else "")
-            + f'{escape(a)}</td><td class="count">{c}</td><td class="percent">{escape(pct_text(p))}</td></tr>'
-            for i, (a, c, p) in enumerate(_table_rows(t)))
-        pie = charts.pie([(r.answer, r.count) for r in t.rows], title=f"Tabel {t.number}: fordeling af svar")
-        trend = charts.trend(t.trend, title=f"Tabel {t.number}: andel Ja pr. måned")
-        parts.append(
-            f'<section class="barometer-table" data-key="{t.key}" data-total="{t.total}">'
-            f"<h2>{escape(t.title)}</h2>"
-            f'<div class="tablebox"><table class="report"><thead><tr><th>Svar</th><th>Antal sager</th>'
-            f"<th>Procent</th></tr></thead><tbody>{rows}</tbody></table><figure>{pie}</figure></div>"
-            f'<p class="citation">Hjemmel: {escape(t.citation)}. Spørgsmålet vedrører {escape(t.applies_to)}.'
-            + (f" Svarer til Ankestyrelsens tabel {escape(t.ast_table)} (2023)." if t.ast_table else "")
-            + f'</p><figure class="trend"><figcaption>Andel "Ja" pr. måned (n = antal sager)</figcaption>'
-            f"{trend}</figure></section>")
-    notes = "".join(f"<p>{escape(n)}</p>" for n in report.notes)
-    parts.append(f"<footer>{notes}<p>{escape(_as_of_text(report))}</p></footer>")
-    return _page(_heading(report), "".join(parts), "barometer")
+        prefix = f"p{t.number}"
+        answers = [r.answer for r in t.rows]
+        rows = [dict(answer=a, count=c, percent=pct_text(p), total=a == I_ALT,
+                     swatch=Markup(charts.swatch(a, i, prefix=f"s{t.number}r")) if a != I_ALT else "")
+                for i, (a, c, p) in enumerate(_table_rows(t))]
+        legend = [dict(answer=r.answer, count=r.count, percent=pct_text(r.percent),
+                       pattern=charts.PATTERN_NAMES_DA[charts.pattern(r.answer, i)],
+                       swatch=Markup(charts.swatch(r.answer, i, prefix=f"s{t.number}l")))
+                  for i, r in enumerate(t.rows)]
+        tables.append(dict(
+            key=t.key, number=t.number, title=t.title, total=t.total, rows=rows, legend=legend,
+            pie=Markup(charts.pie([(a, r.count) for a, r in zip(answers, t.rows)],
+                                  title=f"Tabel {t.number}: fordeling af svar", chart_id=prefix)),
+            trend=Markup(charts.trend(t.trend, title=f"Tabel {t.number}: andel Ja pr. måned")),
+            has_partial=any(p.partial and p.total for p in t.trend),
+            citation=t.citation, applies_to=t.applies_to, ast_table=t.ast_table, national=t.national))
+    warnings, notes = report.notes[:-1], report.notes[-1:]
+    return _html("barometer.html", kind="barometer", title=_heading(report), heading=_heading(report),
+                 as_of_text=_as_of_text(report), tables=tables, warnings=warnings, notes=notes,
+                 caution=CAUTION_DA)
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,22 +292,15 @@ def caseload_xlsx(report: CaseloadReport) -> bytes:
 
 
 def caseload_html(report: CaseloadReport) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in _caseload_header(report))
-    body = "".join(
-        f'<tr class="{"total" if row is report.total else "team"}">'
-        + "".join(f"<td>{escape(c)}</td>" for c in _caseload_text_row(row, report)) + "</tr>"
-        for row in _caseload_rows(report))
+    from markupsafe import Markup
+
+    rows = [dict(total=row is report.total, cells=_caseload_text_row(row, report)) for row in _caseload_rows(report)]
     peak = max([float(r.per_fte or 0) for r in _caseload_rows(report)] + [35.0])
     chart = charts.bars([(r.team, float(r.per_fte) if r.per_fte is not None else None, f"{r.cases} sager")
                          for r in _caseload_rows(report)],
                         title="Sager pr. årsværk", maximum=peak * 1.1,
                         guides=[(report.recommended[0], str(report.recommended[0])),
                                 (report.recommended[1], str(report.recommended[1]))])
-    parts = [f"<h1>{escape(_caseload_title(report))}</h1>",
-             f'<table class="report caseload"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
-             f'<figure>{chart}<figcaption>Sager pr. årsværk; stiplede linjer: anbefalet 20-30.</figcaption></figure>',
-             f'<footer><p>{escape(SOURCE_DA)} Kilde: <a href="{escape(SOURCE_URL, quote=True)}">'
-             f"{escape(SOURCE_URL)}</a></p><p>Aktive sager: oprettet og ikke lukket pr. opgørelsestidspunktet. "
-             f"Årsværk: summen af aktive rådgiveres fuldtidsandel. Ekstra årsværk: sager / mål − årsværk."
-             f"</p></footer>"]
-    return _page(_caseload_title(report), "".join(parts), "caseload")
+    return _html("caseload.html", kind="caseload", title=_caseload_title(report),
+                 header=_caseload_header(report), rows=rows, chart=Markup(chart), source=SOURCE_DA,
+                 source_url=SOURCE_URL)

@@ -4,9 +4,15 @@
 - Months are calendar months on the local (Europe/Copenhagen) date, clamped to the last day of a
   shorter month (31 October + 4 months = 28/29 February); a duty due "on a date" is due at the end
   of that date, i.e. the next local midnight.
-- Hverdage are Monday–Friday except Danish public holidays (helligdage). Grundlovsdag, 24 and 31
-  December are not helligdage: they count as hverdage for the municipality's legal deadlines
-  (the stricter reading); ``is_non_working_day`` adds them for *when to warn*.
+- Hverdage, for a deadline counted in hverdage, are Monday–Friday except Danish public holidays
+  (helligdage), Grundlovsdag, 24 December and 31 December: the day list Danish statute uses when
+  a deadline falls on a day that is no hverdag (forældelsesloven § 27, stk. 2: "i en weekend, på en
+  helligdag, grundlovsdag, den 24. eller den 31. december"). Neither SEL § 155 b nor BL § 138
+  defines the word; LEGAL.md adopts this list (until 2026-12 the three days counted as hverdage,
+  which gave a due date one working day too early).
+- Two calendars, each defined once and named for what it is for: ``is_hverdag`` counts deadlines
+  in hverdage; ``is_warning_day`` says on which days a warning may go out. Today they skip the same
+  days (LEGAL.md), but they answer different questions, so a change to one is a change to one.
 - No extension over weekends or holidays for the municipality's own deadlines.
 - The regime is chosen by the instant a clock started: Serviceloven before 2024-01-01 00:00
   Europe/Copenhagen, Barnets lov from then.
@@ -68,26 +74,35 @@ def _public_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("DK", years=year, language="da"))
 
 
-# Grundlovsdag, juleaftensdag, nytårsaftensdag: offices are closed, but they are not helligdage.
-_DAYS_OFF = ((6, 5), (12, 24), (12, 31))
+#: Forældelsesloven § 27, stk. 2 names these beside weekends and helligdage: Grundlovsdag
+#: (5 June), juleaftensdag and nytårsaftensdag. They are not helligdage (the holidays package
+#: rightly leaves them out), but no deadline falls due on them.
+FL27_DAYS = ((6, 5), (12, 24), (12, 31))
 
 
 def is_public_holiday(day: date) -> bool:
+    """A Danish helligdag (Store bededag only until 2023)."""
     return day in _public_holidays(day.year)
 
 
-def is_working_day(day: date) -> bool:
-    """A hverdag: Monday–Friday and not a Danish public holiday (helligdag)."""
-    return day.weekday() < 5 and not is_public_holiday(day)
+def is_hverdag(day: date) -> bool:
+    """The deadline calendar: a hverdag as forældelsesloven § 27, stk. 2 counts it (not a
+    weekend, a helligdag, Grundlovsdag, 24 or 31 December)."""
+    return day.weekday() < 5 and (day.month, day.day) not in FL27_DAYS and not is_public_holiday(day)
+
+
+def is_warning_day(day: date) -> bool:
+    """The warning calendar: a day on which a warning may go out (LEGAL.md: the hverdage)."""
+    return is_hverdag(day)
 
 
 def is_non_working_day(day: date) -> bool:
-    """For *when to warn*: weekends, helligdage, and Grundlovsdag, 24 and 31 December."""
-    return not is_working_day(day) or (day.month, day.day) in _DAYS_OFF
+    """For *when to warn*: the days of the warning calendar that are off."""
+    return not is_warning_day(day)
 
 
 @lru_cache(maxsize=16384)
-def add_working_days(day: date, count: int) -> date:
+def add_hverdage(day: date, count: int) -> date:
     """The ``count``-th hverdag after ``day`` (``day`` itself is not counted)."""
     if count < 0:
         raise ValueError("count must not be negative")
@@ -95,14 +110,14 @@ def add_working_days(day: date, count: int) -> date:
     left = count
     while left:
         current += timedelta(days=1)
-        if is_working_day(current):
+        if is_hverdag(current):
             left -= 1
     return current
 
 
-def working_days_after(instant: datetime, count: int) -> datetime:
+def hverdage_after(instant: datetime, count: int) -> datetime:
     """Due instant of "within ``count`` hverdage after ``instant``": end of that local date."""
-    return end_of_local_day(add_working_days(local_date(instant), count))
+    return end_of_local_day(add_hverdage(local_date(instant), count))
 
 
 def utc(value: datetime) -> datetime:

@@ -7,14 +7,44 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from watchdog.clock import end_of_local_day, local_date
-from watchdog.rules.calendar import add_hours, working_days_after
+from watchdog.casestore import MeasureKind
+from watchdog.clock import end_of_local_day, format_local, local_date
+from watchdog.rules.calendar import add_hours, hverdage_after
 from watchdog.rules.facts import CaseFacts, NotificationFacts
 from watchdog.rules.policy import RulePolicy
 from watchdog.rules.status import Instance
 from watchdog.rules.types import Duty, SubjectKind
 
 CASE_CLOSED = "case closed before the due time"
+
+#: The measures that bring a new underretning under BL § 137 / SEL § 155 a: support under BL § 32
+#: / SEL § 52, a placement (BL §§ 46, 47), a youth-crime measure.
+REASSESSMENT_MEASURES = (MeasureKind.SUPPORT, MeasureKind.PLACEMENT_CONSENT, MeasureKind.PLACEMENT_NO_CONSENT,
+                         MeasureKind.YOUTH_CRIME)
+
+
+def running_measure(case: CaseFacts, n: NotificationFacts):
+    """The earliest-effected measure of the case that, at the notification's receipt, was effected
+    and not ended and brings it under the reassessment duty; None if there is none."""
+    running = [m for m in case.measures
+               if m.kind in REASSESSMENT_MEASURES and m.effected_at is not None and m.effected_at <= n.received_at
+               and (m.ended_at is None or m.ended_at > n.received_at)]
+    return min(running, key=lambda m: (m.effected_at, m.id)) if running else None
+
+
+def reassessment_trigger(case: CaseFacts, n: NotificationFacts) -> str | None:
+    """Why the reassessment duty arises for ``n`` (None: it does not). LEGAL.md: the child receives
+    support, is placed or has a youth-crime measure at the receipt; taken from the store's measures
+    (effected and not ended at the receipt) as well as from the notification's flag, since a case
+    system's export may not carry the flag. A measure wins over a flag that says no."""
+    measure = running_measure(case, n)
+    if measure is not None:
+        basis = f", {measure.legal_basis}" if measure.legal_basis else ""
+        return (f"duty arises from measure {measure.id} ({measure.kind.value}{basis}) effected "
+                f"{format_local(measure.effected_at)} and not ended at the receipt")
+    if n.child_in_support:
+        return "duty arises from the notification: child already in support or placed (child_in_support)"
+    return None
 
 
 def assessment_24h(case: CaseFacts, n: NotificationFacts) -> Instance:
@@ -33,7 +63,7 @@ def receipt_confirmation(case: CaseFacts, n: NotificationFacts) -> Instance | No
         return None
     return Instance(
         duty=Duty.RECEIPT_CONFIRMATION, case_id=case.id, subject_kind=SubjectKind.NOTIFICATION,
-        subject_id=n.id, clock_start=n.received_at, due=working_days_after(n.received_at, 6),
+        subject_id=n.id, clock_start=n.received_at, due=hverdage_after(n.received_at, 6),
         met_at=n.receipt_confirmed_at, responsible_worker_id=case.worker_id,
     )
 
@@ -45,8 +75,10 @@ def reassessment(case: CaseFacts, n: NotificationFacts, policy: RulePolicy) -> I
     The statute sets no time limit: the due time is municipal policy (receipt date + N days, end
     of that local day), marked ``municipal_policy``. It is met only when at least one participant
     is neither the responsible caseworker nor whoever assessed an earlier notification in the case.
+    The duty arises as ``reassessment_trigger`` says, and the deadline's note names the reason.
     """
-    if not n.child_in_support:
+    trigger = reassessment_trigger(case, n)
+    if trigger is None:
         return None
     earlier_assessors = {
         other.assessed_by_id for other in case.notifications
@@ -65,6 +97,7 @@ def reassessment(case: CaseFacts, n: NotificationFacts, policy: RulePolicy) -> I
             note = ("reassessment only by the responsible caseworker or earlier assessors: "
                     "someone who has not worked on the case must take part")
     due = end_of_local_day(local_date(n.received_at) + timedelta(days=policy.reassessment_days))
+    note = trigger if note is None else f"{trigger}; {note}"
     return Instance(
         duty=Duty.REASSESSMENT, case_id=case.id, subject_kind=SubjectKind.NOTIFICATION,
         subject_id=n.id, clock_start=n.received_at, due=due, met_at=met_at,

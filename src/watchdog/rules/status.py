@@ -63,9 +63,8 @@ class Instance:
     note: str | None = None
 
 
-def settle(item: Instance, now: datetime) -> ComputedDeadline:
-    regime = regime_for(item.clock_start)
-    citation = citation_for(item.duty, regime, item.variant).text
+def _decide(item: Instance, now: datetime) -> tuple[Status, datetime | None, str | None, str | None]:
+    """(status, met_at, exception reason, note) of ``item`` as of ``now``."""
     met_at = happened(item.met_at, now)
     exception = item.exception_reason
     if exception is not None and item.exception_at is not None and happened(item.exception_at, now) is None:
@@ -76,20 +75,20 @@ def settle(item: Instance, now: datetime) -> ComputedDeadline:
     # The duty stopped applying before it fell due; something done after that does not count.
     ended = ends_at is not None and ends_at < item.due
     if met_at is not None and met_at <= item.due and not (ended and ends_at < met_at):
-        status = Status.MET
-        exception = None
-    elif ended:
-        status = Status.NOT_APPLICABLE
-        exception = None
-        note = _join(note, item.ends_because)
-    elif exception is not None and (not item.exception_from_due or now >= item.due):
-        status = Status.EXCEPTED
-    elif met_at is not None:
-        status = Status.MET_LATE
-        exception = None
-    else:
-        status = Status.BREACHED if now >= item.due else Status.OPEN
-        exception = None
+        return Status.MET, met_at, None, note
+    if ended:
+        return Status.NOT_APPLICABLE, met_at, None, _join(note, item.ends_because)
+    if exception is not None and (not item.exception_from_due or now >= item.due):
+        return Status.EXCEPTED, met_at, exception, note
+    if met_at is not None:
+        return Status.MET_LATE, met_at, None, note
+    return (Status.BREACHED if now >= item.due else Status.OPEN), met_at, None, note
+
+
+def settle(item: Instance, now: datetime) -> ComputedDeadline:
+    regime = regime_for(item.clock_start)
+    citation = citation_for(item.duty, regime, item.variant).text
+    status, met_at, exception, note = _decide(item, now)
     return ComputedDeadline(
         duty=item.duty,
         case_id=item.case_id,
@@ -106,7 +105,30 @@ def settle(item: Instance, now: datetime) -> ComputedDeadline:
         responsible_worker_id=item.responsible_worker_id,
         municipal_policy=item.municipal_policy,
         note=note,
+        origin=item,
     )
+
+
+def history(item: Instance, now: datetime) -> tuple[tuple[datetime, Status], ...]:
+    """The statuses ``item`` went through up to ``now``, each with the instant it began in the case.
+
+    A status depends only on which of the item's instants (due, completion, lawful reason, end)
+    have passed, so it can change only at them: the status at each, from the clock start on,
+    with repeats left out. The first point is the clock start (also when that is still ahead);
+    the last is the status ``settle(item, now)`` gives. A fact dated before the clock start counts
+    from the clock start. Pure.
+    """
+    start = item.clock_start
+    instants = {start}
+    for instant in (item.due, item.met_at, item.exception_at, item.ends_at):
+        if instant is not None and start < instant <= now:
+            instants.add(instant)
+    out: list[tuple[datetime, Status]] = []
+    for instant in sorted(instants):
+        status = _decide(item, min(instant, now))[0]
+        if not out or out[-1][1] != status:
+            out.append((instant, status))
+    return tuple(out)
 
 
 def _join(a: str | None, b: str | None) -> str | None:

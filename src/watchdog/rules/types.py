@@ -112,6 +112,9 @@ class ComputedDeadline:
     responsible_worker_id: int | None = None
     municipal_policy: bool = False  # due time set by municipal policy, not the statute ("kommunal frist")
     note: str | None = None
+    #: The rule's instance it was settled from (``rules.status.Instance``): its facts' instants give
+    #: the deadline's history (``rules.status.history``) when the outcome log needs it.
+    origin: object | None = field(default=None, repr=False, compare=False)
     #: Stable identity across recomputations: the same duty instance always has the same key.
     #: Derived, computed once (a national recompute asks for it about a million times).
     key: str = field(init=False, repr=False, compare=False)

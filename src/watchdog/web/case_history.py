@@ -74,8 +74,8 @@ def case_history(session: Session, case: Case, *, settings) -> CaseHistory:
     ids = [d.id for d in deadlines]
     events: dict[int, list[HistoryEvent]] = defaultdict(list)
     for e in session.exec(select(OutcomeEvent).where(OutcomeEvent.case_id == case.id)
-                          .order_by(OutcomeEvent.at, OutcomeEvent.id)):
-        events[e.deadline_id].append(HistoryEvent(e.at, e.kind, Status(e.from_status) if e.from_status else None,
+                          .order_by(OutcomeEvent.occurred_at, OutcomeEvent.id)):
+        events[e.deadline_id].append(HistoryEvent(e.occurred_at, e.kind, Status(e.from_status) if e.from_status else None,
                                                   Status(e.to_status) if e.to_status else None, e.detail))
     alerts = alerts_about(session, ids, delivered_only=False)
     alert_ids = [a.alert_id for found in alerts.values() for a in found]
