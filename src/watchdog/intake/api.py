@@ -331,8 +331,8 @@ def read_deadlines(engine: Engine, *, status=None, duty=None, team=None, worker=
         query = query.where(responsible.ext_id == worker)
     if due_from:
         query = query.where(Deadline.due >= due_from)
-    if due_to:
-        query = query.where(Deadline.due < due_to)
+    if due_to:  # at or before, as `watchdog deadlines --due-to`: a date's end is its due instant
+        query = query.where(Deadline.due <= due_to)
     query = query.order_by(Deadline.due, Deadline.id).offset(offset).limit(limit)
     with Session(engine) as session:
         rows = session.exec(query).all()
