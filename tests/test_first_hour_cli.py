@@ -23,7 +23,6 @@ from sqlmodel import Session, select
 
 from conftest import at
 from test_deadlines_cli import seed
-from watchdog.db import is_sqlite
 
 NO_SCHEMA = "the database has no schema (or an old one): run `watchdog db upgrade`"
 
@@ -65,6 +64,32 @@ def test_every_store_command_before_db_upgrade_says_run_db_upgrade_and_exits_2(t
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.startswith(f"error: {NO_SCHEMA}"), (args, out.stderr)
         assert "OperationalError" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_on_postgresql_an_empty_schema_says_run_db_upgrade_and_exits_2(database_url, on_postgres, tmp_path):
+    if not on_postgres:
+        pytest.skip("the SQLite variant is the test above")
+    import uuid
+
+    from sqlalchemy import text
+
+    from watchdog.db import make_engine
+
+    schema = f"wdempty_{uuid.uuid4().hex[:8]}"
+    base = database_url.split("?")[0]
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = f"{base}?options=-csearch_path%3D{schema}"
+        for args in (["deadlines"], ["outbox", "list"], ["token", "list"], ["health"]):
+            out = cli("--database-url", url, *args, cwd=tmp_path)
+            assert out.returncode == 2, (args, out.stderr)
+            assert NO_SCHEMA in out.stderr + out.stdout, (args, out.stderr)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def test_health_says_the_database_answered_but_has_no_schema_and_exits_2(tmp_path):
@@ -285,6 +310,7 @@ def test_the_demo_has_a_fixed_default_seed_and_prints_its_hint_on_one_line(tmp_p
         return [line for line in text.splitlines() if "demo-out" not in line and str(tmp_path) not in line]
 
     assert numbers(first.stdout) == numbers(second.stdout)
+    assert "not_applicable" in first.stdout and "…" not in first.stdout  # piped: no header cut short
     hint = next(line for line in first.stdout.splitlines() if line.startswith("explore it:"))
     assert hint.endswith("deadlines --status breached") and str(tmp_path / "a") in hint
 

@@ -68,22 +68,19 @@ class State:
     @property
     def engine(self):
         """The store, which must exist: only `db upgrade` creates a database (``creating_engine``)."""
-        if self._engine is None:
-            from watchdog.db import make_engine
-
-            url = self.settings.database_url_value
-            _used_urls.append(url)
-            self._engine = make_engine(url, create=False)
-        return self._engine
+        return self._make_engine(create=False)
 
     def creating_engine(self):
         """The store, created if it does not exist yet (`watchdog db upgrade`)."""
+        return self._make_engine(create=True)
+
+    def _make_engine(self, *, create: bool):
         if self._engine is None:
             from watchdog.db import make_engine
 
             url = self.settings.database_url_value
             _used_urls.append(url)
-            self._engine = make_engine(url, create=True)
+            self._engine = make_engine(url, create=create)
         return self._engine
 
 
