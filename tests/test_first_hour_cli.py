@@ -92,6 +92,16 @@ def test_on_postgresql_an_empty_schema_says_run_db_upgrade_and_exits_2(database_
         admin.dispose()
 
 
+def test_the_long_running_commands_refuse_to_start_without_the_schema(tmp_path):
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    for args in (["run"], ["serve", "--port", str(closed_port())], ["tick"]):
+        out = cli("--database-url", f"sqlite:///{empty}", *args, cwd=tmp_path,
+                  env={"WATCHDOG_HTTP__HEALTH_PORT": "0"})
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.strip().splitlines()[-1] == (f"error: {NO_SCHEMA} (database sqlite:///{empty} is empty)")
+
+
 def test_health_says_the_database_answered_but_has_no_schema_and_exits_2(tmp_path):
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()

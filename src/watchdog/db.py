@@ -200,6 +200,23 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def require_schema(engine: Engine) -> None:
+    """Refuse to start a long-running process (`run`, `serve`) on a database without the schema, or
+    with an older one: it would fail on every round. A revision this version does not know (a newer
+    one, during a rolling upgrade) is let through."""
+    from alembic.script import ScriptDirectory
+
+    current = current_revision(engine)
+    if current is None:
+        raise DatabaseError(f"{NO_SCHEMA_HINT} (database {safe_url(engine)} is empty)", exit_code=2)
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current != head and current in known:
+        raise DatabaseError(f"{NO_SCHEMA_HINT} (database {safe_url(engine)} is at {current}, this version "
+                            f"needs {head})", exit_code=2)
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 

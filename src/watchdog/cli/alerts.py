@@ -20,10 +20,11 @@ class UnknownAlert(WatchdogError):
 
 
 def _ready(st):
-    from watchdog.db import wait_for_database
+    from watchdog.db import require_schema, wait_for_database
 
     st.settings  # noqa: B018  (loading the settings also configures logging)
     wait_for_database(st.engine)
+    require_schema(st.engine)  # no schema: "run `watchdog db upgrade`", exit 2, not a failing round each time
 
 
 @app.command("run")
