@@ -77,7 +77,9 @@ def test_filters_by_status_duty_team_worker_and_due_period(engine, database_url)
 
 def test_csv_and_table_formats(engine, database_url):
     seed(engine)
-    rows = list(csv.DictReader(io.StringIO(invoke(database_url, "--format", "csv"))))
+    text = invoke(database_url, "--format", "csv")
+    assert text.startswith("\ufeff")  # the reports' dialect: BOM, semicolons
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";"))
     assert len(rows) == 3 and rows[0]["due"] == "2024-04-01T00:30:00+02:00"
     table = invoke(database_url, "--duty", "assessment_24h")
     assert "SAG-1" in table and "01-04-2024 kl. 00:30" in table and "breached" in table

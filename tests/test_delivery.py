@@ -19,7 +19,6 @@ from watchdog.rules.types import Duty, Regime, Status
 NOW = at("2024-03-20 09:00")
 
 # The test receiver's certificate is self-signed (delivery.teams_verify_tls = false).
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def warning_message(*, case_ref="S-2024-0012", due=None, municipal_policy=False) -> Message:

@@ -85,7 +85,7 @@ def test_digest_for_a_fixed_week_holds_exactly_the_right_items(session, settings
         assert f"Sag {ref}:" in message.text and f"Sag {ref}:" in message.html
     for ref in ("FAM-3", "FAM-8", "FAM-9", "FAM-11", "UNG-1"):
         assert f"Sag {ref}:" not in message.text
-    assert "Kære Lea Leder" in message.text and "frist 28-02-2024" in message.text
+    assert "Kære Lea Leder" in message.text and "frist udgangen af 28-02-2024" in message.text
     assert "1 af 3 (33 %)" in message.text and "(kommunal frist)" not in message.text
     card_facts = {f["title"]: f["value"] for f in message.card["body"][1]["facts"]}
     assert card_facts["Overskredet i sidste uge"] == "2" and card_facts["Åbne overskridelser"] == "2"
@@ -154,5 +154,5 @@ def test_a_malformed_week_or_unknown_leader_is_a_users_mistake(session, settings
 
 
 def test_due_times_read_as_a_date_at_the_end_of_the_day_and_as_a_time_otherwise():
-    assert format_due(local("2024-03-01T00:00")) == "29-02-2024"
+    assert format_due(local("2024-03-01T00:00")) == "udgangen af 29-02-2024"  # as everywhere else
     assert format_due(local("2024-03-05T09:00")) == "05-03-2024 kl. 09:00"

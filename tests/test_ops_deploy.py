@@ -98,7 +98,9 @@ def test_the_daemon_runs_replicated_and_the_cronjob_variant_runs_tick():
     assert objects[("Deployment", "watchdog")]["spec"]["replicas"] >= 2
     cron = objects[("CronJob", "watchdog-tick")]["spec"]
     assert cron["concurrencyPolicy"] == "Forbid" and cron["timeZone"] == "Europe/Copenhagen"
-    assert cron["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "tick"
+    args = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Every run reports under one stable replica name: the CronJob's pods are each named anew.
+    assert args[args.index("tick"):] == ["tick", "--replica", "watchdog-tick"]
     assert objects[("Job", "watchdog-migrate")]["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == [
         "db", "upgrade"]
 

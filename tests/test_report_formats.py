@@ -85,7 +85,7 @@ def test_terminal_table_holds_the_same_numbers(report):
         if len(cells) == 3 and cells[1].isdigit():
             got.append((number, cells[0], int(cells[1]), None if cells[2] == "–" else int(cells[2].rstrip(" %"))))
     assert got == expected(report)
-    assert "Status pr. 01-01-2024 kl. 00:00" in text
+    assert "Status pr. udgangen af 31-12-2023" in text  # a date-only instant reads as the end of that date
 
 
 class _Cells(HTMLParser):

@@ -6,9 +6,18 @@ from watchdog.sensitive import redact
 
 
 class WatchdogError(Exception):
-    """Base of every error a user can cause or fix. Its message is one readable line."""
+    """Base of every error a user can cause or fix. Its message is one readable line.
+
+    Exit codes (README, CLI reference): 1 the command ran and found a problem (a failed send, an
+    alert that is not dead), 2 a usage or configuration error (also: no schema yet), 3 the
+    database cannot be reached."""
 
     exit_code = 2
+
+    def __init__(self, *args, exit_code: int | None = None):
+        super().__init__(*args)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class ConfigError(WatchdogError):

@@ -301,10 +301,14 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
 
 
 def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str | None = None,
-         clock: Callable[[], datetime] | None = None) -> tuple[PollReport, DeliveryReport]:
-    """One poll and one delivery round (``watchdog tick``, for cron or a Kubernetes CronJob)."""
+         clock: Callable[[], datetime] | None = None,
+         replica: str | None = None) -> tuple[PollReport, DeliveryReport]:
+    """One poll and one delivery round (``watchdog tick``, for cron or a Kubernetes CronJob).
+
+    ``replica`` names the heartbeat row (stable across runs); ``worker_name`` the claims (unique
+    per process, so two overlapping ticks never take each other's claims for their own)."""
     worker_name = worker_name or heartbeat.default_replica_name()
-    poll_report = poll(engine, settings, now=now, replica=worker_name)
+    poll_report = poll(engine, settings, now=now, replica=replica or worker_name)
     return poll_report, deliver(engine, settings, now=now, transport=transport,
                                 worker_name=worker_name, clock=clock)
 

@@ -498,6 +498,9 @@ def resolve_config_path(config_path: str | Path | None) -> Path | None:
 
 def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError with one line naming the bad key and why."""
+    from watchdog.settings_sources import refuse_misspelt_variables
+
+    refuse_misspelt_variables()  # WATCHDOG_DATABSE_URL would otherwise be ignored without a word
     path = resolve_config_path(config_path)
     if path is not None:
         _refuse_unknown_top_level_keys(path)

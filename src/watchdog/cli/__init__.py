@@ -57,6 +57,10 @@ class State:
             from watchdog.settings import load_settings
 
             self._settings = load_settings(self.config, database_url=self.database_url)
+            from watchdog.settings_sources import unknown_variables
+
+            for unknown in unknown_variables():  # the misspelt ones were refused above
+                typer.echo(f"warning: {unknown}", err=True)
             from watchdog.ops.logs import configure_logging  # text or JSON lines, secrets masked
 
             configure_logging(self._settings, level="DEBUG" if getattr(self, "verbose", False) else None)
@@ -64,11 +68,25 @@ class State:
 
     @property
     def engine(self):
+        """The store, which must exist: only `db upgrade` creates a database (``creating_engine``)."""
+        return self._make_engine(create=False)
+
+    def creating_engine(self):
+        """The store, created if it does not exist yet (`watchdog db upgrade`)."""
+        return self._make_engine(create=True)
+
+    def _make_engine(self, *, create: bool):
         if self._engine is None:
             from watchdog.db import make_engine
 
-            self._engine = make_engine(self.settings.database_url_value)
+            url = self.settings.database_url_value
+            _used_urls.append(url)
+            self._engine = make_engine(url, create=create)
         return self._engine
+
+
+# The database URL the command used, for turning a database exception into one line in main().
+_used_urls: list[str] = []
 
 
 def state(ctx: typer.Context) -> State:
@@ -121,14 +139,33 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user's mistake: still one line unless asked for more
-        if os.environ.get("WATCHDOG_DEBUG"):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        typer.echo(
-            f"error: unexpected {type(exc).__name__}: {first} (set WATCHDOG_DEBUG=1 for the traceback)",
-            err=True,
-        )
-        sys.exit(70)
+        known = _database_error(exc)
+        if known is not None:
+            typer.echo(f"error: {known}", err=True)
+            sys.exit(known.exit_code)
+        _unexpected(exc)
+
+
+def _database_error(exc: Exception) -> WatchdogError | None:
+    """A database exception a person can act on (no schema: exit 2, unreachable: exit 3), or None."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or os.environ.get("WATCHDOG_DEBUG"):
+        return None
+    from watchdog.db import translate_error
+
+    return translate_error(exc, _used_urls[-1] if _used_urls else "sqlite://")
+
+
+def _unexpected(exc: Exception) -> None:
+    if os.environ.get("WATCHDOG_DEBUG"):
+        raise exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    typer.echo(
+        f"error: unexpected {type(exc).__name__}: {first} (set WATCHDOG_DEBUG=1 for the traceback)",
+        err=True,
+    )
+    sys.exit(70)
 
 
 _load_commands()

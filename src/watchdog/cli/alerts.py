@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from watchdog.cli import app, state
+from watchdog.cli.output import console as make_console
 from watchdog.errors import WatchdogError
 
 outbox_app = typer.Typer(help="Inspect the outbox and send dead letters again.", no_args_is_help=True)
@@ -21,14 +20,19 @@ class UnknownAlert(WatchdogError):
 
 
 def _ready(st):
-    from watchdog.db import wait_for_database
+    from watchdog.db import require_schema, wait_for_database
 
     st.settings  # noqa: B018  (loading the settings also configures logging)
     wait_for_database(st.engine)
+    require_schema(st.engine)  # no schema: "run `watchdog db upgrade`", exit 2, not a failing round each time
 
 
 @app.command("run")
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    replica_name: Optional[str] = typer.Option(
+        None, "--replica", help="This replica's name in `watchdog health` and the metrics (default: HOST-PID)."),
+) -> None:
     """Run the daemon: poll deadlines and plan alerts, deliver them, send the weekly digest.
 
     Stops on SIGTERM/SIGINT after the send in progress, exit code 0. Serves /healthz, /readyz and
@@ -36,42 +40,50 @@ def run(ctx: typer.Context) -> None:
     """
     from watchdog.delivery import Transport
     from watchdog.ops.health import start_health_server
-    from watchdog.ops.heartbeat import default_replica_name
+    from watchdog.clock import utcnow
+    from watchdog.ops.heartbeat import default_replica_name, mark_stopped
     from watchdog.scheduler import Daemon
 
     st = state(ctx)
     _ready(st)
-    replica = default_replica_name()
+    replica = replica_name or default_replica_name()
     daemon = Daemon(st.engine, st.settings, transport=Transport(st.settings), replica=replica)
     health = start_health_server(st.settings, st.engine, replica=replica)
     try:
         code = daemon.run()
     finally:
         health.stop()
+    mark_stopped(st.engine, replica=replica, now=utcnow())  # `watchdog health` shows it as stopped
     raise typer.Exit(code)
 
 
 @app.command("tick")
-def tick(ctx: typer.Context) -> None:
+def tick(
+    ctx: typer.Context,
+    replica_name: Optional[str] = typer.Option(
+        None, "--replica", help="The name every tick reports under (default: the host name; a Kubernetes "
+                                "CronJob, whose pods are each named anew, should set one)."),
+) -> None:
     """Read every configured source once, then one poll and one delivery round, then exit.
 
-    For cron or a Kubernetes CronJob. Exits 1 if a source or a part of the poll (intake check,
-    digest) failed, after doing the rest.
+    For cron or a Kubernetes CronJob. Every tick reports under one stable replica name, so
+    `watchdog health` and the metrics show one row for the cron job, not one per run. Exits 1 if a
+    source or a part of the poll (intake check, digest) failed, after doing the rest.
     """
     from watchdog.clock import utcnow
     from watchdog.delivery import Transport
     from watchdog.intake.sources.runner import read_all_sources
-    from watchdog.ops.heartbeat import default_replica_name
+    from watchdog.ops.heartbeat import tick_replica_name
     from watchdog.service import tick as tick_once
 
     st = state(ctx)
     _ready(st)
-    replica = default_replica_name()
+    replica = replica_name or tick_replica_name()
     rounds = read_all_sources(st.engine, st.settings, now=utcnow(), replica=replica)
     for one in rounds:
         typer.echo(f"source {one.source}: {one.summary}")
     polled, delivered = tick_once(st.engine, st.settings, now=utcnow(), transport=Transport(st.settings),
-                                  worker_name=replica, clock=utcnow)
+                                  clock=utcnow, replica=replica)
     typer.echo(
         f"poll: {polled.cases_recomputed} cases recomputed, {polled.status_changes} status changes, "
         f"{polled.enqueued} new alerts, {polled.digests} digests, {polled.intake_silence_alerts} intake alerts"
@@ -113,8 +125,7 @@ def outbox_list(
     for a in rows:
         table.add_row(str(a.id), str(a.kind), a.stage, str(a.state), str(a.channel), mask_url(a.recipient_address),
                       format_local(a.send_after), str(a.attempts), (a.last_error or "")[:160])
-    # Piped output (scripts, tests) gets a wide table instead of rich's 80-column default.
-    console = Console(width=None if sys.stdout.isatty() else 220)
+    console = make_console()
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty",
                   highlight=False, markup=False)
@@ -158,5 +169,29 @@ def outbox_retry(
         raise WatchdogError("name the dead alerts to retry (ids) or pass --all-dead")
     st = state(ctx)
     with session_scope(st.engine) as session:
+        not_dead = [] if all_dead else _not_dead(session, alert_ids)
         n = outbox.retry(session, now=utcnow(), alert_ids=None if all_dead else alert_ids)
     typer.echo(f"{n} dead alert(s) queued again")
+    for line in not_dead:
+        typer.echo(f"error: {line}", err=True)
+    if not_dead:
+        raise typer.Exit(1)
+
+
+def _not_dead(session, alert_ids: list[int]) -> list[str]:
+    """Why each named alert that is not dead cannot be retried (retry only sends dead letters)."""
+    from sqlmodel import select
+
+    from watchdog import outbox
+
+    states = dict(session.exec(select(outbox.Alert.id, outbox.Alert.state)
+                               .where(outbox.Alert.id.in_(alert_ids))).all())
+    out = []
+    for alert_id in dict.fromkeys(alert_ids):
+        found = states.get(alert_id)
+        if found is None:
+            out.append(f"no alert with id {alert_id}")
+        elif found != outbox.AlertState.DEAD:
+            out.append(f"alert {alert_id} is {found.value}, not dead: nothing to retry "
+                       "(`watchdog outbox show` tells its attempts)")
+    return out

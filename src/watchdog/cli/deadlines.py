@@ -6,10 +6,8 @@ Instants are printed in ISO 8601 with their offset, in Europe/Copenhagen time.
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Optional
 
 import typer
@@ -27,20 +25,14 @@ class BadOption(WatchdogError):
 
 
 def parse_instant(text: str, option: str, *, end_of_day: bool = False) -> datetime:
-    """ISO date or date-time; without an offset it is Europe/Copenhagen local time. A bare date
-    means the start of that day (or its end, for an upper bound)."""
-    from watchdog.clock import LOCAL_TZ, end_of_local_day, local_midnight
+    """A date or time as people type it (dd-mm-yyyy, dd-mm-yyyy HH:MM, ISO 8601); Danish local time
+    unless an offset is given. A bare date is the start of that day (its end, for an upper bound)."""
+    from watchdog.timeinput import parse_time
 
     try:
-        if len(text.strip()) == 10:
-            day = date.fromisoformat(text.strip())
-            return end_of_local_day(day) if end_of_day else local_midnight(day)
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadOption(f"{option} {text!r} is not an ISO date (2024-05-01) or date-time (2024-05-01T09:30)")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=LOCAL_TZ)
-    return value
+        return parse_time(text, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise BadOption(f"{option}: {exc}") from None
 
 
 def _choices(values: list[str] | None, enum, option: str) -> list:
@@ -77,19 +69,19 @@ def deadlines(
     duty: Optional[list[str]] = typer.Option(None, "--duty", help="A duty id, e.g. assessment_24h, investigation_4m (repeat or comma-separate)."),
     team: Optional[str] = typer.Option(None, "--team", help="Only cases of this team (its ext_id)."),
     worker: Optional[str] = typer.Option(None, "--worker", help="Only deadlines this worker is responsible for (ext_id)."),
-    due_within: Optional[str] = typer.Option(None, "--due-within", help="Only deadlines due from now to now + this period, e.g. 14d, 36h."),
-    due_from: Optional[str] = typer.Option(None, "--due-from", help="Only deadlines due at or after this date/time (local unless an offset is given)."),
+    due_within: Optional[str] = typer.Option(None, "--due-within", help="Only deadlines due from now to now + this period, e.g. 2w, 14d, 36h."),
+    due_from: Optional[str] = typer.Option(None, "--due-from", help="Only deadlines due at or after this date/time: dd-mm-yyyy, dd-mm-yyyy HH:MM or ISO 8601 (Danish time unless an offset is given)."),
     due_to: Optional[str] = typer.Option(None, "--due-to", help="Only deadlines due at or before this date/time (a bare date includes the whole day)."),
     fmt: str = typer.Option("table", "--format", help="table (readable), json or csv."),
     limit: int = typer.Option(200, "--limit", min=0, help="At most this many rows (0 = all)."),
     refresh: bool = typer.Option(False, "--refresh", help="Recompute every case's deadlines before listing."),
-    now_text: Optional[str] = typer.Option(None, "--now", help="The instant to refresh and count --due-within from (default: the clock)."),
+    now_text: Optional[str] = typer.Option(None, "--now", help="The instant to refresh and count --due-within from (default: the clock): dd-mm-yyyy HH:MM or ISO 8601."),
 ) -> None:
     """List deadlines with their duty, regime, paragraph, due time and status, soonest due first."""
     from watchdog.clock import utcnow
     from watchdog.db import session_scope
     from watchdog.deadlines import list_deadlines, refresh_deadlines
-    from watchdog.durations import parse_offset
+    from watchdog.durations import parse_period
     from watchdog.rules.types import Duty, Status
 
     if fmt not in FORMATS:
@@ -101,11 +93,9 @@ def deadlines(
     upper = parse_instant(due_to, "--due-to", end_of_day=True) if due_to else None
     if due_within:
         try:
-            period = parse_offset(due_within)
+            period = parse_period(due_within)
         except ValueError as exc:
-            raise BadOption(f"--due-within: {exc}")
-        if period is None:
-            raise BadOption("--due-within needs a period such as 14d, 36h or 90m")
+            raise BadOption(f"--due-within: {exc}") from None
         lower = max(lower, now) if lower else now
         upper = min(upper, now + period) if upper else now + period
 
@@ -125,20 +115,21 @@ def deadlines(
     if fmt == "json":
         typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
+        from watchdog.cli.output import write_csv
+        from watchdog.reports.output import csv_text
+
+        write_csv(csv_text(list(COLUMNS), ([r[name] for name in COLUMNS] for r in records)))
     else:
         _table(views)
 
 
 def _table(views) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    from watchdog.clock import format_local
+    from watchdog.cli.output import console as make_console
+    from watchdog.clock import format_due, format_local
 
-    console = Console()
+    console = make_console()
     if not views:
         console.print("no deadlines match")
         return
@@ -152,7 +143,7 @@ def _table(views) -> None:
         note = "kommunal frist" if v.municipal_policy else ""
         if v.note:
             note = f"{note}; {v.note}" if note else v.note
-        table.add_row(v.case_ref, v.duty.value, v.citation, format_local(v.clock_start), format_local(v.due),
+        table.add_row(v.case_ref, v.duty.value, v.citation, format_local(v.clock_start), format_due(v.due),
                       status, format_local(v.met_at) if v.met_at else "", v.responsible or "", note)
     console.print(table)
     console.print(f"{len(views)} deadline(s); times are Europe/Copenhagen", highlight=False)

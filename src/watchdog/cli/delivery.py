@@ -49,8 +49,29 @@ def send_test(
             failed += 1
             kind = "permanent" if result.permanent else "transient"
             typer.echo(f"{recipient.channel.value} {shown}: FAILED ({kind}): {result.detail}", err=True)
+            if recipient.channel == Channel.EMAIL:
+                hint = smtp_hint(settings.smtp.host, settings.smtp.port)
+                if hint:
+                    typer.echo(hint, err=True)
     if failed:
         raise typer.Exit(1)
+
+
+def smtp_hint(host: str, port: int) -> str | None:
+    """When nothing listens where [smtp] points, say so and how to try delivery locally."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return None
+    except ConnectionRefusedError:
+        pass
+    except OSError as exc:
+        return f"hint: cannot connect to the SMTP server {host}:{port} (smtp.host, smtp.port): {exc}"
+    return (f"hint: nothing listens on {host}:{port} (smtp.host, smtp.port). To try delivery locally, "
+            "start a sink in another shell with `watchdog mailsink` (port 8025) and run "
+            "WATCHDOG_SMTP__PORT=8025 watchdog send-test …; for a real relay set [smtp] host and port "
+            "(see check-config)")
 
 
 def _resolve(st, to: str):
@@ -67,20 +88,14 @@ def _resolve(st, to: str):
         return [Recipient(to, Channel.TEAMS)]
     if "@" in to:
         return [Recipient(to, Channel.EMAIL)]
-    from sqlalchemy.exc import OperationalError, ProgrammingError
     from sqlmodel import Session, select
 
     from watchdog.casestore import Worker
-    from watchdog.db import safe_url, wait_for_database
-    from watchdog.errors import DatabaseError
+    from watchdog.db import wait_for_database
 
     wait_for_database(st.engine, attempts=1)
-    try:
-        with Session(st.engine) as session:
-            worker = session.exec(select(Worker).where(Worker.ext_id == to)).first()
-    except (OperationalError, ProgrammingError):
-        raise DatabaseError(f"cannot look up worker {to!r}: database {safe_url(st.engine)} has no "
-                            "worker table (run `watchdog db upgrade`)") from None
+    with Session(st.engine) as session:  # no schema yet: the CLI says "run `watchdog db upgrade`"
+        worker = session.exec(select(Worker).where(Worker.ext_id == to)).first()
     if worker is None:
         raise UnknownRecipient(f"no worker with ext_id {to!r} (and it is not an email address or a URL)")
     recipients = [Recipient(worker.email, Channel.EMAIL, worker.name)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,17 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 from watchdog.cli import app
-from watchdog.clock import LOCAL_TZ, ensure_aware, format_local, utcnow
+from watchdog.cli.output import console as make_console
+from watchdog.clock import format_local, utcnow
 from watchdog.errors import WatchdogError
+
+# A fixed default, so a newcomer's first run and the README show the same municipality.
+DEFAULT_SEED = 2026
 
 
 @app.command("demo")
 def demo(
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed (and --now) gives the same municipality and alerts."),
+    seed: int = typer.Option(DEFAULT_SEED, help="Random seed; the same seed (and --now) gives the same municipality and alerts."),
     out: Path = typer.Option(Path("demo-out"), help="Folder for the demo database and the delivered messages (replaced)."),
     cases: int = typer.Option(900, min=1, max=200_000, help="Number of cases in the synthetic municipality."),
     caseworkers: int = typer.Option(32, min=2, max=2000, help="Number of caseworkers."),
-    now: Optional[str] = typer.Option(None, help="Run as if it were this instant (ISO 8601; local time if no offset)."),
+    now: Optional[str] = typer.Option(None, help="Run as if it were this instant: dd-mm-yyyy HH:MM or ISO 8601 (Danish time unless an offset is given)."),
     serve: bool = typer.Option(False, "--serve", help="Then serve the web app on 127.0.0.1 with the demo sign-in (Ctrl-C stops)."),
     port: int = typer.Option(8080, min=1, max=65535, help="Port for --serve."),
 ) -> None:
@@ -32,7 +35,7 @@ def demo(
     from watchdog.demo_data import Scale
 
     console = Console(stderr=True)
-    chosen_seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    chosen_seed = seed
     when = _parse_now(now)
     started = time.monotonic()
     with console.status("starting…") as status:
@@ -41,7 +44,7 @@ def demo(
                           progress=lambda m: status.update(m + "…"))
     elapsed = time.monotonic() - started
 
-    out_console = Console()
+    out_console = make_console()
     out_console.print(f"[bold]watchdog demo[/bold] — Demo Kommune, seed {chosen_seed}, as of {format_local(when)}")
     rows = result.rows
     out_console.print(
@@ -97,13 +100,12 @@ def _serve(database_url: str, port: int, console: Console, *, clock) -> None:
 def _parse_now(text: str | None) -> datetime:
     if not text:
         return utcnow()
+    from watchdog.timeinput import parse_time
+
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise WatchdogError(f"--now {text!r} is not an ISO 8601 instant (e.g. 2026-11-23T09:00+01:00)") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=LOCAL_TZ)
-    return ensure_aware(value)
+        return parse_time(text)
+    except ValueError as exc:
+        raise WatchdogError(f"--now: {exc}") from None
 
 
 @app.command("mailsink")
@@ -112,10 +114,18 @@ def mailsink(
     port: int = typer.Option(8025, min=1, max=65535, help="Port on 127.0.0.1."),
 ) -> None:
     """Run a local SMTP server that saves every message as an .eml file (for trying a configuration)."""
-    from watchdog.mailsink import MailSink
+    from watchdog.mailsink import MailSink, describe
 
-    sink = MailSink(folder, port=port).start()
+    def received(path: Path, envelope) -> None:  # one line per message, as it arrives
+        typer.echo(describe(path, envelope), err=False)
+
+    sink = MailSink(folder, port=port, on_message=received).start()
     typer.echo(f"listening on smtp://127.0.0.1:{port}, saving to {folder} (Ctrl-C to stop)")
+    typer.echo("point watchdog at it with the environment:\n"
+               f"  WATCHDOG_SMTP__HOST=127.0.0.1 WATCHDOG_SMTP__PORT={port} WATCHDOG_SMTP__MODE=plain\n"
+               "or in the TOML file:\n"
+               f'  [smtp]\n  host = "127.0.0.1"\n  port = {port}\n  mode = "plain"\n'
+               "then try it: watchdog send-test --to someone@kommune.dk")
     try:
         while True:
             time.sleep(1)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchdog.cli import app, state
+from watchdog.cli.output import console as make_console
 from watchdog.errors import ValidationFailed
 
 token_app = typer.Typer(help="Create, list and revoke API tokens for `watchdog serve`.", no_args_is_help=True)
@@ -85,7 +86,7 @@ def import_files(
     for name, counts in result.counts.items():
         if counts.total:
             table.add_row(name, str(counts.created), str(counts.updated), str(counts.unchanged))
-    console = Console()
+    console = make_console()
     console.print(table)
     for w in result.warnings:  # stored, refuse nothing: `watchdog report data-quality` lists them
         typer.echo(f"warning: {w.source}, record {w.record}, field {w.field}: {w.message}", err=True)
@@ -105,11 +106,12 @@ def serve(
     """Serve the web app and the HTTP ingest API (OpenAPI at /openapi.json, docs at /docs)."""
     import uvicorn
 
-    from watchdog.db import wait_for_database
+    from watchdog.db import require_schema, wait_for_database
     from watchdog.web.app import service_app
 
     st = state(ctx)
     wait_for_database(st.engine)
+    require_schema(st.engine)
     api = service_app(st.settings, st.engine)  # ingest API, /healthz /readyz /metrics, the web app
     # log_config=None: uvicorn's records go through watchdog's handler (JSON lines, secrets masked).
     # timeout_keep_alive closes idle connections; a stalled body gets 408 from the app itself
@@ -153,7 +155,7 @@ def token_list(ctx: typer.Context) -> None:
     for t in tokens:
         table.add_row(t.prefix, t.name, t.scopes, format_local(t.created_at),
                       format_local(t.revoked_at) if t.revoked_at else "")
-    Console().print(table)
+    make_console().print(table)
 
 
 @token_app.command("revoke")

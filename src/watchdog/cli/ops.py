@@ -18,13 +18,13 @@ def health(
     """Is the service ready (database reachable, a recent successful poll)? Exit 0 if so, 1 if not.
 
     The same check as /readyz, for a shell, a cron job or a container health check; it also lists
-    every replica's last round.
+    every replica's last round. Exit 2 when the database has no schema, 3 when it cannot be reached.
     """
     from sqlmodel import Session
 
     from watchdog.clock import utcnow
     from watchdog.ops.health import check_ready
-    from watchdog.ops.heartbeat import replicas
+    from watchdog.ops.heartbeat import replica_state, replicas
 
     st = state(ctx)
     now = utcnow()
@@ -33,10 +33,13 @@ def health(
     if result.database == "ok":
         with Session(st.engine) as session:
             rows = replicas(session)
+    silent_after = st.settings.http.ready_max_poll_age_seconds
+    states = {r.replica: replica_state(r, now=now, silent_after_seconds=silent_after) for r in rows}
     if as_json:
         data = result.as_dict() | {"replicas": [
-            {"replica": r.replica, "last_round_at": r.last_round_at.isoformat(),
+            {"replica": r.replica, "state": states[r.replica], "last_round_at": r.last_round_at.isoformat(),
              "last_poll_ok_at": r.last_poll_ok_at.isoformat() if r.last_poll_ok_at else None,
+             "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
              "rounds_ok": r.rounds_ok, "rounds_failed": r.rounds_failed, "last_error": r.last_error}
             for r in rows]}
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -44,7 +47,10 @@ def health(
         typer.echo(f"{'ready' if result.ready else 'NOT READY'}: {result.reason}")
         for r in rows:
             last_ok = r.last_poll_ok_at.isoformat(timespec="seconds") if r.last_poll_ok_at else "never"
-            line = f"  {r.replica}: last successful poll {last_ok}, {r.rounds_ok} ok, {r.rounds_failed} failed"
+            shown = {"running": "running", "silent": f"silent (no round for over {silent_after}s)",
+                     "stopped": f"stopped at {r.stopped_at.isoformat(timespec='seconds') if r.stopped_at else '?'}"}
+            line = (f"  {r.replica}: {shown[states[r.replica]]}; last successful poll {last_ok}, "
+                    f"{r.rounds_ok} ok, {r.rounds_failed} failed")
             if r.last_error:
                 line += f" (last error: {r.last_error})"
             typer.echo(line)
@@ -57,4 +63,6 @@ def health(
             if src["last_error"]:
                 line += f" (last error: {src['last_error']})"
             typer.echo(line)
-    raise typer.Exit(0 if result.ready else 1)
+    if result.ready:
+        raise typer.Exit(0)
+    raise typer.Exit(1 if result.database == "ok" else 2 if result.database == "no schema" else 3)

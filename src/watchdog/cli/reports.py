@@ -19,32 +19,37 @@ _FORMAT_HELP = "table (terminal), csv, xlsx (needs --output) or html."
 
 
 def _date(value: str, option: str) -> date:
+    from watchdog.timeinput import parse_day
+
     try:
-        return date.fromisoformat(value)
+        return parse_day(value)
     except ValueError:
-        raise ReportInputError(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
+        raise ReportInputError(f"{option} must be a date dd-mm-yyyy (or yyyy-mm-dd), got {value!r}") from None
 
 
 def _instant(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time; a date means the end of that day, a naive time is Danish local time."""
+    """A date or time as people type it; a date means the end of that day, a time without an
+    offset is Danish local time."""
     if value is None:
         return None
-    from watchdog.clock import LOCAL_TZ, end_of_local_day
+    from watchdog.timeinput import parse_time
 
     try:
-        if len(value) == 10:
-            return end_of_local_day(date.fromisoformat(value))
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ReportInputError(f"{option} must be YYYY-MM-DD or an ISO date-time, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
+        return parse_time(value, end_of_day=True)
+    except ValueError as exc:
+        raise ReportInputError(f"{option}: {exc}") from None
 
 
 def _emit(content: str | bytes, fmt: str, output: Path | None) -> None:
     if output is None:
         if isinstance(content, bytes):
             raise ReportInputError(f"--format {fmt} writes a file: add --output FILE")
-        typer.echo(content, nl=False)
+        if fmt == "csv":
+            from watchdog.cli.output import write_csv
+
+            write_csv(content)  # the same bytes as the file would hold, byte-order mark included
+        else:
+            typer.echo(content, nl=False)
         return
     try:
         if isinstance(content, bytes):
@@ -60,8 +65,8 @@ def _emit(content: str | bytes, fmt: str, output: Path | None) -> None:
 @report_app.command("barometer")
 def barometer_cmd(
     ctx: typer.Context,
-    from_: str = typer.Option(..., "--from", help="First due date of the period, YYYY-MM-DD."),
-    to: str = typer.Option(..., "--to", help="Last due date of the period, YYYY-MM-DD (inclusive)."),
+    from_: str = typer.Option(..., "--from", help="First due date of the period, dd-mm-yyyy (or yyyy-mm-dd)."),
+    to: str = typer.Option(..., "--to", help="Last due date of the period, dd-mm-yyyy (inclusive)."),
     team: Optional[str] = typer.Option(None, "--team", help="Only this team's cases (team id or name)."),
     fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file."),

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
@@ -203,11 +204,14 @@ class BodySizeLimit:
 
 def create_app(settings, engine: Engine) -> FastAPI:
     """The ingest API on ``engine``. Other stages may add routes (health, metrics) to it."""
+    from watchdog.intake.docs import mount_docs
+
     app = FastAPI(
         title="watchdog intake API",
         version=__version__,
         description="Upsert case-system records (all or nothing per request) and read deadlines. "
                     "Authenticate with `Authorization: Bearer <token>` from `watchdog token create`.",
+        docs_url=None, redoc_url=None,  # served by mount_docs from the package, not from a CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -217,7 +221,9 @@ def create_app(settings, engine: Engine) -> FastAPI:
     gated = {("POST", f"/v1/{name}"): Scope.WRITE for name in ENTITIES} | {("GET", "/v1/deadlines"): Scope.READ}
     app.add_middleware(TokenGate, engine=engine, routes=gated)
     app.add_exception_handler(Refused, lambda _req, exc: exc.response())
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
+    mount_docs(app)
 
     bearer = HTTPBearer(auto_error=False, description="A token from `watchdog token create`.")
 
@@ -247,15 +253,36 @@ def create_app(settings, engine: Engine) -> FastAPI:
         team: Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE, description="Team ext_id.")] = None,
         worker: Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE,
                                             description="Responsible worker ext_id.")] = None,
-        due_from: Annotated[AwareDatetime | None, Query(description="Due at or after (ISO 8601 with offset).")] = None,
-        due_to: Annotated[AwareDatetime | None, Query(description="Due before (ISO 8601 with offset).")] = None,
+        due_from: Annotated[str | None, Query(max_length=40, pattern=_PRINTABLE, description=_DUE_HELP.format(
+            bound="at or after", day="its start"))] = None,
+        due_to: Annotated[str | None, Query(max_length=40, pattern=_PRINTABLE, description=_DUE_HELP.format(
+            bound="at or before", day="its end: the whole day is included"))] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> list[DeadlineOut]:
+        lower = _due_bound("due_from", due_from, end_of_day=False)
+        upper = _due_bound("due_to", due_to, end_of_day=True)
         return read_deadlines(engine, status=status, duty=duty, team=team, worker=worker,
-                              due_from=due_from, due_to=due_to, limit=limit, offset=offset)
+                              due_from=lower, due_to=upper, limit=limit, offset=offset)
 
     return app
+
+
+_DUE_HELP = ("Due {bound} this date or time: ISO 8601 (an offset, or Danish local time without one), "
+             "dd-mm-yyyy or dd-mm-yyyy HH:MM. A bare date means {day}.")
+
+
+def _due_bound(name: str, text: str | None, *, end_of_day: bool) -> datetime | None:
+    """A due_from/due_to value, read as the CLI reads --due-from/--due-to."""
+    from watchdog.timeinput import parse_time
+
+    if text is None or not text.strip():
+        return None
+    try:
+        return parse_time(text, end_of_day=end_of_day)
+    except ValueError as exc:
+        problem = Problem("GET /v1/deadlines", "-", name, str(exc))
+        raise Refused(422, "1 problem in the query", problems=[problem]) from None
 
 
 def _upsert_endpoint(spec: EntitySpec, settings, engine: Engine, auth):
@@ -308,9 +335,27 @@ async def _request_validation_error(request: Request, exc: RequestValidationErro
             problems.append(Problem(source, record, name, reason))
             continue
         problems.extend(problems_from_pydantic([{**err, "loc": tuple(loc)}], spec, source, record))
-    body = ErrorBody(detail=f"{len(problems)} problem(s); nothing was stored",
+    # Only a refused write stores nothing; a refused read simply names what is wrong.
+    tail = "; nothing was stored" if request.method in ("POST", "PUT", "PATCH", "DELETE") else " in the request"
+    body = ErrorBody(detail=f"{len(problems)} problem(s){tail}",
                      problems=[ProblemOut(**p.as_dict()) for p in problems])
     return JSONResponse(json.loads(body.model_dump_json()), status_code=422)
+
+
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every other HTTP error (an unknown path, a wrong method, …) in the same documented shape."""
+    if exc.status_code == 404:
+        detail = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+    elif exc.status_code == 405:
+        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+        detail = f"{request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else "")
+    else:
+        detail = str(exc.detail)
+    body = ErrorBody(detail=detail, reason=_HTTP_REASONS.get(exc.status_code))
+    return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers)
 
 
 def read_deadlines(engine: Engine, *, status=None, duty=None, team=None, worker=None, due_from=None,
@@ -333,8 +378,8 @@ def read_deadlines(engine: Engine, *, status=None, duty=None, team=None, worker=
         query = query.where(responsible.ext_id == worker)
     if due_from:
         query = query.where(Deadline.due >= due_from)
-    if due_to:
-        query = query.where(Deadline.due < due_to)
+    if due_to:  # at or before, as `watchdog deadlines --due-to`: a date's end is its due instant
+        query = query.where(Deadline.due <= due_to)
     query = query.order_by(Deadline.due, Deadline.id).offset(offset).limit(limit)
     with Session(engine) as session:
         rows = session.exec(query).all()

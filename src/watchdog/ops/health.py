@@ -59,6 +59,8 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
     from watchdog.intake.sources.watch import source_overview
     from watchdog.ops.heartbeat import last_successful_poll
 
+    from watchdog.db import NO_SCHEMA_HINT, is_schema_error
+
     limit = settings.http.ready_max_poll_age_seconds
     try:
         with Session(engine) as session:
@@ -67,6 +69,9 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
             sources = [s.as_dict() for s in source_overview(session, settings, now=now)]
     except Exception as exc:
         reason = _one_line(exc)
+        if is_schema_error(exc):  # the database answered: say so, and what to do
+            return Readiness(False, "no schema", None, None, limit, replica,
+                             f"database reachable, but {NO_SCHEMA_HINT} ({reason})")
         return Readiness(False, reason, None, None, limit, replica, f"database unreachable: {reason}")
     if last_ok is None:
         who = f"replica {replica}" if replica else "any replica"
@@ -198,7 +203,9 @@ def mount(app, settings, engine: Engine, *, clock: Callable[[], datetime] = utcn
     endpoints = HealthEndpoints(settings, engine, replica=None, clock=clock)
 
     def _route(fn):
-        def endpoint() -> Response:
+        # No return annotation: with postponed annotations FastAPI would have to resolve
+        # "Response" in this module's globals to build /openapi.json, and it is imported here.
+        def endpoint():
             status, ctype, body = fn()
             return Response(content=body, status_code=status, media_type=ctype,
                             headers={"Cache-Control": "no-store"})
@@ -207,10 +214,10 @@ def mount(app, settings, engine: Engine, *, clock: Callable[[], datetime] = utcn
     # Plain (sync) endpoints: FastAPI runs them in its thread pool, so a slow database query
     # in a probe does not block the event loop.
     app.add_api_route("/healthz", _route(endpoints.healthz), methods=["GET"], tags=["ops"],
-                      summary="Alive", include_in_schema=True)
+                      summary="Alive", include_in_schema=True, response_class=Response)
     app.add_api_route("/readyz", _route(endpoints.readyz), methods=["GET"], tags=["ops"],
-                      summary="Ready: database reachable and a recent successful poll",
+                      summary="Ready: database reachable and a recent successful poll", response_class=Response,
                       responses={503: {"description": "Not ready: the reason is in the body"}})
     app.add_api_route("/metrics", _route(endpoints.metrics), methods=["GET"], tags=["ops"],
-                      summary="Prometheus metrics")
+                      summary="Prometheus metrics", response_class=Response)
     return endpoints

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -31,6 +31,8 @@ HEARTBEAT_TIMEOUT_SECONDS = 5.0
 # A replica that has not reported for this long is gone (its pod was replaced, its host renamed):
 # its row is pruned so that the table stays one row per live process.
 STALE_REPLICA_AFTER = timedelta(days=7)
+# A replica that stopped in order (SIGTERM) is shown as stopped for a day, then pruned.
+STOPPED_REPLICA_KEPT = timedelta(days=1)
 
 
 class ServiceHeartbeat(SQLModel, table=True):
@@ -46,11 +48,41 @@ class ServiceHeartbeat(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     rounds_ok: int = 0
     rounds_failed: int = 0
+    stopped_at: datetime | None = None  # set by an orderly stop; cleared by the next round
 
 
 def default_replica_name() -> str:
-    """host-pid: unique among processes that run at the same time on one database."""
+    """host-pid: unique among processes that run at the same time on one database (`watchdog run`)."""
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def tick_replica_name() -> str:
+    """The host name: every `watchdog tick` from one cron table reports as the same replica, so the
+    heartbeat table and the metrics do not grow by one name per run. (A Kubernetes CronJob's pods
+    each get a new host name: give it ``--replica``.)"""
+    return socket.gethostname()
+
+
+def replica_state(row: ServiceHeartbeat, *, now: datetime, silent_after_seconds: int) -> str:
+    """``running``, ``stopped`` (in order) or ``silent`` (no round for longer than the readiness limit)."""
+    if row.stopped_at is not None and row.stopped_at >= row.last_round_at:
+        return "stopped"
+    if (now - ensure_aware(row.last_round_at)).total_seconds() > silent_after_seconds:
+        return "silent"
+    return "running"
+
+
+def mark_stopped(engine: Engine, *, replica: str, now: datetime) -> None:
+    """Record an orderly stop of ``replica``. Never raises: the process is exiting anyway."""
+    try:
+        with Session(engine) as session:
+            row = session.get(ServiceHeartbeat, replica)
+            if row is not None:
+                row.stopped_at = ensure_aware(now, what="now")
+                session.commit()
+    except Exception as exc:
+        log.warning("cannot record the stop of replica %s: %s", replica,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
 
 def record_round(session: Session, *, replica: str, ok: bool, now: datetime,
@@ -62,6 +94,7 @@ def record_round(session: Session, *, replica: str, ok: bool, now: datetime,
         row = ServiceHeartbeat(replica=replica, started_at=now, last_round_at=now)
         session.add(row)
     row.last_round_at = now
+    row.stopped_at = None
     if ok:
         row.last_poll_ok_at = now
         row.last_poll_duration_s = duration_s
@@ -71,8 +104,9 @@ def record_round(session: Session, *, replica: str, ok: bool, now: datetime,
         row.last_error = (error or "unknown error")[:2000]
         row.rounds_failed += 1
     session.execute(delete(ServiceHeartbeat).where(
-        ServiceHeartbeat.last_round_at < now - STALE_REPLICA_AFTER,
-        ServiceHeartbeat.replica != replica))
+        ServiceHeartbeat.replica != replica,
+        or_(ServiceHeartbeat.last_round_at < now - STALE_REPLICA_AFTER,
+            ServiceHeartbeat.stopped_at < now - STOPPED_REPLICA_KEPT)))
     return row
 
 

@@ -110,7 +110,9 @@ def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
         .order_by(Alert.send_after).limit(1)).first()
     if oldest is not None:
         figures.oldest_unsent_age_s = max(0.0, (now - oldest).total_seconds())
-    for row in session.exec(select(ServiceHeartbeat.replica, ServiceHeartbeat.last_poll_ok_at)):
+    # A replica that stopped in order is no longer reported (its series ends, as Prometheus expects).
+    for row in session.exec(select(ServiceHeartbeat.replica, ServiceHeartbeat.last_poll_ok_at)
+                            .where(ServiceHeartbeat.stopped_at.is_(None))):
         replica, last_ok = row
         figures.replicas.append((replica, _timestamp(last_ok)))
     from watchdog.intake.sources.state import SourceState

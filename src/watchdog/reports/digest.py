@@ -31,7 +31,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Team, Worker, WorkerRole
-from watchdog.clock import LOCAL_TZ, ensure_aware, local_date, local_midnight, to_local
+from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, local_date, local_midnight
 from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
@@ -235,14 +235,6 @@ def build_digest(leader_name: str, team_name: str, data: DigestData, week: str, 
 # --------------------------------------------------------------------------------------------
 # Rendering (pure)
 # --------------------------------------------------------------------------------------------
-
-
-def format_due(due: datetime) -> str:
-    """A due time in Danish: a duty due at the end of a date shows that date, else date and time."""
-    local = to_local(due)
-    if local.time() == time(0, 0):
-        return (local.date() - timedelta(days=1)).strftime("%d-%m-%Y")
-    return local.strftime("%d-%m-%Y kl. %H:%M")
 
 
 def _day_da(day: date) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from watchdog.clock import format_local
+from watchdog.clock import format_due
 from watchdog.reports import ReportInputError, charts
 from watchdog.reports.barometer import I_ALT, BarometerReport, BarometerTable
 from watchdog.reports.caseload import SOURCE_DA, SOURCE_URL, CaseloadReport, CaseloadRow
@@ -33,6 +33,18 @@ def safe_cell(value):
     if isinstance(value, str) and value.startswith(_DANGEROUS):
         return "'" + value
     return value
+
+
+def csv_text(header: Sequence, rows) -> str:
+    """The one CSV dialect of the service (reports and `watchdog deadlines --format csv`): semicolons
+    (Danish Excel's list separator, so a double-click opens it in columns), CRLF, every cell guarded
+    against formulas. The byte-order mark is added where the text is written."""
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow(["" if c is None else safe_cell(c) for c in row])
+    return out.getvalue()
 
 
 def pct_text(percent: int | None) -> str:
@@ -65,9 +77,9 @@ def _heading(report: BarometerReport) -> str:
 
 def _as_of_text(report: BarometerReport) -> str:
     if report.known_at is not None:
-        return (f"Status pr. {format_local(report.as_of)} ifølge hændelsesloggen, som watchdog kendte den "
-                f"{format_local(report.known_at)} (genskaber en rapport udskrevet på det tidspunkt).")
-    return f"Status pr. {format_local(report.as_of)} ifølge hændelsesloggen."
+        return (f"Status pr. {format_due(report.as_of)} ifølge hændelsesloggen, som watchdog kendte den "
+                f"{format_due(report.known_at)} (genskaber en rapport udskrevet på det tidspunkt).")
+    return f"Status pr. {format_due(report.as_of)} ifølge hændelsesloggen."
 
 
 def _national_text(t: BarometerTable) -> str:
@@ -107,15 +119,9 @@ def barometer_table(report: BarometerReport) -> str:
 
 
 def barometer_csv(report: BarometerReport) -> str:
-    out = io.StringIO()
-    # Semicolons: Danish Excel's list separator, so the file opens in columns on a double-click.
-    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    w.writerow(["Tabel", "Spørgsmål", "Hjemmel", "Svar", "Antal sager", "Procent"])
-    for t in report.tables:
-        for answer, count, percent in _table_rows(t):
-            w.writerow([safe_cell(c) for c in (t.number, t.question, t.citation, answer, count,
-                                               "" if percent is None else percent)])
-    return out.getvalue()
+    return csv_text(["Tabel", "Spørgsmål", "Hjemmel", "Svar", "Antal sager", "Procent"],
+                    ((t.number, t.question, t.citation, answer, count, "" if percent is None else percent)
+                     for t in report.tables for answer, count, percent in _table_rows(t)))
 
 
 def barometer_xlsx(report: BarometerReport) -> bytes:
@@ -225,7 +231,7 @@ def _caseload_rows(report: CaseloadReport) -> list[CaseloadRow]:
 
 
 def _caseload_title(report: CaseloadReport) -> str:
-    return f"Sagstal – {report.municipality}, aktive sager pr. {format_local(report.as_of)}"
+    return f"Sagstal – {report.municipality}, aktive sager pr. {format_due(report.as_of)}"
 
 
 def _caseload_text_row(row: CaseloadRow, report: CaseloadReport) -> list[str]:
@@ -250,12 +256,8 @@ def caseload_table(report: CaseloadReport) -> str:
 
 
 def caseload_csv(report: CaseloadReport) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    w.writerow(_caseload_header(report))
-    for row in _caseload_rows(report):
-        w.writerow([safe_cell(c) for c in _caseload_text_row(row, report)])
-    return out.getvalue()
+    return csv_text(_caseload_header(report),
+                    (_caseload_text_row(row, report) for row in _caseload_rows(report)))
 
 
 def caseload_xlsx(report: CaseloadReport) -> bytes:
