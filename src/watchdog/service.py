@@ -144,11 +144,12 @@ class OpenDeadline(NamedTuple):
     met_at: datetime | None
     responsible_worker_id: int | None
     next_alert_at: datetime | None
+    first_seen_at: datetime | None = None
 
 
 #: Bump when planning's stages or times change in a way the alert policy does not show: every
 #: deadline is then planned afresh once (as after a change of ``[alerts]``).
-PLANNING_VERSION = 1
+PLANNING_VERSION = 2  # 2: decaying reminder cadence, backlog, second escalation
 _PLANNING_STATE = "planning"
 
 
@@ -170,7 +171,8 @@ def plan_due_alerts(session: Session, settings, *, now: datetime, everything: bo
     now = ensure_aware(now, what="now")
     everything = _policy_changed(session, settings, now) or everything
     query = select(Deadline.id, Deadline.case_id, Deadline.duty, Deadline.status, Deadline.clock_start,
-                   Deadline.due, Deadline.met_at, Deadline.responsible_worker_id, Deadline.next_alert_at)
+                   Deadline.due, Deadline.met_at, Deadline.responsible_worker_id, Deadline.next_alert_at,
+                   Deadline.first_seen_at)
     if everything:
         query = query.where(Deadline.status.in_(_PLANNABLE))
     else:
@@ -224,6 +226,8 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.id.in_(chunk))))
     if settings.alerts.reviewers:
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.ext_id.in_(settings.alerts.reviewers))))
+    if settings.alerts.second_escalation_days is not None:  # the head(s) of unit
+        workers.update((w.id, w) for w in session.execute(columns.where(Worker.role == WorkerRole.HEAD)))
     teams = {}
     for chunk in deadlines.chunks(team_ids, 1000):
         teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
