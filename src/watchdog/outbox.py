@@ -158,7 +158,7 @@ def _claimable(now: datetime):
 
 
 def claim_due(session: Session, *, now: datetime, worker_name: str, claim_seconds: int,
-              limit: int) -> list[Alert]:
+              limit: int | None, recipient: tuple[str, Channel] | None = None) -> list[Alert]:
     """Claim up to ``limit`` due alerts for ``worker_name`` and commit; return the claimed rows.
 
     One short transaction: ``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
@@ -166,9 +166,14 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
     them; SQLite ignores FOR UPDATE but serialises writers, and the UPDATE re-checks the state, so
     a row another process claimed first is simply not returned. Rows come ordered by recipient and
     channel so that one recipient's alerts are claimed together and can become one message.
+    ``recipient`` (address, channel) claims only that recipient's due alerts: the rest of a
+    recipient whose alerts a full batch cut in two, so that they still make one message.
     """
     now = ensure_aware(now, what="now")
     claimable = _claimable(now)
+    if recipient is not None:
+        claimable = and_(claimable, Alert.recipient_address == recipient[0],
+                         Alert.channel == Channel(recipient[1]))
     pick = (
         select(Alert.id)
         .where(claimable)

@@ -45,6 +45,7 @@ from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
 from watchdog.deadlines import Deadline
 from watchdog.intake.silence import check_intake_silence
+from watchdog.message_context import message_context
 from watchdog.ops import heartbeat, metrics
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports.digest import enqueue_weekly_digests
@@ -279,6 +280,8 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
                                        limit=settings.delivery.batch_size)
         if not claimed:
             break
+        if len(claimed) >= settings.delivery.batch_size:
+            claimed += _claim_rest_of_last_recipient(engine, settings, claimed, now=now, worker_name=worker_name)
         report.claimed += len(claimed)
         groups = _message_groups(claimed)
         for index, group in enumerate(groups):
@@ -303,6 +306,21 @@ def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str
     poll_report = poll(engine, settings, now=now, replica=worker_name)
     return poll_report, deliver(engine, settings, now=now, transport=transport,
                                 worker_name=worker_name, clock=clock)
+
+
+def _claim_rest_of_last_recipient(engine: Engine, settings, claimed: list[Alert], *, now: datetime,
+                                  worker_name: str) -> list[Alert]:
+    """A full batch may have cut the last recipient's alerts in two (claims come ordered by
+    recipient): claim the rest of them too, so that their backlog summary or list is one message."""
+    last = claimed[-1]
+    if AlertKind(last.kind) not in DEADLINE_KINDS:
+        return []
+    held = {a.id for a in claimed}
+    with Session(engine, expire_on_commit=False) as session:
+        rest = outbox.claim_due(session, now=now, worker_name=worker_name,
+                                claim_seconds=settings.delivery.claim_timeout_seconds, limit=None,
+                                recipient=(last.recipient_address, Channel(last.channel)))
+    return [a for a in rest if a.id not in held]
 
 
 def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:
@@ -437,6 +455,8 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
     if AlertKind(first.kind) not in DEADLINE_KINDS or first.deadline_id is None:
         return render.message_from_payload(outbox.payload_of(first)), name
     items = []
+    team_ids: set[int] = set()
+    teams: dict[int, Team | None] = {}
     for alert in group:
         deadline = session.get(Deadline, alert.deadline_id)
         if deadline is None:
@@ -447,13 +467,19 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
         # The caseworker's name helps a leader or substitute; the caseworker knows their own.
         responsible_name = (responsible.name if responsible is not None
                             and responsible.id != alert.recipient_worker_id else None)
+        if case.team_id not in teams:
+            teams[case.team_id] = session.get(Team, case.team_id)
+        team_ids.add(case.team_id)
         items.append(render.AlertItem(
             alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
             regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
+            team_name=teams[case.team_id].name if teams[case.team_id] is not None else None,
         ))
-    return render.render_alerts(items, recipient_name=name, now=now), name
+    context = message_context(session, settings, recipient=recipient, address=first.recipient_address,
+                              channel=Channel(first.channel), team_ids=team_ids, now=now)
+    return render.render_alerts(items, recipient_name=name, now=now, context=context), name
 
 
 def case_link(case: Case, settings) -> str:
