@@ -23,7 +23,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from html import escape
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -35,6 +34,7 @@ from watchdog.clock import LOCAL_TZ, ensure_aware, local_date, local_midnight, t
 from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
+from watchdog.templating import render as render_template
 from watchdog.reports import ReportInputError
 from watchdog.reports.barometer import JA, BarometerReport, Period, compute_barometer, load_barometer_rows
 from watchdog.rules.types import Duty, Status
@@ -267,49 +267,90 @@ def _percent(line: ComplianceLine) -> str:
     return "ingen sager endnu" if line.percent is None else f"{line.ja} af {line.total} ({line.percent} %)"
 
 
-def render_digest(content: DigestContent, *, link: str | None = None) -> Message:
-    """The digest as a Danish message: HTML and text for email, a compact card for Teams."""
+@dataclass(frozen=True)
+class DigestSection:
+    """One numbered section of the digest: its heading, the lines shown (flat, or per
+    caseworker in ``groups``) and how many were left out for ``og N flere``."""
+
+    heading: str
+    lines: tuple[str, ...] = ()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    hidden: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and not self.groups
+
+
+def _capped(lines: list[str], cap: int) -> tuple[tuple[str, ...], int]:
+    return tuple(lines[:cap]), max(0, len(lines) - cap)
+
+
+def _capped_groups(groups: list[tuple[str, list[str]]], cap: int):
+    shown, room = [], cap
+    for name, items in groups:
+        if room <= 0:
+            break
+        shown.append((name, tuple(items[:room])))
+        room -= len(items[:room])
+    return tuple(shown), sum(len(items) for _, items in groups) - (cap - room)
+
+
+def digest_sections(c: DigestContent, *, max_items: int) -> list[DigestSection]:
+    """The digest's four sections, each list capped at ``max_items`` (pure)."""
+    past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
+    ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
+    past_lines, past_hidden = _capped([_line(d, c.now) for d in c.breaches_past_week], max_items)
+    groups, risk_hidden = _capped_groups(
+        [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk],
+        max_items)
+    # The open breaches most recent first: the long-standing ones are counted, the new ones read.
+    open_lines, open_hidden = _capped([_line(d, c.now) for d in sorted(
+        c.open_breaches, key=lambda d: (-d.due.timestamp(), d.deadline_id))], max_items)
+    return [
+        DigestSection(f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
+                      past_lines, hidden=past_hidden),
+        DigestSection(f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", groups=groups,
+                      hidden=risk_hidden),
+        DigestSection(f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)} (de nyeste først)",
+                      open_lines, hidden=open_hidden),
+        DigestSection(f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
+                      tuple(f"{line.label}: {_percent(line)}" for line in c.compliance)),
+    ]
+
+
+def render_digest(content: DigestContent, *, link: str | None = None, list_url: str | None = None,
+                  max_items: int = 15) -> Message:
+    """The digest as a Danish message: HTML and text for email, a compact card for Teams. Each
+    list shows at most ``max_items`` items, then "og N flere" with ``list_url`` (the web app's
+    team page), so the digest stays short however large the backlog."""
     c = content
     _, week_no = parse_iso_week(c.week)
     subject = (f"Ugeoversigt uge {week_no}: {len(c.breaches_past_week)} overskredet i sidste uge, "
                f"{c.at_risk_count} i risiko, {len(c.open_breaches)} åbne overskridelser – {c.team_name}")
-    past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
-    ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
     intro = f"Her er ugens overblik over fristerne i {c.team_name} (uge {week_no})."
-    sections: list[tuple[str, list[str], list[tuple[str, list[str]]] | None]] = [
-        (f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
-         [_line(d, c.now) for d in c.breaches_past_week], None),
-        (f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", [],
-         [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk]),
-        (f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)}",
-         [_line(d, c.now) for d in c.open_breaches], None),
-        (f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
-         [f"{line.label}: {_percent(line)}" for line in c.compliance], None),
-    ]
+    sections = digest_sections(c, max_items=max_items)
+    more = (lambda n: f"og {n} flere: {list_url}") if list_url else (lambda n: f"og {n} flere")
     text = [f"Kære {c.leader_name},", "", intro, ""]
-    html = [f"<p>Kære {escape(c.leader_name)},</p>", f"<p>{escape(intro)}</p>"]
-    for n, (heading, lines, groups) in enumerate(sections, 1):
-        text.append(f"{n}. {heading}")
-        html.append(f"<h3>{n}. {escape(heading)}</h3>")
-        if groups is not None:
-            for group, items in groups:
-                text.append(f"   {group}:")
-                text.extend(f"   - {i}" for i in items)
-                html.append(f"<p><b>{escape(group)}</b></p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
-        else:
-            text.extend(f"   - {i}" for i in lines)
-            if lines:
-                html.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in lines) + "</ul>")
-        if not lines and not groups:
+    for n, section in enumerate(sections, 1):
+        text.append(f"{n}. {section.heading}")
+        for group, items in section.groups:
+            text.append(f"   {group}:")
+            text.extend(f"   - {i}" for i in items)
+        text.extend(f"   - {i}" for i in section.lines)
+        if section.hidden:
+            text.append(f"   {more(section.hidden)}")
+        if section.empty:
             text.append("   Ingen.")
-            html.append("<p>Ingen.</p>")
         text.append("")
+    if list_url:
+        text.append(f"Hele listen: {list_url}")
     if link:
         text.append(f"Sagssystemet: {link}")
-        html.append(f'<p><a href="{escape(link, quote=True)}">Åbn sagssystemet</a> ({escape(link)})</p>')
     text.append(FOOTER_DA)
-    html.append(f"<p><small>{escape(FOOTER_DA)}</small></p>")
-    return Message(subject=subject, text="\n".join(text), html="\n".join(html), card=_card(c, subject, link))
+    html = render_template("email/digest.html", leader_name=c.leader_name, intro=intro, sections=sections,
+                           list_url=list_url, link=link, footer=FOOTER_DA)
+    return Message(subject=subject, text="\n".join(text), html=html, card=_card(c, subject, list_url or link))
 
 
 def _card(c: DigestContent, subject: str, link: str | None) -> dict[str, Any]:
@@ -365,7 +406,10 @@ def digest_message(session: Session, leader: Worker, team: Team, *, week: str, n
     if team.id not in cache:
         cache[team.id] = load_digest_data(session, team.id, week=week, now=now, settings=settings)
     content = build_digest(leader.name, team.name, cache[team.id], week, now)
-    return render_digest(content, link=system_link(settings))
+    from watchdog.message_context import full_list_url
+
+    return render_digest(content, link=system_link(settings), list_url=full_list_url(settings, leader=True),
+                         max_items=settings.alerts.max_items_per_section)
 
 
 def preview_digests(session: Session, *, now: datetime, settings, leader: str | None = None,
