@@ -61,15 +61,14 @@ def lines(mail) -> int:
     return len(mail.text.splitlines())
 
 
-def test_a_leaders_escalation_of_a_thousand_breaches_is_a_summary_under_150_lines(
-        engine, session, smtp_server, teams_receiver):
-    # Aware 2 March 2026: due at the end of 2 July. Seen while open, so these are new breaches.
-    workers = team_with_breaches(session, breaches=1000, aware=at("2026-03-02T10:00"),
-                                 leader_teams_url=teams_receiver.url)
+@pytest.mark.slow  # 1,000 escalations through the real delivery path: ~30 s on a shared machine
+def test_a_leaders_escalation_of_a_thousand_breaches_is_a_summary_under_150_lines(engine, session, smtp_server):
+    # Aware 2 March 2026: due at the end of 2 July. Seen while open (before the first warning),
+    # so at the breach these are a thousand new breaches at once.
+    workers = team_with_breaches(session, breaches=1000, aware=at("2026-03-02T10:00"))
     settings = settings_for(smtp_server, web={"base_url": BASE_URL})
     transport = Transport(settings)
-    service.poll(engine, settings, now=at("2026-06-30T09:00"), replica="r1")  # first seen, still open
-    smtp_server.messages.clear()
+    service.poll(engine, settings, now=at("2026-05-01T09:00"), replica="r1")
     rounds(engine, settings, transport, at("2026-07-03T09:00"))  # breached at the end of 2 July
     (mail,) = [m for m in smtp_server.to(LEADER) if not str(m.message["Subject"]).startswith("Ugeoversigt")]
     assert lines(mail) < 150, mail.text
@@ -85,9 +84,7 @@ def test_a_leaders_escalation_of_a_thousand_breaches_is_a_summary_under_150_line
     # Every escalation is recorded as sent: nothing is lost, the message summarises it.
     sent = session.exec(select(func.count()).select_from(Alert).where(
         Alert.stage == "breach", Alert.state.in_((AlertState.SENT, AlertState.ACCEPTED)))).one()
-    assert sent == 2000  # email and Teams
-    (card,) = [p.card for p in teams_receiver.posts if "Ugeoversigt" not in json.dumps(p.card, ensure_ascii=False)]
-    assert len(json.dumps(card).encode()) < 28_000
+    assert sent == 1000
     # The weekly digest keeps to the same rule.
     ((_, digest),) = preview_digests(session, now=at("2026-07-06T07:00"), settings=settings)
     assert len(digest.text.splitlines()) < 150
@@ -96,22 +93,22 @@ def test_a_leaders_escalation_of_a_thousand_breaches_is_a_summary_under_150_line
 
 def test_go_live_gives_each_leader_one_backlog_summary_and_no_escalation_per_item(engine, session, smtp_server):
     # Breached at the end of 2 July 2026; the service first sees them on 1 December.
-    team_with_breaches(session, breaches=300, aware=at("2026-03-02T10:00"))
-    settings = settings_for(smtp_server, web={"base_url": BASE_URL}, delivery={"batch_size": 50})
+    team_with_breaches(session, breaches=200, aware=at("2026-03-02T10:00"), caseworkers=10)
+    settings = settings_for(smtp_server, web={"base_url": BASE_URL}, delivery={"batch_size": 30})
     rounds(engine, settings, Transport(settings), at("2026-12-01T09:00"))
     stages = Counter(session.exec(select(Alert.stage).where(Alert.deadline_id.is_not(None))).all())
-    assert stages["breach"] == 0 and stages["backlog"] == 300
+    assert stages["breach"] == 0 and stages["backlog"] == 200
     leader_mails = [m for m in smtp_server.to(LEADER) if not str(m.message["Subject"]).startswith("Ugeoversigt")]
-    (summary,) = leader_mails  # one message, though the batches held 50 alerts each
+    (summary,) = leader_mails  # one message, though the batches held 30 alerts each
     assert lines(summary) < 150
-    assert str(summary.message["Subject"]).startswith("Overblik: 300 gamle overskridelser fundet ved opstart")
-    assert "Gamle overskridelser fundet ved opstart – Team Nord: 300" in summary.text
-    assert "Pr. rådgiver: Rådgiver 00 15, Rådgiver 01 15" in summary.text
-    assert "Pr. pligt: afslutning af den børnefaglige undersøgelse inden for 4 måneder 300." in summary.text
+    assert str(summary.message["Subject"]).startswith("Overblik: 200 gamle overskridelser fundet ved opstart")
+    assert "Gamle overskridelser fundet ved opstart – Team Nord: 200" in summary.text
+    assert "Pr. rådgiver: Rådgiver 00 20, Rådgiver 01 20" in summary.text
+    assert "Pr. pligt: afslutning af den børnefaglige undersøgelse inden for 4 måneder 200." in summary.text
     assert "S-5000" not in summary.text  # counted, not listed
     # The caseworkers get their reminders on the normal cadence, one message each.
     per_worker = Counter(m.rcpt_tos[0] for m in smtp_server.messages if m.rcpt_tos[0] != LEADER)
-    assert len(per_worker) == 20 and set(per_worker.values()) == {1}
+    assert len(per_worker) == 10 and set(per_worker.values()) == {1}
     assert all(a.state == AlertState.SENT for a in session.exec(select(Alert)).all())
 
 
@@ -167,8 +164,8 @@ def test_each_step_is_sent_once_across_two_polls_and_two_replicas(engine, engine
                                                  "second_escalation_addresses": ["kvalitet@kommune.example.dk"]})
     replicas = [(engine, "r1"), (engine_factory(), "r2")]
     transport = Transport(settings)
-    day = at("2026-06-01T09:00")
-    while day <= at("2026-08-20T09:00"):
+    day = at("2026-06-29T09:00")
+    while day <= at("2026-08-17T09:00"):
         for _ in range(2):  # two polls, by each replica, then each replica delivers
             for eng, name in replicas:
                 service.poll(eng, settings, now=day, replica=name)
