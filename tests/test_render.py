@@ -296,3 +296,38 @@ def test_every_rendered_text_html_and_card_is_free_of_cpr_numbers():
 def test_the_net_would_catch_a_cpr_number_smuggled_in_through_a_case_reference():
     m = render_alerts([item(case_ref="010190-1234")], recipient_name=None, now=NOW)
     assert message_sensitive(m)
+
+
+def test_two_alerts_about_one_deadline_in_one_message_make_one_line():
+    # A leader covering for an absent caseworker: the escalation and the reminder of one breach.
+    due = NOW - timedelta(days=8)
+    escalation = AlertItem(**{**item(1, kind=AlertKind.ESCALATION, stage="breach", due=due,
+                                     status=Status.BREACHED).__dict__, "deadline_id": 77})
+    reminder = AlertItem(**{**item(2, kind=AlertKind.REMINDER, stage="reminder_7d", due=due,
+                                   status=Status.BREACHED, case_ref="S-2024-0001").__dict__, "deadline_id": 77})
+    m = render_alerts([reminder, escalation], recipient_name="Lise", now=NOW, context=MessageContext(leader=True))
+    assert [line for line in m.text.splitlines() if line.startswith("- Sag ")] == [
+        line for line in m.text.splitlines() if line.startswith("- Sag S-2024-0001")]
+    assert sum(1 for line in m.text.splitlines() if line.startswith("- Sag ")) == 1
+
+
+def test_a_leaders_message_leads_with_counts_per_caseworker_and_counts_the_backlog_without_listing_it():
+    backlog = [AlertItem(**{**item(n, kind=AlertKind.ESCALATION, stage="backlog", due=NOW - timedelta(days=200 + n),
+                                   status=Status.BREACHED, responsible_name=f"Rådgiver {n % 3}").__dict__,
+                            "team_name": "Team Nord", "deadline_id": n}) for n in range(1, 301)]
+    new = item(999, kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(hours=3), status=Status.BREACHED,
+               responsible_name="Rådgiver 1")
+    counts = tuple(WorkerCount(f"Rådgiver {i}", 100, i) for i in range(3))
+    context = MessageContext(leader=True, counts=counts, counts_scope="Team Nord",
+                             list_url="https://frister.kommune.example.dk/team", max_items=15)
+    m = render_alerts([*backlog, new], recipient_name="Lise", now=NOW, context=context)
+    text = m.text
+    assert len(text.splitlines()) < 150
+    assert text.index("Overblik pr. rådgiver i Team Nord") < text.index("Nye overskridelser siden din sidste besked (1)")
+    assert "- Rådgiver 2: 100 overskredet, 2 inden for 7 dage" in text
+    assert "Gamle overskridelser fundet ved opstart – Team Nord: 300" in text
+    assert "Pr. rådgiver: Rådgiver 0 100, Rådgiver 1 100, Rådgiver 2 100." in text
+    assert sum(1 for line in text.splitlines() if line.startswith("- Sag ")) == 1
+    assert "Hele listen: https://frister.kommune.example.dk/team" in text
+    assert '<th scope="row">Rådgiver 2</th><td>100</td><td>2</td>' in m.html
+    assert message_sensitive(m) == []

@@ -65,6 +65,7 @@ class AlertItem:
     municipal_policy: bool
     responsible_name: str | None = None  # the caseworker's name, shown to leaders/substitutes
     team_name: str | None = None  # the case's team (a leader's backlog summary is per team)
+    deadline_id: int | None = None  # several alerts about one deadline make one line
 
 
 
@@ -301,6 +302,22 @@ def _backlog_groups(backlog: list[AlertItem]) -> tuple[BacklogGroup, ...]:
     return tuple(groups)
 
 
+_KIND_WEIGHT = {AlertKind.ESCALATION: 0, AlertKind.WARNING: 1, AlertKind.REMINDER: 2}
+
+
+def _one_per_deadline(items: Sequence[AlertItem]) -> list[AlertItem]:
+    """One item per deadline: a leader covering for an absent caseworker can get the escalation
+    and the caseworker's reminder about the same breach in one round; it is one line."""
+    best: dict[object, AlertItem] = {}
+    for item in items:
+        ident = item.deadline_id if item.deadline_id is not None else ("alert", item.alert_id)
+        held = best.get(ident)
+        weight = (item.stage != BACKLOG_STAGE, _KIND_WEIGHT.get(AlertKind(item.kind), 3))
+        if held is None or weight < (held.stage != BACKLOG_STAGE, _KIND_WEIGHT.get(AlertKind(held.kind), 3)):
+            best[ident] = item
+    return list(best.values())
+
+
 def arrange(items: Sequence[AlertItem], *, recipient_name: str | None, now: datetime,
             context: MessageContext | None = None) -> Arranged:
     """The sections, subject and intro of one recipient's message (see the module docstring)."""
@@ -311,7 +328,7 @@ def arrange(items: Sequence[AlertItem], *, recipient_name: str | None, now: date
     for i in items:
         ensure_aware(i.due, what=f"alert {i.alert_id} due")
     by_key: dict[str, list[AlertItem]] = {}
-    for item in items:
+    for item in _one_per_deadline(items):
         by_key.setdefault(classify(item, context, now), []).append(item)
     backlog = by_key.pop(BACKLOG_STAGE, [])
     by_key.get(MEETABLE, []).sort(key=lambda i: (i.due, i.case_ref, i.duty.value, i.alert_id))

@@ -476,6 +476,7 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
             team_name=teams[case.team_id].name if teams[case.team_id] is not None else None,
+            deadline_id=deadline.id,
         ))
     context = message_context(session, settings, recipient=recipient, address=first.recipient_address,
                               channel=Channel(first.channel), team_ids=team_ids, now=now)

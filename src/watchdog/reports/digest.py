@@ -297,7 +297,8 @@ def _capped_groups(groups: list[tuple[str, list[str]]], cap: int):
 
 
 def digest_sections(c: DigestContent, *, max_items: int) -> list[DigestSection]:
-    """The digest's four sections, each list capped at ``max_items`` (pure)."""
+    """The digest's four sections, the deadlines at risk first, each list capped at
+    ``max_items`` (pure)."""
     past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
     ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
     past_lines, past_hidden = _capped([_line(d, c.now) for d in c.breaches_past_week], max_items)
@@ -307,11 +308,12 @@ def digest_sections(c: DigestContent, *, max_items: int) -> list[DigestSection]:
     # The open breaches most recent first: the long-standing ones are counted, the new ones read.
     open_lines, open_hidden = _capped([_line(d, c.now) for d in sorted(
         c.open_breaches, key=lambda d: (-d.due.timestamp(), d.deadline_id))], max_items)
+    # What can still be met first (DESIGN.md invariant 8), then what went wrong.
     return [
-        DigestSection(f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
-                      past_lines, hidden=past_hidden),
         DigestSection(f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", groups=groups,
                       hidden=risk_hidden),
+        DigestSection(f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
+                      past_lines, hidden=past_hidden),
         DigestSection(f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)} (de nyeste først)",
                       open_lines, hidden=open_hidden),
         DigestSection(f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
