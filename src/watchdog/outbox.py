@@ -49,7 +49,7 @@ class Alert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, index=True, max_length=300)
     kind: AlertKind = Field(index=True)
-    stage: str = Field(max_length=40)  # e.g. "before_30d", "at_receipt", "breach", "reminder_2"
+    stage: str = Field(max_length=40)  # e.g. "before_30d", "at_receipt", "breach", "reminder_7d", "backlog"
     deadline_id: int | None = Field(default=None, foreign_key="deadline.id", index=True)
     recipient_worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
     recipient_address: str = Field(max_length=2000)  # email address or Teams workflow URL
