@@ -83,3 +83,14 @@ def alert_card(arranged, *, footer: str) -> dict[str, Any]:
     if arranged.list_url:
         actions = [{"type": "Action.OpenUrl", "title": "Se hele listen", "url": arranged.list_url}]
     return card(body, actions)
+
+
+def counts_card(title: str, facts: list[tuple[str, str]], *, note: str, link: str | None,
+                link_title: str) -> dict[str, Any]:
+    """A short card of counts (the weekly digest's): a heading, the facts, a note, a link."""
+    result = card([text_block(title, weight="Bolder", size="Medium"),
+                   {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+                   text_block(note, isSubtle=True, size="Small")])
+    if link:
+        result["actions"] = [{"type": "Action.OpenUrl", "title": link_title, "url": link}]
+    return result

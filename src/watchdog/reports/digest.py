@@ -3,7 +3,9 @@ and this year's compliance per duty, for each team leader, once a week.
 
 - ``load_digest_data`` reads a team's deadlines and its year-to-date barometer (I/O: database).
 - ``build_digest`` (pure) picks the items; ``render_digest`` (pure) writes the Danish message:
-  HTML and text for email, a compact Adaptive Card (counts and a link) for Teams.
+  text and HTML (``templates/email/digest.html``) for email, each list capped at
+  ``alerts.max_items_per_section`` with "og N flere" and the team page's link, and a compact
+  Adaptive Card (counts and a link, ``watchdog.cards``) for Teams. Weeks: ``reports.weeks``.
 - ``enqueue_weekly_digests`` (I/O) puts one digest per leader, week and channel into the outbox,
   key ``digest:{leader_id}:{iso_week}:{channel}``. The scheduler's cron job (default Monday 07:00
   Europe/Copenhagen, ``settings.schedule.digest_*``) calls it, and so does every poll: a week
@@ -30,11 +32,15 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Team, Worker, WorkerRole
-from watchdog.clock import LOCAL_TZ, ensure_aware, local_date, local_midnight, to_local
+from watchdog.clock import ensure_aware, local_date, local_midnight, to_local
 from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
 from watchdog.templating import render as render_template
+from watchdog.cards import counts_card
+from watchdog.reports.weeks import (  # noqa: F401 - part of this module's API
+    iso_week_of, latest_due_week, parse_iso_week, send_time, week_monday,
+)
 from watchdog.reports import ReportInputError
 from watchdog.reports.barometer import JA, BarometerReport, Period, compute_barometer, load_barometer_rows
 from watchdog.rules.types import Duty, Status
@@ -43,7 +49,6 @@ log = logging.getLogger(__name__)
 
 AT_RISK_DAYS = 14
 DIGEST_STAGE = "weekly"
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MONTHS_DA = ["januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
               "oktober", "november", "december"]
 
@@ -65,48 +70,6 @@ _MAIN_QUESTIONS = ("assessment_24h", "investigation_4m", "follow_up", "reassessm
 
 FOOTER_DA = ("Ugeoversigten er sendt automatisk af watchdog (fristovervågning). Den nævner sager "
              "ved sagsnummer og indeholder med vilje hverken CPR-nummer eller navn på barnet.")
-
-
-# --------------------------------------------------------------------------------------------
-# Weeks
-# --------------------------------------------------------------------------------------------
-
-
-def iso_week_of(day: date) -> str:
-    y, w, _ = day.isocalendar()
-    return f"{y}-W{w:02d}"
-
-
-def parse_iso_week(text: str) -> tuple[int, int]:
-    """'2024-W10' → (2024, 10); a malformed week is a user's mistake."""
-    try:
-        y, w = text.strip().upper().split("-W")
-        year, week = int(y), int(w)
-        date.fromisocalendar(year, week, 1)
-    except ValueError:
-        raise ReportInputError(f"not an ISO week: {text!r} (expected YYYY-Www, e.g. 2024-W10)") from None
-    return year, week
-
-
-def week_monday(week: str) -> date:
-    year, number = parse_iso_week(week)
-    return date.fromisocalendar(year, number, 1)
-
-
-def send_time(week: str, schedule) -> datetime:
-    """When week ``week``'s digest is due: the digest day and local time within that week (UTC)."""
-    day = week_monday(week) + timedelta(days=_DAYS.index(schedule.digest_day))
-    local = datetime.combine(day, time(schedule.digest_hour, schedule.digest_minute), tzinfo=LOCAL_TZ)
-    return ensure_aware(local)
-
-
-def latest_due_week(now: datetime, schedule) -> str:
-    """The most recent week whose send time is at or before ``now``."""
-    now = ensure_aware(now, what="now")
-    this_week = iso_week_of(local_date(now))
-    if send_time(this_week, schedule) <= now:
-        return this_week
-    return iso_week_of(week_monday(this_week) - timedelta(days=7))
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,31 +315,17 @@ def render_digest(content: DigestContent, *, link: str | None = None, list_url: 
     text.append(FOOTER_DA)
     html = render_template("email/digest.html", leader_name=c.leader_name, intro=intro, sections=sections,
                            list_url=list_url, link=link, footer=FOOTER_DA)
-    return Message(subject=subject, text="\n".join(text), html=html, card=_card(c, subject, list_url or link))
+    return Message(subject=subject, text="\n".join(text), html=html, card=_card(c, subject, list_url or link, full_list=bool(list_url)))
 
 
-def _card(c: DigestContent, subject: str, link: str | None) -> dict[str, Any]:
-    facts = [
-        {"title": "Overskredet i sidste uge", "value": str(len(c.breaches_past_week))},
-        {"title": f"I risiko de næste {AT_RISK_DAYS} dage", "value": str(c.at_risk_count)},
-        {"title": "Åbne overskridelser", "value": str(len(c.open_breaches))},
-    ]
-    facts += [{"title": f"{line.label} (i år)", "value": _percent(line)}
-              for line in c.compliance if line.key in _MAIN_QUESTIONS]
-    card: dict[str, Any] = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-        "version": "1.4", "msteams": {"width": "full"},
-        "body": [
-            {"type": "TextBlock", "text": f"Ugeoversigt uge {parse_iso_week(c.week)[1]} – {c.team_name}",
-             "weight": "Bolder", "size": "Medium", "wrap": True},
-            {"type": "FactSet", "facts": facts},
-            {"type": "TextBlock", "text": "Hele oversigten med sagsnumre står i e-mailen.", "wrap": True,
-             "isSubtle": True, "size": "Small"},
-        ],
-    }
-    if link:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Åbn sagssystemet", "url": link}]
-    return card
+def _card(c: DigestContent, subject: str, link: str | None, *, full_list: bool) -> dict[str, Any]:
+    facts = [("Overskredet i sidste uge", str(len(c.breaches_past_week))),
+             (f"I risiko de næste {AT_RISK_DAYS} dage", str(c.at_risk_count)),
+             ("Åbne overskridelser", str(len(c.open_breaches)))]
+    facts += [(f"{line.label} (i år)", _percent(line)) for line in c.compliance if line.key in _MAIN_QUESTIONS]
+    return counts_card(f"Ugeoversigt uge {parse_iso_week(c.week)[1]} – {c.team_name}", facts,
+                       note="Hele oversigten med sagsnumre står i e-mailen.", link=link,
+                       link_title="Se hele listen" if full_list else "Åbn sagssystemet")
 
 
 def system_link(settings) -> str:
