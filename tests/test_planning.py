@@ -250,6 +250,12 @@ def test_the_second_escalation_goes_to_the_head_of_unit_and_the_configured_addre
     assert len({a.key for a in second}) == 3
     assert not [a for a in at_(at("2025-08-05T08:00"), planned={(1, "breach"), (1, "escalation_2")})
                 if a.stage == "escalation_2"]
+    # A backlog breach (first seen long after it) reaches the head counted in a summary, stage backlog_2.
+    seen = d.model_copy(update={"first_seen_at": at("2025-12-01T09:00")})
+    head_stages = {a.stage for a in plan_alerts([seen], RoutingFacts(workers=workers, teams={1: TEAM}, case_teams={100: 1}),
+                                                policy, now=at("2025-12-01T09:00"), is_working_day=working_day)
+                   if a.recipient_address == "hanne@kommune.example.dk"}
+    assert head_stages == {"backlog_2"}
     # Off by default.
     assert AlertSettings().second_escalation_days is None
 

@@ -212,7 +212,7 @@ def _line(item: AlertItem, now: datetime) -> Line:
 
 def classify(item: AlertItem, context: MessageContext, now: datetime) -> str:
     """Which section an item belongs in: meetable, new, old, or the backlog."""
-    if item.stage == BACKLOG_STAGE:
+    if item.stage.startswith(BACKLOG_STAGE):  # "backlog", and "backlog_2" to the head of unit
         return BACKLOG_STAGE
     if item.due > now and item.status != Status.EXCEPTED:
         return MEETABLE
@@ -312,8 +312,8 @@ def _one_per_deadline(items: Sequence[AlertItem]) -> list[AlertItem]:
     for item in items:
         ident = item.deadline_id if item.deadline_id is not None else ("alert", item.alert_id)
         held = best.get(ident)
-        weight = (item.stage != BACKLOG_STAGE, _KIND_WEIGHT.get(AlertKind(item.kind), 3))
-        if held is None or weight < (held.stage != BACKLOG_STAGE, _KIND_WEIGHT.get(AlertKind(held.kind), 3)):
+        weight = (not item.stage.startswith(BACKLOG_STAGE), _KIND_WEIGHT.get(AlertKind(item.kind), 3))
+        if held is None or weight < (not held.stage.startswith(BACKLOG_STAGE), _KIND_WEIGHT.get(AlertKind(held.kind), 3)):
             best[ident] = item
     return list(best.values())
 

@@ -65,6 +65,7 @@ _CLOSED = frozenset({Status.MET, Status.MET_LATE, Status.NOT_APPLICABLE})
 
 SECOND_ESCALATION_STAGE = "escalation_2"
 BACKLOG_STAGE = "backlog"
+SECOND_BACKLOG_STAGE = "backlog_2"
 
 
 class DeadlineLike(Protocol):
@@ -264,7 +265,9 @@ def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: Router, n
             yield AlertKind.ESCALATION, escalation[0], escalation[1], router.leader_targets(deadline)
         second = _second_escalation_time(deadline, policy, hours, any_hour)
         if second is not None and second <= now:
-            yield AlertKind.ESCALATION, SECOND_ESCALATION_STAGE, second, router.second_level_targets()
+            # A backlog breach reaches the head of unit counted in a summary too, not as an item.
+            stage = SECOND_BACKLOG_STAGE if is_backlog(deadline, policy) else SECOND_ESCALATION_STAGE
+            yield AlertKind.ESCALATION, stage, second, router.second_level_targets()
         reminder = reminder_due(deadline, policy, hours, now)
         if reminder.stage is not None:
             yield AlertKind.REMINDER, reminder.stage, reminder.send_at, router.caseworker_targets(deadline)
