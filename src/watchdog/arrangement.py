@@ -9,7 +9,8 @@ form of the message shares (the email text and HTML in ``watchdog.render``, the 
    these; they always come first, and the subject names the most urgent one ("Frist i morgen: …").
 2. **Nye overskridelser**: breaches new since the recipient's last message (an escalation is new
    by definition), most recent first.
-3. **Længe overskredet**: the breaches the recipient has been told about before, most recent first.
+3. **Længe overskredet**: the breaches the recipient was told about before (or, in a first message,
+   breached more than ``backlog_days`` ago), most recent first.
 4. **Backlog** (leaders): deadlines first seen long after their breach (go-live, a backfill),
    counted per caseworker and duty, never listed.
 
@@ -120,9 +121,9 @@ BACKLOG_STAGE = "backlog"  # planning.BACKLOG_STAGE (planning imports outbox, no
 NO_WORKER_DA = "Ingen ansvarlig rådgiver"
 MEETABLE, NEW, OLD = "meetable", "new", "old"
 _TITLES = {MEETABLE: "Frister, du stadig kan nå", NEW: "Nye overskridelser",
-           OLD: "Længe overskredet, du har fået besked før"}
+           OLD: "Længe overskredet"}
 _LEADER_TITLES = {MEETABLE: "Frister, du selv skal nå", NEW: "Nye overskridelser siden din sidste besked",
-                  OLD: "Længe overskredet, påmindelser"}
+                  OLD: "Længe overskredet"}
 MAX_COUNT_ROWS = 40  # caseworkers in a leader's counts table
 
 
