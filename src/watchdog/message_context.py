@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlmodel import Session
 
 from watchdog.arrangement import NO_WORKER_DA, MessageContext, WorkerCount
@@ -54,21 +54,23 @@ def team_counts(session: Session, team_ids: Iterable[int], *, now: datetime) -> 
     if not ids:
         return ()
     soon = now + timedelta(days=DUE_SOON_DAYS)
+    # An open deadline past its due time is a breach the poll has not stored yet.
+    breached = (Deadline.status == Status.BREACHED) | ((Deadline.status == Status.OPEN) & (Deadline.due <= now))
+    due_soon = (Deadline.status == Status.OPEN) & (Deadline.due > now) & (Deadline.due <= soon)
     rows = session.execute(
-        select(Worker.name, Deadline.status, Deadline.due <= now, func.count())
+        select(Worker.name, func.sum(case((breached, 1), else_=0)), func.sum(case((due_soon, 1), else_=0)))
         .select_from(Deadline).join(Case, Case.id == Deadline.case_id)
         .outerjoin(Worker, Worker.id == Deadline.responsible_worker_id)
-        .where(Case.team_id.in_(ids))
-        .where((Deadline.status == Status.BREACHED) | ((Deadline.status == Status.OPEN) & (Deadline.due <= soon)))
-        .group_by(Worker.name, Deadline.status, Deadline.due <= now)
+        .where(Case.team_id.in_(ids), Deadline.status.in_((Status.BREACHED, Status.OPEN)), Deadline.due <= soon)
+        .group_by(Worker.name)
     ).all()
     counts: dict[str, list[int]] = {}
-    for name, status, past_due, n in rows:
+    for name, b, s_ in rows:
         entry = counts.setdefault(name or NO_WORKER_DA, [0, 0])
-        # An open deadline past its due time is a breach the poll has not stored yet.
-        entry[0 if status == Status.BREACHED or past_due else 1] += n
+        entry[0] += int(b or 0)
+        entry[1] += int(s_ or 0)
     return tuple(WorkerCount(name, b, s) for name, (b, s) in
-                 sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])))
+                 sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])) if b or s)
 
 
 def message_context(session: Session, settings, *, recipient: Worker | None, address: str,
