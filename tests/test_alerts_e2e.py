@@ -131,10 +131,11 @@ def test_a_cases_full_ladder_arrives_once_each_in_order_and_the_leader_gets_the_
         (date(2025, 7, 3), "09:00", ANNE),  # 2 days before
         (date(2025, 7, 7), "09:00", LISE),  # breached at the end of Friday 4 July: Monday morning
         (date(2025, 7, 7), "09:00", teams_receiver.url),
+        (date(2025, 7, 7), "09:00", ANNE),  # and the caseworker's first reminder (one day after)
     ]
-    # What the servers got: Anne four messages; Lise one escalation by email and one on Teams
-    # (besides the weekly digests and the intake check, which are not this test's business).
-    assert len(smtp_server.to(ANNE)) == 4
+    # What the servers got: Anne four warnings and a reminder; Lise one escalation by email and
+    # one on Teams (besides the weekly digests and the intake check, not this test's business).
+    assert len(smtp_server.to(ANNE)) == 5
     for mail in smtp_server.to(ANNE):
         assert "S-1001" in mail.text
     (escalation,) = deadline_mails(session, smtp_server, LISE)
@@ -145,10 +146,11 @@ def test_a_cases_full_ladder_arrives_once_each_in_order_and_the_leader_gets_the_
     assert [(a.stage, a.state) for a in alerts] == [
         ("before_30d", AlertState.SENT), ("before_14d", AlertState.SENT), ("before_7d", AlertState.SENT),
         ("before_2d", AlertState.SENT), ("breach", AlertState.SENT), ("breach", AlertState.ACCEPTED),
+        ("reminder_1d", AlertState.SENT),
     ]
     logged = session.exec(select(func.count()).select_from(OutcomeEvent)
                           .where(OutcomeEvent.kind == OutcomeKind.ALERT_SENT)).one()
-    assert logged == 6
+    assert logged == 7
     assert_nothing_sensitive(smtp_server, teams_receiver)
 
 

@@ -64,3 +64,15 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     text = bench.report([result])
     assert "full recompute of all deadlines" in text and "≤ 3× floor" in text
     assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "rss"}
+
+
+def test_the_noise_benchmark_runs_a_small_municipality_and_meets_its_targets(tmp_path):
+    from benchmarks import noise
+
+    result = noise.run(seed=3, weeks=1, start=noise.date(2026, 10, 5), cases=60, out=tmp_path / "noise",
+                       progress=lambda message: None)
+    assert result["working_days"] == 5 and result["days"] == 7
+    assert result["caseworker"]["messages"] > 0
+    assert result["max_lines"] <= noise.MAX_LINES
+    assert all(result["targets"].values()), result["targets"]
+    assert "| messages per working day, median |" in noise.markdown(result)

@@ -94,6 +94,7 @@ def test_simulated_days_give_each_warning_once_in_order_then_the_escalation_at_b
         ("before_30d", "anne@kommune.example.dk"), ("before_14d", "anne@kommune.example.dk"),
         ("before_7d", "anne@kommune.example.dk"), ("before_2d", "anne@kommune.example.dk"),
         ("breach", "lise@kommune.example.dk"), ("breach", "workflows://flow.example/lise/sig"),
+        ("reminder_1d", "anne@kommune.example.dk"),  # the caseworker, one day after (Sunday → Monday)
     ]
 
 
@@ -157,27 +158,114 @@ def test_closed_deadlines_get_no_alerts():
         assert plan([d], at("2025-07-20T09:00")) == [], status
 
 
-def test_an_open_breach_is_escalated_once_and_then_reminded_weekly_to_caseworker_and_leader():
+def test_an_open_breach_is_escalated_once_to_the_leader_and_the_caseworker_is_reminded():
     d = INVESTIGATION.model_copy(update={"status": Status.BREACHED})
-    # Due at midnight Friday/Saturday: the escalation waits for Monday's opening.
+    # Due at midnight Friday/Saturday: the escalation waits for Monday's opening, and so does the
+    # first reminder (one day after: Sunday).
     assert plan([d], at("2025-07-05T12:00")) == []
-    escalation = plan([d], at("2025-07-07T08:00"))
-    assert {(a.kind, a.stage, a.recipient_worker_id) for a in escalation} == {
-        (AlertKind.ESCALATION, "breach", 20)}
-    # A week after the breach (Saturday 12 July) the first reminder waits for Monday 14 July.
-    assert plan([d], at("2025-07-12T12:00"), planned={(1, "breach")}) == []
-    reminder = plan([d], at("2025-07-14T08:30"), planned={(1, "breach")})
-    assert {(a.kind, a.stage, a.recipient_worker_id) for a in reminder} == {
-        (AlertKind.REMINDER, "reminder_1", 10), (AlertKind.REMINDER, "reminder_1", 20)}
-    later = plan([d], at("2025-07-21T09:00"), planned={(1, "breach"), (1, "reminder_1")})
-    assert {a.stage for a in later} == {"reminder_2"}
+    first = plan([d], at("2025-07-07T08:00"))
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in first} == {
+        (AlertKind.ESCALATION, "breach", 20), (AlertKind.REMINDER, "reminder_1d", 10)}
+    # A week after the breach (Saturday 12 July) the next reminder waits for Monday 14 July; the
+    # leader is not reminded item by item.
+    assert plan([d], at("2025-07-12T12:00"), planned={(1, "breach"), (1, "reminder_1d")}) == []
+    reminder = plan([d], at("2025-07-14T08:30"), planned={(1, "breach"), (1, "reminder_1d")})
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in reminder} == {(AlertKind.REMINDER, "reminder_7d", 10)}
+
+
+def _sent_on(d, policy, start, end, *, facts_=None):
+    """Simulate a poll every morning from ``start`` to ``end``: (local date, stage) of each alert."""
+    planned: set[tuple[int, str]] = set()
+    got = []
+    now = start
+    while now <= end:
+        for alert in plan_alerts([d], facts_ or facts(planned=planned), policy, now=now,
+                                 is_working_day=working_day):
+            if (alert.deadline_id, alert.stage) not in planned:
+                got.append((to_local(now).date().isoformat(), alert.stage, alert.recipient_address))
+        planned |= {(a.deadline_id, a.stage) for a in plan_alerts(
+            [d], facts_ or facts(planned=planned), policy, now=now, is_working_day=working_day)}
+        now += timedelta(days=1)
+    return got
+
+
+def test_reminders_decay_one_seven_and_fourteen_days_after_the_breach_then_every_fourteen():
+    # Due at the end of Monday 3 November 2025; polled every morning at 09:00 for two months.
+    d = deadline(Duty.FOLLOW_UP, at("2025-08-03T10:00"), at("2025-11-04T00:00"), status=Status.BREACHED)
+    got = [(day, stage) for day, stage, address in _sent_on(d, POLICY, at("2025-11-04T09:00"), at("2026-01-06T09:00"))
+           if address == "anne@kommune.example.dk"]
+    assert got == [
+        ("2025-11-05", "reminder_1d"),
+        ("2025-11-11", "reminder_7d"),
+        ("2025-11-18", "reminder_14d"),
+        ("2025-12-02", "reminder_28d"),
+        ("2025-12-16", "reminder_42d"),
+        # 56 days after is 30 December, a working day; 70 days after 13 January (not reached).
+        ("2025-12-30", "reminder_56d"),
+    ]
+
+
+def test_the_reminder_series_is_configurable_and_can_stop():
+    d = deadline(Duty.FOLLOW_UP, at("2025-08-03T10:00"), at("2025-11-04T00:00"), status=Status.BREACHED)
+    policy = AlertSettings(reminder_days=[2, 5], reminder_repeat_days=0, escalate_on_breach=False)
+    got = [(day, stage) for day, stage, _ in _sent_on(d, policy, at("2025-11-04T09:00"), at("2025-12-31T09:00"))]
+    assert got == [("2025-11-06", "reminder_2d"), ("2025-11-10", "reminder_5d")]  # 5 days: Sunday → Monday
+
+
+def test_a_deadline_first_seen_long_after_its_breach_is_a_backlog_item_not_an_escalation():
+    # Breached at the end of 4 July 2025; the service went live on 1 December 2025.
+    live = at("2025-12-01T09:00")
+    d = INVESTIGATION.model_copy(update={"status": Status.BREACHED, "first_seen_at": live})
+    alerts = plan([d], live)
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in alerts} == {
+        (AlertKind.ESCALATION, "backlog", 20), (AlertKind.REMINDER, "reminder_140d", 10)}
+    assert {a.send_after for a in alerts if a.stage == "backlog"} == {live}
+    # A breach of last week, first seen today, is no backlog: it is escalated as usual.
+    recent = deadline(Duty.FOLLOW_UP, at("2025-08-03T10:00"), at("2025-11-25T00:00"), status=Status.BREACHED)
+    recent = recent.model_copy(update={"first_seen_at": live})
+    assert "breach" in {a.stage for a in plan([recent], live)}
+
+
+def test_the_second_escalation_goes_to_the_head_of_unit_and_the_configured_addresses_once():
+    head = Worker(id=40, ext_id="H1", name="Hanne Chef", email="hanne@kommune.example.dk", team_id=None,
+                  role=WorkerRole.HEAD)
+    workers = {**WORKERS, head.id: head}
+    policy = AlertSettings(second_escalation_days=30, second_escalation_addresses=[
+        "kvalitet@kommune.example.dk", "workflows://flow.example/chef/sig"])
+    d = INVESTIGATION.model_copy(update={"status": Status.BREACHED})
+
+    def at_(now, planned=()):
+        return plan_alerts([d], RoutingFacts(workers=workers, teams={1: TEAM}, case_teams={100: 1},
+                                             planned=set(planned)), policy, now=now, is_working_day=working_day)
+
+    before = at_(at("2025-08-01T09:00"), planned={(1, "breach"), (1, "reminder_14d")})
+    assert "escalation_2" not in {a.stage for a in before}
+    # 30 days after the due time is Monday 4 August 2025 00:00: sent at that day's opening.
+    second = [a for a in at_(at("2025-08-04T08:00"), planned={(1, "breach"), (1, "reminder_28d")})
+              if a.stage == "escalation_2"]
+    assert {(a.kind, a.recipient_address, a.channel) for a in second} == {
+        (AlertKind.ESCALATION, "hanne@kommune.example.dk", Channel.EMAIL),
+        (AlertKind.ESCALATION, "kvalitet@kommune.example.dk", Channel.EMAIL),
+        (AlertKind.ESCALATION, "workflows://flow.example/chef/sig", Channel.TEAMS)}
+    assert len({a.key for a in second}) == 3
+    assert not [a for a in at_(at("2025-08-05T08:00"), planned={(1, "breach"), (1, "escalation_2")})
+                if a.stage == "escalation_2"]
+    # A backlog breach (first seen long after it) reaches the head counted in a summary, stage backlog_2.
+    seen = d.model_copy(update={"first_seen_at": at("2025-12-01T09:00")})
+    head_stages = {a.stage for a in plan_alerts([seen], RoutingFacts(workers=workers, teams={1: TEAM}, case_teams={100: 1}),
+                                                policy, now=at("2025-12-01T09:00"), is_working_day=working_day)
+                   if a.recipient_address == "hanne@kommune.example.dk"}
+    assert head_stages == {"backlog_2"}
+    # Off by default.
+    assert AlertSettings().second_escalation_days is None
 
 
 def test_an_excepted_investigation_still_unfinished_reminds_only_the_caseworker_to_finish_it():
     d = INVESTIGATION.model_copy(update={"status": Status.EXCEPTED})
     assert plan([d], at("2025-07-03T09:00")) == []  # before due: the exception stops the ladder
     alerts = plan([d], at("2025-07-07T09:00"))
-    assert {(a.kind, a.stage, a.recipient_worker_id) for a in alerts} == {(AlertKind.REMINDER, "snarest_0", 10)}
+    # Due Saturday 00:00; the due-time reminder and the one-day one both fall on Monday morning: one.
+    assert {(a.kind, a.stage, a.recipient_worker_id) for a in alerts} == {(AlertKind.REMINDER, "snarest_1d", 10)}
     finished = INVESTIGATION.model_copy(update={"status": Status.EXCEPTED, "met_at": at("2025-07-06T10:00")})
     assert plan([finished], at("2025-07-07T09:00")) == []
 

@@ -34,9 +34,9 @@ def working_day(day: date) -> bool:
     return service.is_warning_day(day)
 
 
-def D(*fields) -> service.OpenDeadline:  # noqa: N802 - reads as the row it builds
+def D(*fields, first_seen_at=None) -> service.OpenDeadline:  # noqa: N802 - reads as the row it builds
     """A deadline row as planning reads it (not yet planned: no next_alert_at)."""
-    return service.OpenDeadline(*fields, None)
+    return service.OpenDeadline(*fields, None, first_seen_at)
 
 
 class _Everyone:
@@ -46,6 +46,9 @@ class _Everyone:
         return [planning._Target(1, "x@kommune.example.dk", None)]
 
     caseworker_targets = leader_targets = warning_targets
+
+    def second_level_targets(self):
+        return [planning._Target(2, "head@kommune.example.dk", None)]
 
 
 def stages_at(d: D, policy: AlertSettings, now: datetime) -> set[str]:
@@ -70,8 +73,13 @@ def cases(draw):
     length = timedelta(hours=24) if duty == Duty.ASSESSMENT_24H else timedelta(days=draw(st.integers(1, 130)))
     status = draw(st.sampled_from([Status.OPEN, Status.BREACHED, Status.EXCEPTED, Status.MET]))
     met_at = None if status != Status.MET and draw(st.booleans()) else start + length / 2
-    d = D(1, 1, duty, status, start, start + length, met_at if status in (Status.MET, Status.EXCEPTED) else None, 10)
-    policy = AlertSettings(ladder=draw(LADDERS), breach_reminder_days=draw(st.sampled_from([0, 1, 3, 7])),
+    # First seen at the clock start, or long after (go-live: a backlog deadline).
+    seen = start + timedelta(days=draw(st.sampled_from([0, 0, 20, 200])))
+    d = D(1, 1, duty, status, start, start + length, met_at if status in (Status.MET, Status.EXCEPTED) else None, 10,
+          first_seen_at=seen)
+    policy = AlertSettings(ladder=draw(LADDERS), reminder_days=draw(st.sampled_from([[], [1], [1, 7, 14], [3, 5]])),
+                           reminder_repeat_days=draw(st.sampled_from([0, 1, 7, 14])),
+                           second_escalation_days=draw(st.sampled_from([None, 1, 30])),
                            escalate_on_breach=draw(st.booleans()))
     now = start + timedelta(minutes=15 * draw(st.integers(0, 4 * 24 * 160)))
     return d, policy, now

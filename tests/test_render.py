@@ -15,6 +15,8 @@ from watchdog.render import (
     DUTY_NAMES_DA,
     AlertItem,
     Message,
+    MessageContext,
+    WorkerCount,
     describe_time_left,
     find_sensitive,
     message_from_payload,
@@ -57,7 +59,26 @@ def test_a_warning_names_the_duty_paragraph_local_due_time_time_left_and_link():
         assert "4 timer og 30 minutter tilbage" in form
         assert "https://sag.kommune.example.dk/sag/S-2024-0012" in form
     assert m.text.startswith("Kære Anne Holm,")
-    assert "01-04-2024 kl. 00:30" in m.subject and "S-2024-0012" in m.subject
+    assert m.subject == f"Frist i morgen kl. 00:30: {DUTY_NAMES_DA[Duty.ASSESSMENT_24H]} i sag S-2024-0012"
+
+
+def test_each_item_is_one_compact_line_in_the_text_with_duty_case_due_time_left_paragraph_and_link():
+    m = render_alerts([item(1), item(2, due=NOW + timedelta(days=2))], recipient_name="Anne", now=NOW)
+    lines = [line for line in m.text.splitlines() if "S-2024-000" in line]
+    assert len(lines) == 2
+    assert lines[0] == (f"- Sag S-2024-0002: {DUTY_NAMES_DA[Duty.INVESTIGATION_4M]} – frist 22-03-2024 kl. 09:00 – "
+                        "2 dage tilbage – BL § 20, stk. 3 – https://sag.kommune.example.dk/sag/S-2024-0002")
+    assert "Hjemmel:" not in m.text  # no sentence-plus-bullets repetition
+
+
+def test_the_html_is_a_table_with_headers_and_the_status_in_words():
+    m = render_alerts([item(1, due=NOW - timedelta(days=2), kind=AlertKind.REMINDER, stage="reminder_1d",
+                            status=Status.BREACHED), item(2)], recipient_name="Anne", now=NOW)
+    assert m.html.count("<table") == 2 and m.html.count("<caption") == 2
+    for header in ("Sag", "Pligt", "Frist", "Status", "Hjemmel"):
+        assert f'<th scope="col">{header}</th>' in m.html
+    assert "<td>overskredet med 2 dage</td>" in m.html and "<td>7 dage tilbage</td>" in m.html
+    assert '<a href="https://sag.kommune.example.dk/sag/S-2024-0002">S-2024-0002</a>' in m.html
 
 
 def test_every_duty_has_a_plain_danish_name():
@@ -72,19 +93,25 @@ def test_without_a_recipient_name_the_greeting_is_neutral():
 
 # --- grouping and order -------------------------------------------------------------------------
 
-def test_items_are_ordered_overdue_first_then_nearest_due():
-    late_2d = item(1, due=NOW - timedelta(days=2), status=Status.BREACHED)
-    late_1h = item(2, due=NOW - timedelta(hours=1), status=Status.BREACHED)
-    in_3d = item(3, due=NOW + timedelta(days=3))
+def test_what_can_still_be_met_comes_first_then_new_breaches_then_long_standing_ones():
+    old = item(1, due=NOW - timedelta(days=200), kind=AlertKind.REMINDER, stage="reminder_196d",
+               status=Status.BREACHED)
+    older = item(2, due=NOW - timedelta(days=300), kind=AlertKind.REMINDER, stage="reminder_294d",
+                 status=Status.BREACHED)
+    new = item(3, due=NOW - timedelta(days=1), kind=AlertKind.REMINDER, stage="reminder_1d", status=Status.BREACHED)
     in_30d = item(4, due=NOW + timedelta(days=30))
-    m = render_alerts([in_30d, late_1h, in_3d, late_2d], recipient_name="Anne", now=NOW)
-    positions = [m.text.index(f"S-2024-000{n}") for n in (1, 2, 3, 4)]
-    assert positions == sorted(positions)
-    html_positions = [m.html.index(f"S-2024-000{n}") for n in (1, 2, 3, 4)]
-    assert html_positions == sorted(html_positions)
-    card_refs = [c["items"][1]["facts"][0]["value"] for c in m.card["body"] if c.get("type") == "Container"]
-    assert card_refs == ["S-2024-0001", "S-2024-0002", "S-2024-0003", "S-2024-0004"]
-    assert m.subject.startswith("4 frister i dine sager (2 overskredet)")
+    in_3d = item(5, due=NOW + timedelta(days=3))
+    context = MessageContext(new_since=NOW - timedelta(days=7))
+    m = render_alerts([old, older, new, in_30d, in_3d], recipient_name="Anne", now=NOW, context=context)
+    expected = ["S-2024-0005", "S-2024-0004", "S-2024-0003", "S-2024-0001", "S-2024-0002"]
+    for form in (m.text, m.html, json.dumps(m.card, ensure_ascii=False)):
+        positions = [form.index(ref) for ref in expected]
+        assert positions == sorted(positions), form
+    assert m.subject.startswith(f"Frist om 3 dage (23-03-2024): {DUTY_NAMES_DA[Duty.INVESTIGATION_4M]} i sag S-2024-0005")
+    assert "(+4 andre)" in m.subject
+    text = m.text
+    assert text.index("Frister, du stadig kan nå (2)") < text.index("Nye overskridelser (1)") \
+        < text.index("Længe overskredet (2)")
 
 
 def test_an_empty_group_is_refused():
@@ -151,19 +178,22 @@ def test_a_statutory_deadline_does_not_say_kommunal_frist():
 def test_an_escalation_says_the_deadline_is_breached_and_whose_case_it_is():
     m = render_alerts([item(kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(days=3),
                             status=Status.BREACHED, responsible_name="Carla Jensen")],
-                      recipient_name="Leder Lise", now=NOW)
-    assert m.subject.startswith("Overskredet frist i sag S-2024-0001")
-    assert "er overskredet" in m.text and "overskredet med 3 dage" in m.text
-    assert "Sagsbehandler: Carla Jensen" in m.text
+                      recipient_name="Leder Lise", now=NOW, context=MessageContext(leader=True))
+    assert m.subject.startswith("Frist overskredet: ")
+    assert "S-2024-0001" in m.subject
+    assert "overskredet med 3 dage" in m.text
+    assert "rådgiver: Carla Jensen" in m.text
     assert "Carla Jensen" in json.dumps(m.card, ensure_ascii=False)
-    assert "som leder" in m.text
+    assert "Nye overskridelser siden din sidste besked (1)" in m.text
 
 
 def test_a_reminder_reads_as_a_reminder_of_a_breach_that_is_still_open():
-    m = render_alerts([item(kind=AlertKind.REMINDER, stage="reminder_1", due=NOW - timedelta(days=8),
-                            status=Status.BREACHED)], recipient_name="Anne", now=NOW)
+    m = render_alerts([item(kind=AlertKind.REMINDER, stage="reminder_7d", due=NOW - timedelta(days=8),
+                            status=Status.BREACHED)], recipient_name="Anne", now=NOW,
+                      context=MessageContext(new_since=NOW - timedelta(days=2)))
     assert m.subject.startswith("Påmindelse")
-    assert "stadig overskredet" in m.text
+    assert "fortsat overskredet" in m.subject
+    assert "Længe overskredet" in m.text
 
 
 def test_an_excepted_investigation_reminder_asks_to_finish_it_snarest():
@@ -174,7 +204,7 @@ def test_an_excepted_investigation_reminder_asks_to_finish_it_snarest():
 
 
 def test_warnings_and_escalations_read_differently():
-    warning = render_alerts([item(due=NOW - timedelta(hours=2))], recipient_name="A", now=NOW)
+    warning = render_alerts([item(due=NOW + timedelta(hours=2))], recipient_name="A", now=NOW)
     escalation = render_alerts([item(kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(hours=2),
                                      status=Status.BREACHED)], recipient_name="A", now=NOW)
     assert warning.subject != escalation.subject
@@ -183,22 +213,27 @@ def test_warnings_and_escalations_read_differently():
 
 # --- card and HTML --------------------------------------------------------------------------------
 
-def test_the_card_is_an_adaptive_card_1_4_with_facts_and_a_link_per_case():
+def test_the_card_is_an_adaptive_card_1_4_with_one_line_and_a_link_per_case():
     m = render_alerts([item(1), item(2, due=NOW + timedelta(days=1))], recipient_name=None, now=NOW)
     assert m.card["type"] == "AdaptiveCard" and m.card["version"] == "1.4"
     containers = [b for b in m.card["body"] if b["type"] == "Container"]
     assert len(containers) == 2
-    action = containers[0]["items"][2]["actions"][0]
-    assert action == {"type": "Action.OpenUrl", "title": "Åbn sag S-2024-0002",
-                      "url": "https://sag.kommune.example.dk/sag/S-2024-0002"}
+    assert containers[0]["selectAction"] == {"type": "Action.OpenUrl", "title": "Åbn sag S-2024-0002",
+                                             "url": "https://sag.kommune.example.dk/sag/S-2024-0002"}
+    (line,) = containers[0]["items"]
+    assert "[S-2024-0002](https://sag.kommune.example.dk/sag/S-2024-0002)" in line["text"]
+    assert "24 timer tilbage" in line["text"]
 
 
-def test_a_long_list_is_cut_on_the_card_but_complete_in_the_email():
-    items = [item(n, due=NOW + timedelta(days=n)) for n in range(1, CARD_MAX_ITEMS + 6)]
-    m = render_alerts(items, recipient_name=None, now=NOW)
+def test_a_long_list_is_cut_with_og_n_flere_and_the_link_to_the_full_list():
+    items = [item(n, due=NOW + timedelta(days=n)) for n in range(1, 41)]
+    context = MessageContext(list_url="https://frister.kommune.example.dk/", max_items=20)
+    m = render_alerts(items, recipient_name=None, now=NOW, context=context)
     assert sum(1 for b in m.card["body"] if b["type"] == "Container") == CARD_MAX_ITEMS
-    assert "og 5 frister mere" in json.dumps(m.card, ensure_ascii=False)
-    assert all(i.case_ref in m.html and i.case_ref in m.text for i in items)
+    assert "og 25 flere" in json.dumps(m.card, ensure_ascii=False)
+    assert all(i.case_ref in m.text for i in items[:20]) and items[20].case_ref not in m.text
+    assert "og 20 flere: https://frister.kommune.example.dk/" in m.text
+    assert 'og 20 flere: <a href="https://frister.kommune.example.dk/">' in m.html
     assert len(json.dumps(m.card).encode()) < 28_000
 
 
@@ -261,3 +296,38 @@ def test_every_rendered_text_html_and_card_is_free_of_cpr_numbers():
 def test_the_net_would_catch_a_cpr_number_smuggled_in_through_a_case_reference():
     m = render_alerts([item(case_ref="010190-1234")], recipient_name=None, now=NOW)
     assert message_sensitive(m)
+
+
+def test_two_alerts_about_one_deadline_in_one_message_make_one_line():
+    # A leader covering for an absent caseworker: the escalation and the reminder of one breach.
+    due = NOW - timedelta(days=8)
+    escalation = AlertItem(**{**item(1, kind=AlertKind.ESCALATION, stage="breach", due=due,
+                                     status=Status.BREACHED).__dict__, "deadline_id": 77})
+    reminder = AlertItem(**{**item(2, kind=AlertKind.REMINDER, stage="reminder_7d", due=due,
+                                   status=Status.BREACHED, case_ref="S-2024-0001").__dict__, "deadline_id": 77})
+    m = render_alerts([reminder, escalation], recipient_name="Lise", now=NOW, context=MessageContext(leader=True))
+    assert [line for line in m.text.splitlines() if line.startswith("- Sag ")] == [
+        line for line in m.text.splitlines() if line.startswith("- Sag S-2024-0001")]
+    assert sum(1 for line in m.text.splitlines() if line.startswith("- Sag ")) == 1
+
+
+def test_a_leaders_message_leads_with_counts_per_caseworker_and_counts_the_backlog_without_listing_it():
+    backlog = [AlertItem(**{**item(n, kind=AlertKind.ESCALATION, stage="backlog", due=NOW - timedelta(days=200 + n),
+                                   status=Status.BREACHED, responsible_name=f"Rådgiver {n % 3}").__dict__,
+                            "team_name": "Team Nord", "deadline_id": n}) for n in range(1, 301)]
+    new = item(999, kind=AlertKind.ESCALATION, stage="breach", due=NOW - timedelta(hours=3), status=Status.BREACHED,
+               responsible_name="Rådgiver 1")
+    counts = tuple(WorkerCount(f"Rådgiver {i}", 100, i) for i in range(3))
+    context = MessageContext(leader=True, counts=counts, counts_scope="Team Nord",
+                             list_url="https://frister.kommune.example.dk/team", max_items=15)
+    m = render_alerts([*backlog, new], recipient_name="Lise", now=NOW, context=context)
+    text = m.text
+    assert len(text.splitlines()) < 150
+    assert text.index("Overblik pr. rådgiver i Team Nord") < text.index("Nye overskridelser siden din sidste besked (1)")
+    assert "- Rådgiver 2: 100 overskredet, 2 inden for 7 dage" in text
+    assert "Gamle overskridelser fundet ved opstart – Team Nord: 300" in text
+    assert "Pr. rådgiver: Rådgiver 0 100, Rådgiver 1 100, Rådgiver 2 100." in text
+    assert sum(1 for line in text.splitlines() if line.startswith("- Sag ")) == 1
+    assert "Hele listen: https://frister.kommune.example.dk/team" in text
+    assert '<th scope="row">Rådgiver 2</th><td>100</td><td>2</td>' in m.html
+    assert message_sensitive(m) == []

@@ -59,6 +59,10 @@ class Deadline(SQLModel, table=True):
     # reminder; None = never again unless the deadline changes). Every write here sets it to the
     # write's ``now``; planning moves it on. The poll plans only rows whose time has come.
     next_alert_at: datetime | None = Field(default=None, index=True)
+    # When the service first computed this deadline (set once, at insert). A deadline first seen
+    # long after its breach (go-live, a backfill) is summarised to the leaders, not escalated
+    # one by one (``alerts.backlog_days``).
+    first_seen_at: datetime | None = None
 
 
 class PollState(SQLModel, table=True):
@@ -307,7 +311,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         old = existing.get(key)
         if old is None:
             inserts.append({"key": key, **dict(zip(_FIELDS, values)), "computed_at": now, "status_changed_at": now,
-                            "next_alert_at": None if d.status.is_final else now})
+                            "next_alert_at": None if d.status.is_final else now, "first_seen_at": now})
         else:
             compare(d, values, old)
     for key, old in existing.items():

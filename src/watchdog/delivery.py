@@ -11,9 +11,10 @@ How each channel is built (checked against apprise 2.2's plugins):
   recipient, so each recipient gets its own result. The SMTP server is pinned with ``smtp=`` so
   that Apprise never swaps in a provider's defaults guessed from an address. Apprise sends an
   HTML body as ``multipart/alternative``; it has no way to take our own text part, so the
-  ``text/plain`` part is Apprise's conversion of our HTML (``render`` keeps the HTML simple so
-  that conversion reads well). ``Message.text`` is what the outbox shows and what
-  ``message_from_payload`` falls back on.
+  ``text/plain`` part would be Apprise's conversion of our HTML, which puts every table cell on
+  a line of its own and drops the links. ``_own_text_part`` therefore hands Apprise's email
+  plugin our own ``Message.text`` for exactly that conversion (and nothing else), so the plain
+  part is the text ``render`` wrote to be read on its own.
 - **Teams** (``workflows://HOST/WORKFLOW/SIGNATURE`` or the native ``https://…/workflows/…`` URL):
   our own Adaptive Card goes in through the plugin's ``template=`` option (a JSON file holding
   the whole ``{"type": "message", "attachments": [...]}`` payload; Apprise validates and posts
@@ -146,7 +147,7 @@ class Transport:
             return SendResult(ok=False, permanent=True, detail=f"malformed email address {address!r}")
         secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
-        with _capture_apprise() as lines:
+        with _capture_apprise() as lines, _own_text_part(message):
             plugin = _instantiate(self.email_url(address))
             ok = plugin is not None and plugin.notify(
                 body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
@@ -207,6 +208,39 @@ def _instantiate(url: str):
         return None
     plugin.request_rate_per_sec = 0
     return plugin
+
+
+_own_text = threading.local()
+
+
+def _convert_with_own_text(from_format, to_format, content, *args, **kwargs):
+    """Apprise's ``convert_between`` as its email plugin sees it: the HTML → text conversion of
+    the message being sent on this thread gives that message's own text; all else is Apprise's."""
+    mine = getattr(_own_text, "message", None)
+    # Apprise strips the body before it converts it.
+    if (mine is not None and (content or "").strip() == mine.html.strip() and from_format == apprise.NotifyFormat.HTML
+            and to_format == apprise.NotifyFormat.TEXT and mine.text):
+        return mine.text
+    return _apprise_convert_between(from_format, to_format, content, *args, **kwargs)
+
+
+try:  # the email plugin converts the HTML body for its text/plain part with this function
+    import apprise.plugins.email.base as _email_base
+
+    _apprise_convert_between = _email_base.convert_between
+    _email_base.convert_between = _convert_with_own_text
+except (ImportError, AttributeError):  # another Apprise layout: its own conversion is used
+    _email_base = None
+
+
+@contextmanager
+def _own_text_part(message: Message) -> Iterator[None]:
+    """While sending ``message`` on this thread, its text/plain part is ``message.text``."""
+    _own_text.message = message
+    try:
+        yield
+    finally:
+        _own_text.message = None
 
 
 @contextmanager

@@ -50,7 +50,7 @@ class Alert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, index=True, max_length=300)
     kind: AlertKind = Field(index=True)
-    stage: str = Field(max_length=40)  # e.g. "before_30d", "at_receipt", "breach", "reminder_2"
+    stage: str = Field(max_length=40)  # e.g. "before_30d", "at_receipt", "breach", "reminder_7d", "backlog"
     deadline_id: int | None = Field(default=None, foreign_key="deadline.id", index=True)
     recipient_worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
     recipient_address: str = Field(max_length=2000)  # email address or Teams workflow URL
@@ -159,7 +159,7 @@ def _claimable(now: datetime):
 
 
 def claim_due(session: Session, *, now: datetime, worker_name: str, claim_seconds: int,
-              limit: int) -> list[Alert]:
+              limit: int | None, recipient: tuple[str, Channel] | None = None) -> list[Alert]:
     """Claim up to ``limit`` due alerts for ``worker_name`` and commit; return the claimed rows.
 
     One short transaction: ``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
@@ -167,9 +167,14 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
     them; SQLite ignores FOR UPDATE but serialises writers, and the UPDATE re-checks the state, so
     a row another process claimed first is simply not returned. Rows come ordered by recipient and
     channel so that one recipient's alerts are claimed together and can become one message.
+    ``recipient`` (address, channel) claims only that recipient's due alerts: the rest of a
+    recipient whose alerts a full batch cut in two, so that they still make one message.
     """
     now = ensure_aware(now, what="now")
     claimable = _claimable(now)
+    if recipient is not None:
+        claimable = and_(claimable, Alert.recipient_address == recipient[0],
+                         Alert.channel == Channel(recipient[1]))
     pick = (
         select(Alert.id)
         .where(claimable)

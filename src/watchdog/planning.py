@@ -17,14 +17,21 @@ The policy, in words (the README's "Alerts" section says the same):
   working day before; a time outside working hours moves to that day's opening. A send time that
   would then fall before the clock started (a notification received on a Saturday) moves forward
   to the next working moment instead. The 24-hour assessment is warned at any hour.
-- **Escalation** to the team leader(s) once at breach (stage "breach"), then a **reminder** every
-  ``breach_reminder_days`` while the breach stays open (stage "reminder_<n>", to caseworker and
-  leaders).
+- **Escalation** to the team leader(s) once at breach (stage "breach"). A deadline the service
+  first computed when it had been breached for more than ``backlog_days`` (go-live, a backfill)
+  is not escalated one by one: stage "backlog" instead, which delivery renders as one summary
+  per leader and team. After ``second_escalation_days`` (off by default) a breach still open
+  goes to the head of unit and ``second_escalation_addresses`` (stage "escalation_2").
+- **Reminders** to the caseworker while a breach stays open, on a decaying cadence: days
+  ``reminder_days`` after the due time, then every ``reminder_repeat_days`` (stage
+  "reminder_<days>d", named by its day so a changed series never repeats a step). Leaders are
+  not reminded item by item: they have the escalation, the weekly digest and the web app.
+  ``reminder_due`` is the one place that decides it.
 - **Closed deadlines** (met, met_late, not_applicable, and excepted ones) get nothing more, with
   one exception: an investigation excepted by a foreløbig vurdering must still be finished
   "snarest herefter" (LEGAL.md). While it is unfinished past its due time, the caseworker gets a
-  reminder at the due time and every ``breach_reminder_days`` after (stage "snarest_<n>"); the
-  leader is not escalated to, because the exception is lawful.
+  reminder at the due time and then on the same cadence (stages "snarest_0", "snarest_<days>d");
+  the leader is not escalated to, because the exception is lawful.
 - **Acknowledged** ("jeg er på sagen", ``RoutingFacts.acknowledged``): until its end, no warning,
   reminder or repeat escalation is planned (``acknowledgements.silences``); the first escalation at
   breach still is. Planning looks again at the end, and what was silenced comes back then.
@@ -33,21 +40,24 @@ The policy, in words (the README's "Alerts" section says the same):
   (``alerts.reviewers``, worker ext_ids): the law wants someone new on the case. 24-hour warnings
   also go to the team's duty address (døgnvagt). Every worker gets email; one with a Teams
   workflow URL gets Teams too.
+  The routing itself is ``watchdog.routing``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from watchdog import acknowledgements
-from watchdog.casestore import WorkerRole
 from watchdog.clock import LOCAL_TZ, ensure_aware, to_local
 from watchdog.durations import parse_offset
-from watchdog.outbox import AlertKind, Channel, NewAlert, alert_key
+from watchdog.outbox import AlertKind, NewAlert
+from watchdog.routing import (  # noqa: F401 - RoutingFacts and _Target are part of planning's API
+    Router, RoutingFacts, _Target, alerts_for,
+)
 from watchdog.rules.types import Duty, Status
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,10 @@ log = logging.getLogger(__name__)
 ANY_HOUR_DUTIES = frozenset({Duty.ASSESSMENT_24H})
 
 _CLOSED = frozenset({Status.MET, Status.MET_LATE, Status.NOT_APPLICABLE})
+
+SECOND_ESCALATION_STAGE = "escalation_2"
+BACKLOG_STAGE = "backlog"
+SECOND_BACKLOG_STAGE = "backlog_2"
 
 
 class DeadlineLike(Protocol):
@@ -67,28 +81,7 @@ class DeadlineLike(Protocol):
     due: datetime
     met_at: datetime | None
     responsible_worker_id: int | None
-
-
-@dataclass(frozen=True)
-class RoutingFacts:
-    """Who may receive what. Workers, teams and absences are case-store rows (or look-alikes)."""
-
-    workers: Mapping[int, Any]  # worker id → Worker
-    teams: Mapping[int, Any]  # team id → Team
-    case_teams: Mapping[int, int]  # case id → team id
-    absences: Sequence[Any] = ()  # Absence rows (inclusive local dates)
-    planned: frozenset[tuple[int, str]] | set[tuple[int, str]] = field(default_factory=frozenset)
-    # deadline id → end of its open "jeg er på sagen" (see watchdog.acknowledgements.silences)
-    acknowledged: Mapping[int, datetime] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """One recipient of one alert, before it is split into channels."""
-
-    worker_id: int | None
-    email: str | None
-    teams_url: str | None
+    first_seen_at: datetime | None
 
 
 @dataclass
@@ -117,7 +110,7 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
     """``plan_alerts``, and when each deadline next needs planning (see ``Plan``)."""
     now = ensure_aware(now, what="now")
     hours = _Hours(policy.working_hours_start, policy.working_hours_end, is_working_day)
-    router = _Router(facts, policy, today=to_local(now).date())
+    router = Router(facts, policy, today=to_local(now).date())
     planned: list[NewAlert] = []
     next_at: dict[int, datetime | None] = {}
     for deadline in deadlines:
@@ -135,7 +128,7 @@ def plan(deadlines: Iterable[DeadlineLike], facts: RoutingFacts, policy, *, now:
                             deadline.id, deadline.duty, stage)
                 stuck = True
                 continue
-            planned.extend(_alerts_for(deadline.id, kind, stage, send_at, targets))
+            planned.extend(alerts_for(deadline.id, kind, stage, send_at, targets))
         next_at[deadline.id] = now if stuck else acknowledgements.next_look(
             _next_stage_time(deadline, policy, hours, now), until=until, now=now)
     planned.sort(key=lambda a: (a.send_after, a.key))
@@ -159,43 +152,101 @@ def _next_stage_time(deadline: DeadlineLike, policy, hours: _Hours, now: datetim
     due = ensure_aware(deadline.due)
     duty = Duty(deadline.duty)
     any_hour = duty in ANY_HOUR_DUTIES
-    interval = timedelta(days=policy.breach_reminder_days) if policy.breach_reminder_days else None
-    candidates: list[datetime] = []
+    candidates: list[datetime | None] = []
     if status == Status.EXCEPTED:
         if duty == Duty.INVESTIGATION_4M and deadline.met_at is None:
-            candidates.append(_next_repeat(due, interval, hours, now, any_hour, first=0))
+            candidates.append(reminder_due(deadline, policy, hours, now, snarest=True).next_at)
     else:  # open or breached
         if status == Status.OPEN and now < due:
             candidates += [t for _name, t in _ladder(deadline, policy, hours, any_hour) if t > now]
-        if policy.escalate_on_breach:
-            escalation = due if any_hour else hours.next_working_moment(due)
-            if escalation > now:
-                candidates.append(escalation)
-        if interval is not None:
-            candidates.append(_next_repeat(due, interval, hours, now, any_hour, first=1))
+        escalation = _escalation(deadline, policy, hours, any_hour)
+        if escalation is not None and escalation[1] > now:
+            candidates.append(escalation[1])
+        second = _second_escalation_time(deadline, policy, hours, any_hour)
+        if second is not None and second > now:
+            candidates.append(second)
+        candidates.append(reminder_due(deadline, policy, hours, now).next_at)
     found = [t for t in candidates if t is not None]
     return min(found) if found else None
 
 
-def _next_repeat(due: datetime, interval: timedelta | None, hours: _Hours, now: datetime,
-                 any_hour: bool, *, first: int) -> datetime | None:
-    """The send time after ``now`` of the next repeat n ≥ first (due + n·interval, in working
-    hours); None when there is none (no interval and n = 0 already sent)."""
-    if interval is None:
-        if first > 0:
-            return None
-        send_at = due if any_hour else hours.next_working_moment(due)
-        return send_at if send_at > now else None
-    n = max(first, int((now - due) / interval) if now >= due else first)
-    while True:  # at most two steps: the repeat whose nominal time passed may still be ahead
-        nominal = due + n * interval
+@dataclass(frozen=True)
+class Reminder:
+    """``reminder_due``'s answer: the latest reminder step whose time has come (its stage and
+    send time, or None) and the send time of the next step after ``now`` (None: no more)."""
+
+    stage: str | None
+    send_at: datetime | None
+    next_at: datetime | None
+
+
+def reminder_offsets(policy, around_day: int) -> list[int]:
+    """The reminder steps (whole days after the due time) that can matter ``around_day`` days
+    after it: the configured series, then every ``reminder_repeat_days`` after its last day."""
+    series = list(policy.reminder_days)
+    repeat = policy.reminder_repeat_days
+    if not repeat:
+        return series
+    base = series[-1] if series else 0
+    # Working hours move a step by at most a long weekend or a holiday run, so the steps from
+    # ten repeats back to two ahead of ``around_day`` hold the latest passed and the next one.
+    k = max(1, (around_day - base) // repeat)
+    return series + [base + j * repeat for j in range(max(1, k - 10), k + 3)]
+
+
+def reminder_due(deadline: DeadlineLike, policy, hours: _Hours, now: datetime, *,
+                 snarest: bool = False) -> Reminder:
+    """The reminder decision for an open breach (or, ``snarest``, an excepted investigation that
+    is still unfinished past its due time): which step is due at ``now`` and when the next one
+    is. Every reminder about a deadline is decided here and nowhere else."""
+    due = ensure_aware(deadline.due)
+    any_hour = Duty(deadline.duty) in ANY_HOUR_DUTIES
+    prefix = "snarest" if snarest else "reminder"
+    steps = [(f"{prefix}_{days}d", due + timedelta(days=days))
+             for days in reminder_offsets(policy, max(0, (now - due).days))]
+    if snarest:
+        steps.insert(0, ("snarest_0", due))  # finish it "snarest": said at the due time itself
+    latest: tuple[str, datetime] | None = None
+    next_at: datetime | None = None
+    for stage, nominal in steps:
         send_at = nominal if any_hour else hours.next_working_moment(nominal)
-        if send_at > now:
-            return send_at
-        n += 1
+        if send_at <= now:
+            if latest is None or send_at >= latest[1]:
+                latest = (stage, send_at)
+        elif next_at is None or send_at < next_at:
+            next_at = send_at
+    return Reminder(latest[0] if latest else None, latest[1] if latest else None, next_at)
 
 
-def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: _Router, now: datetime):
+def is_backlog(deadline: DeadlineLike, policy) -> bool:
+    """Whether the service first computed this deadline when it had long been breached: more
+    than ``backlog_days`` before that first computation (go-live, a backfill of old cases)."""
+    first_seen = getattr(deadline, "first_seen_at", None)
+    if first_seen is None:
+        return False
+    return ensure_aware(deadline.due) < ensure_aware(first_seen) - timedelta(days=policy.backlog_days)
+
+
+def _escalation(deadline: DeadlineLike, policy, hours: _Hours, any_hour: bool) -> tuple[str, datetime] | None:
+    """The first escalation step to the team leaders: at the breach ("breach"), or for a backlog
+    deadline when it was first seen ("backlog", delivered as one summary per leader)."""
+    if not policy.escalate_on_breach:
+        return None
+    if is_backlog(deadline, policy):
+        seen = ensure_aware(deadline.first_seen_at)
+        return "backlog", hours.next_working_moment(seen)
+    due = ensure_aware(deadline.due)
+    return "breach", due if any_hour else hours.next_working_moment(due)
+
+
+def _second_escalation_time(deadline: DeadlineLike, policy, hours: _Hours, any_hour: bool) -> datetime | None:
+    if policy.second_escalation_days is None:
+        return None
+    nominal = ensure_aware(deadline.due) + timedelta(days=policy.second_escalation_days)
+    return nominal if any_hour else hours.next_working_moment(nominal)
+
+
+def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: Router, now: datetime):
     """The (kind, stage, send time, targets) of this deadline to plan now: at most one per kind."""
     status = Status(deadline.status)
     due = ensure_aware(deadline.due)
@@ -208,27 +259,26 @@ def _stages_due(deadline: DeadlineLike, policy, hours: _Hours, router: _Router, 
             stage, send_at = latest
             yield AlertKind.WARNING, stage, send_at, router.warning_targets(deadline)
         return
-    interval = timedelta(days=policy.breach_reminder_days) if policy.breach_reminder_days else None
     if status == Status.EXCEPTED:
         if Duty(deadline.duty) == Duty.INVESTIGATION_4M and deadline.met_at is None:
-            latest = _latest_repeat(due, interval, hours, now, any_hour, first=0)
-            if latest is not None:
-                n, send_at = latest
-                yield AlertKind.REMINDER, f"snarest_{n}", send_at, router.caseworker_targets(deadline)
+            reminder = reminder_due(deadline, policy, hours, now, snarest=True)
+            if reminder.stage is not None:
+                yield AlertKind.REMINDER, reminder.stage, reminder.send_at, router.caseworker_targets(deadline)
         return
     if status == Status.BREACHED or (status == Status.OPEN and now >= due):
         # An open deadline past its due time is breached; the poll will store that, but the
         # leader need not wait for it.
-        if policy.escalate_on_breach:
-            send_at = due if any_hour else hours.next_working_moment(due)
-            if send_at <= now:
-                yield AlertKind.ESCALATION, "breach", send_at, router.leader_targets(deadline)
-        if interval is not None:
-            latest = _latest_repeat(due, interval, hours, now, any_hour, first=1)
-            if latest is not None:
-                n, send_at = latest
-                targets = _unique(router.caseworker_targets(deadline) + router.leader_targets(deadline))
-                yield AlertKind.REMINDER, f"reminder_{n}", send_at, targets
+        escalation = _escalation(deadline, policy, hours, any_hour)
+        if escalation is not None and escalation[1] <= now:
+            yield AlertKind.ESCALATION, escalation[0], escalation[1], router.leader_targets(deadline)
+        second = _second_escalation_time(deadline, policy, hours, any_hour)
+        if second is not None and second <= now:
+            # A backlog breach reaches the head of unit counted in a summary too, not as an item.
+            stage = SECOND_BACKLOG_STAGE if is_backlog(deadline, policy) else SECOND_ESCALATION_STAGE
+            yield AlertKind.ESCALATION, stage, second, router.second_level_targets()
+        reminder = reminder_due(deadline, policy, hours, now)
+        if reminder.stage is not None:
+            yield AlertKind.REMINDER, reminder.stage, reminder.send_at, router.caseworker_targets(deadline)
 
 
 def ladder_stages(deadline: DeadlineLike, policy, *,
@@ -260,22 +310,6 @@ def _ladder(deadline, policy, hours: _Hours, any_hour: bool) -> list[tuple[str, 
 def _latest_warning(deadline, policy, hours, now, any_hour) -> tuple[str, datetime] | None:
     passed = [(name, t) for name, t in _ladder(deadline, policy, hours, any_hour) if t <= now]
     return passed[-1] if passed else None
-
-
-def _latest_repeat(due: datetime, interval: timedelta | None, hours: _Hours, now: datetime,
-                   any_hour: bool, *, first: int) -> tuple[int, datetime] | None:
-    """The highest n ≥ first whose send time (due + n·interval, in working hours) has come.
-
-    Without an interval (reminders switched off) only n = 0, the due time itself, exists.
-    """
-    n = int((now - due) / interval) if interval is not None else 0
-    while n >= first:
-        nominal = due + n * interval if interval is not None else due
-        send_at = nominal if any_hour else hours.next_working_moment(nominal)
-        if send_at <= now:
-            return n, send_at
-        n -= 1
-    return None
 
 
 class _Hours:
@@ -322,92 +356,3 @@ class _Hours:
                 return self.opening(day)
         return self.opening(self._shift(day, +1))
 
-
-class _Router:
-    """Who receives a deadline's alerts, on the local date of ``now``."""
-
-    def __init__(self, facts: RoutingFacts, policy, *, today: date):
-        self.facts = facts
-        self.today = today
-        self.absent: dict[int, Any] = {}
-        for absence in facts.absences:
-            if absence.starts_on <= today <= absence.ends_on:
-                self.absent[absence.worker_id] = absence
-        by_ext = {w.ext_id: w for w in facts.workers.values()}
-        self.reviewers = []
-        for ext_id in policy.reviewers:
-            worker = by_ext.get(ext_id)
-            if worker is None or not worker.active:
-                log.warning("alerts.reviewers: no active worker with ext_id %r", ext_id)
-                continue
-            self.reviewers.append(worker)
-        # Indexed once: scanning every worker per deadline is quadratic at national scale
-        # (3,500 workers × 100,000 deadlines).
-        self._leaders: dict[int | None, list[Any]] = {}
-        for w in sorted(facts.workers.values(), key=lambda w: w.id):
-            if w.active and WorkerRole(w.role) == WorkerRole.LEADER:
-                self._leaders.setdefault(w.team_id, []).append(w)
-
-    def _team(self, deadline):
-        team_id = self.facts.case_teams.get(deadline.case_id)
-        return team_id, self.facts.teams.get(team_id) if team_id is not None else None
-
-    def leaders(self, deadline) -> list[Any]:
-        team_id, _team = self._team(deadline)
-        return list(self._leaders.get(team_id, ()))
-
-    def caseworker_targets(self, deadline) -> list[_Target]:
-        worker = self.facts.workers.get(deadline.responsible_worker_id) if deadline.responsible_worker_id else None
-        if worker is not None and worker.active:
-            absence = self.absent.get(worker.id)
-            if absence is None:
-                return [_worker_target(worker)]
-            substitute = self.facts.workers.get(absence.substitute_id) if absence.substitute_id else None
-            if substitute is not None and substitute.active and substitute.id not in self.absent:
-                return [_worker_target(substitute)]
-        return self.leader_targets(deadline)
-
-    def leader_targets(self, deadline) -> list[_Target]:
-        return [_worker_target(w) for w in self.leaders(deadline)]
-
-    def warning_targets(self, deadline) -> list[_Target]:
-        targets = self.caseworker_targets(deadline)
-        duty = Duty(deadline.duty)
-        if duty == Duty.REASSESSMENT:
-            targets += [_worker_target(w) for w in self.reviewers]
-        if duty == Duty.ASSESSMENT_24H:
-            _team_id, team = self._team(deadline)
-            if team is not None and (team.duty_email or team.duty_teams_url):
-                targets.append(_Target(None, team.duty_email, team.duty_teams_url))
-        return _unique(targets)
-
-
-def _worker_target(worker) -> _Target:
-    return _Target(worker.id, worker.email, worker.teams_workflow_url)
-
-
-def _unique(targets: list[_Target]) -> list[_Target]:
-    seen: set = set()
-    out = []
-    for t in targets:
-        ident = t.worker_id if t.worker_id is not None else (t.email, t.teams_url)
-        if ident not in seen:
-            seen.add(ident)
-            out.append(t)
-    return out
-
-
-def _alerts_for(deadline_id: int, kind: AlertKind, stage: str, send_at: datetime,
-                targets: list[_Target]) -> list[NewAlert]:
-    alerts = []
-    for target in targets:
-        for channel, address in ((Channel.EMAIL, target.email), (Channel.TEAMS, target.teams_url)):
-            if not address:
-                continue
-            who = target.worker_id if target.worker_id is not None else address
-            alerts.append(NewAlert(
-                key=alert_key(deadline_id, stage, who, channel), kind=kind, stage=stage,
-                recipient_address=address, channel=channel, send_after=send_at,
-                deadline_id=deadline_id, recipient_worker_id=target.worker_id,
-            ))
-    return alerts

@@ -46,6 +46,7 @@ from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
 from watchdog.deadlines import Deadline
 from watchdog.intake.silence import check_intake_silence
+from watchdog.message_context import message_context
 from watchdog.ops import heartbeat, metrics
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports import daily_digest
@@ -151,11 +152,12 @@ class OpenDeadline(NamedTuple):
     met_at: datetime | None
     responsible_worker_id: int | None
     next_alert_at: datetime | None
+    first_seen_at: datetime | None = None
 
 
 #: Bump when planning's stages or times change in a way the alert policy does not show: every
 #: deadline is then planned afresh once (as after a change of ``[alerts]``).
-PLANNING_VERSION = 1
+PLANNING_VERSION = 2  # 2: decaying reminder cadence, backlog, second escalation
 _PLANNING_STATE = "planning"
 
 
@@ -177,7 +179,8 @@ def plan_due_alerts(session: Session, settings, *, now: datetime, everything: bo
     now = ensure_aware(now, what="now")
     everything = _policy_changed(session, settings, now) or everything
     query = select(Deadline.id, Deadline.case_id, Deadline.duty, Deadline.status, Deadline.clock_start,
-                   Deadline.due, Deadline.met_at, Deadline.responsible_worker_id, Deadline.next_alert_at)
+                   Deadline.due, Deadline.met_at, Deadline.responsible_worker_id, Deadline.next_alert_at,
+                   Deadline.first_seen_at)
     if everything:
         query = query.where(Deadline.status.in_(_PLANNABLE))
     else:
@@ -231,6 +234,8 @@ def _routing_facts(session: Session, settings, due_now: list[OpenDeadline], *, n
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.id.in_(chunk))))
     if settings.alerts.reviewers:
         workers.update((w.id, w) for w in session.execute(columns.where(Worker.ext_id.in_(settings.alerts.reviewers))))
+    if settings.alerts.second_escalation_days is not None:  # the head(s) of unit
+        workers.update((w.id, w) for w in session.execute(columns.where(Worker.role == WorkerRole.HEAD)))
     teams = {}
     for chunk in deadlines.chunks(team_ids, 1000):
         teams.update((t.id, t) for t in session.exec(select(Team).where(Team.id.in_(chunk))))
@@ -283,6 +288,8 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
                                        limit=settings.delivery.batch_size)
         if not claimed:
             break
+        if len(claimed) >= settings.delivery.batch_size:
+            claimed += _claim_rest_of_last_recipient(engine, settings, claimed, now=now, worker_name=worker_name)
         report.claimed += len(claimed)
         groups = _message_groups(claimed)
         for index, group in enumerate(groups):
@@ -311,6 +318,21 @@ def tick(engine: Engine, settings, *, now: datetime, transport, worker_name: str
     poll_report = poll(engine, settings, now=now, replica=replica or worker_name)
     return poll_report, deliver(engine, settings, now=now, transport=transport,
                                 worker_name=worker_name, clock=clock)
+
+
+def _claim_rest_of_last_recipient(engine: Engine, settings, claimed: list[Alert], *, now: datetime,
+                                  worker_name: str) -> list[Alert]:
+    """A full batch may have cut the last recipient's alerts in two (claims come ordered by
+    recipient): claim the rest of them too, so that their backlog summary or list is one message."""
+    last = claimed[-1]
+    if AlertKind(last.kind) not in DEADLINE_KINDS:
+        return []
+    held = {a.id for a in claimed}
+    with Session(engine, expire_on_commit=False) as session:
+        rest = outbox.claim_due(session, now=now, worker_name=worker_name,
+                                claim_seconds=settings.delivery.claim_timeout_seconds, limit=None,
+                                recipient=(last.recipient_address, Channel(last.channel)))
+    return [a for a in rest if a.id not in held]
 
 
 def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:
@@ -473,6 +495,8 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
         return render.message_from_payload(outbox.payload_of(first)), name, set()
     items = []
     held: set[int] = set()
+    team_ids: set[int] = set()
+    teams: dict[int, Team | None] = {}
     for alert in group:
         deadline = session.get(Deadline, alert.deadline_id)
         if deadline is None:
@@ -483,18 +507,26 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
         # The caseworker's name helps a leader or substitute; the caseworker knows their own.
         responsible_name = (_shown_name(responsible) if responsible is not None
                             and responsible.id != alert.recipient_worker_id else None)
+        if case.team_id not in teams:
+            teams[case.team_id] = session.get(Team, case.team_id)
+        team_ids.add(case.team_id)
         item = render.AlertItem(
             alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
             regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
+            team_name=teams[case.team_id].name if teams[case.team_id] is not None else None,
+            deadline_id=deadline.id,
         )
         if render.item_sensitive(item):
             held.add(alert.id)
         else:
             items.append(item)
-    message = render.render_alerts(items, recipient_name=name, now=now) if items else None
-    return message, name, held
+    if not items:
+        return None, name, held
+    context = message_context(session, settings, recipient=recipient, address=first.recipient_address,
+                              channel=Channel(first.channel), team_ids=team_ids, now=now)
+    return render.render_alerts(items, recipient_name=name, now=now, context=context), name, held
 
 
 def _shown_name(worker: Worker | None) -> str | None:

@@ -177,7 +177,20 @@ class AlertSettings(_Section):
 
     ladder: LadderSettings = LadderSettings()
     escalate_on_breach: bool = True
-    breach_reminder_days: int = Field(default=7, ge=0, le=365)  # 0 = no repeated reminders
+    # While a breach stays open the caseworker is reminded this many days after the due time,
+    # then every ``reminder_repeat_days`` after the last of them (0 = no more): a decaying cadence.
+    reminder_days: list[int] = [1, 7, 14]
+    reminder_repeat_days: int = Field(default=14, ge=0, le=365)
+    # A deadline first computed when it had been breached for more than this many days (go-live,
+    # a backfill of old cases) is not escalated one by one: the leaders get one backlog summary.
+    backlog_days: int = Field(default=14, ge=0, le=3650)
+    # After this many days a breach still open goes to the head of unit (workers with role
+    # ``head``) and ``second_escalation_addresses`` (emails or Teams workflow URLs). None = off.
+    second_escalation_days: int | None = Field(default=None, ge=1, le=3650)
+    second_escalation_addresses: list[str] = []
+    # Every list in a message (and in the weekly digest) shows at most this many items, then
+    # "og N flere" with a link to the full list, so a message stays short however large the backlog.
+    max_items_per_section: int = Field(default=15, ge=1, le=100)
     working_hours_start: int = Field(default=8, ge=0, le=23)  # local hour, inclusive
     working_hours_end: int = Field(default=16, ge=1, le=24)  # local hour, exclusive
     # The statute sets no time limit for the reassessment (genvurdering): municipal policy.
@@ -194,6 +207,26 @@ class AlertSettings(_Section):
             raise ValueError("case_link_template must contain {case_ref}")
         if not value.startswith(("https://", "http://")):
             raise ValueError("case_link_template must be an http(s) URL")
+        return value
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _reminder_days(cls, value: list[int]) -> list[int]:
+        if any(d < 1 or d > 3650 for d in value):
+            raise ValueError("reminder_days must be whole days after the due time, 1 or more")
+        if value != sorted(set(value)):
+            raise ValueError("reminder_days must be increasing, e.g. [1, 7, 14]")
+        return value
+
+    @field_validator("second_escalation_addresses")
+    @classmethod
+    def _second_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "://" in address:
+                check_teams_url(address)
+            elif "@" not in address:
+                raise ValueError(f"second_escalation_addresses: {address!r} is neither an email "
+                                 "address nor a Teams workflow URL")
         return value
 
     @model_validator(mode="after")

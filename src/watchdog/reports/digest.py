@@ -3,7 +3,9 @@ and this year's compliance per duty, for each team leader, once a week.
 
 - ``load_digest_data`` reads a team's deadlines and its year-to-date barometer (I/O: database).
 - ``build_digest`` (pure) picks the items; ``render_digest`` (pure) writes the Danish message:
-  HTML and text for email, a compact Adaptive Card (counts and a link) for Teams.
+  text and HTML (``templates/email/digest.html``) for email, each list capped at
+  ``alerts.max_items_per_section`` with "og N flere" and the team page's link, and a compact
+  Adaptive Card (counts and a link, ``watchdog.cards``) for Teams. Weeks: ``reports.weeks``.
 - ``enqueue_weekly_digests`` (I/O) puts one digest per leader, week and channel into the outbox,
   key ``digest:{leader_id}:{iso_week}:{channel}``. The scheduler's cron job (default Monday 07:00
   Europe/Copenhagen, ``settings.schedule.digest_*``) calls it, and so does every poll: a week
@@ -22,8 +24,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from html import escape
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -31,10 +32,15 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Team, Worker, WorkerRole
-from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, local_date, local_midnight
+from watchdog.clock import ensure_aware, format_due, local_date, local_midnight
 from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
+from watchdog.templating import render as render_template
+from watchdog.cards import counts_card
+from watchdog.reports.weeks import (  # noqa: F401 - part of this module's API
+    iso_week_of, latest_due_week, parse_iso_week, send_time, week_monday,
+)
 from watchdog.reports import ReportInputError
 from watchdog.reports.barometer import JA, BarometerReport, Period, compute_barometer, load_barometer_rows
 from watchdog.rules.types import Duty, Status
@@ -43,7 +49,6 @@ log = logging.getLogger(__name__)
 
 AT_RISK_DAYS = 14
 DIGEST_STAGE = "weekly"
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MONTHS_DA = ["januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
               "oktober", "november", "december"]
 
@@ -65,48 +70,6 @@ _MAIN_QUESTIONS = ("assessment_24h", "investigation_4m", "follow_up", "reassessm
 
 FOOTER_DA = ("Ugeoversigten er sendt automatisk af watchdog (fristovervågning). Den nævner sager "
              "ved sagsnummer og indeholder med vilje hverken CPR-nummer eller navn på barnet.")
-
-
-# --------------------------------------------------------------------------------------------
-# Weeks
-# --------------------------------------------------------------------------------------------
-
-
-def iso_week_of(day: date) -> str:
-    y, w, _ = day.isocalendar()
-    return f"{y}-W{w:02d}"
-
-
-def parse_iso_week(text: str) -> tuple[int, int]:
-    """'2024-W10' → (2024, 10); a malformed week is a user's mistake."""
-    try:
-        y, w = text.strip().upper().split("-W")
-        year, week = int(y), int(w)
-        date.fromisocalendar(year, week, 1)
-    except ValueError:
-        raise ReportInputError(f"not an ISO week: {text!r} (expected YYYY-Www, e.g. 2024-W10)") from None
-    return year, week
-
-
-def week_monday(week: str) -> date:
-    year, number = parse_iso_week(week)
-    return date.fromisocalendar(year, number, 1)
-
-
-def send_time(week: str, schedule) -> datetime:
-    """When week ``week``'s digest is due: the digest day and local time within that week (UTC)."""
-    day = week_monday(week) + timedelta(days=_DAYS.index(schedule.digest_day))
-    local = datetime.combine(day, time(schedule.digest_hour, schedule.digest_minute), tzinfo=LOCAL_TZ)
-    return ensure_aware(local)
-
-
-def latest_due_week(now: datetime, schedule) -> str:
-    """The most recent week whose send time is at or before ``now``."""
-    now = ensure_aware(now, what="now")
-    this_week = iso_week_of(local_date(now))
-    if send_time(this_week, schedule) <= now:
-        return this_week
-    return iso_week_of(week_monday(this_week) - timedelta(days=7))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,77 +223,108 @@ def _percent(line: ComplianceLine) -> str:
     return "ingen sager endnu" if line.percent is None else f"{line.ja} af {line.total} ({line.percent} %)"
 
 
-def render_digest(content: DigestContent, *, link: str | None = None) -> Message:
-    """The digest as a Danish message: HTML and text for email, a compact card for Teams."""
+@dataclass(frozen=True)
+class DigestSection:
+    """One numbered section of the digest: its heading, the lines shown (flat, or per
+    caseworker in ``groups``) and how many were left out for ``og N flere``."""
+
+    heading: str
+    lines: tuple[str, ...] = ()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    hidden: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and not self.groups
+
+
+def _capped(lines: list[str], cap: int) -> tuple[tuple[str, ...], int]:
+    return tuple(lines[:cap]), max(0, len(lines) - cap)
+
+
+def _capped_groups(groups: list[tuple[str, list[str]]], cap: int):
+    shown, room = [], cap
+    for name, items in groups:
+        if room <= 0:
+            break
+        shown.append((name, tuple(items[:room])))
+        room -= len(items[:room])
+    return tuple(shown), sum(len(items) for _, items in groups) - (cap - room)
+
+
+def digest_sections(c: DigestContent, *, max_items: int) -> list[DigestSection]:
+    """The digest's four sections, the deadlines at risk first, each list capped at
+    ``max_items`` (pure)."""
+    past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
+    ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
+    past_lines, past_hidden = _capped([_line(d, c.now) for d in c.breaches_past_week], max_items)
+    groups, risk_hidden = _capped_groups(
+        [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk],
+        max_items)
+    # The open breaches most recent first: the long-standing ones are counted, the new ones read.
+    open_lines, open_hidden = _capped([_line(d, c.now) for d in sorted(
+        c.open_breaches, key=lambda d: (-d.due.timestamp(), d.deadline_id))], max_items)
+    # What can still be met first (DESIGN.md invariant 8), then what went wrong.
+    sections = [
+        DigestSection(f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", groups=groups,
+                      hidden=risk_hidden),
+        DigestSection(f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
+                      past_lines, hidden=past_hidden),
+        DigestSection(f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)} (de nyeste først)",
+                      open_lines, hidden=open_hidden),
+        DigestSection(f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
+                      tuple(f"{line.label}: {_percent(line)}" for line in c.compliance)),
+    ]
+    if c.acknowledged:  # the reason stays on the team page: free text never goes into a message
+        ack_lines, ack_hidden = _capped([f"Sag {a.case_ref}: {DUTY_NAMES_DA[a.duty]}, {a.worker_name} til og med "
+                                         f"{a.ends_on:%d-%m-%Y}" for a in c.acknowledged], max_items)
+        sections.append(DigestSection(f"\"Jeg er på sagen\" – påmindelserne er stoppet: {len(c.acknowledged)}",
+                                      ack_lines, hidden=ack_hidden))
+    return sections
+
+
+def render_digest(content: DigestContent, *, link: str | None = None, list_url: str | None = None,
+                  max_items: int = 15) -> Message:
+    """The digest as a Danish message: HTML and text for email, a compact card for Teams. Each
+    list shows at most ``max_items`` items, then "og N flere" with ``list_url`` (the web app's
+    team page), so the digest stays short however large the backlog."""
     c = content
     _, week_no = parse_iso_week(c.week)
     subject = (f"Ugeoversigt uge {week_no}: {len(c.breaches_past_week)} overskredet i sidste uge, "
                f"{c.at_risk_count} i risiko, {len(c.open_breaches)} åbne overskridelser – {c.team_name}")
-    past = f"{_day_da(c.past_week[0])} – {_day_da(c.past_week[1])}"
-    ytd = f"{_day_da(date(c.year, 1, 1))} – {_day_da(c.year_to)}"
     intro = f"Her er ugens overblik over fristerne i {c.team_name} (uge {week_no})."
-    sections: list[tuple[str, list[str], list[tuple[str, list[str]]] | None]] = [
-        (f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
-         [_line(d, c.now) for d in c.breaches_past_week], None),
-        (f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", [],
-         [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk]),
-        (f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)}",
-         [_line(d, c.now) for d in c.open_breaches], None),
-        (f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
-         [f"{line.label}: {_percent(line)}" for line in c.compliance], None),
-    ]
-    if c.acknowledged:  # the reason stays on the team page: free text never goes into a message
-        sections.append((f"\"Jeg er på sagen\" – påmindelserne er stoppet: {len(c.acknowledged)}",
-                         [f"Sag {a.case_ref}: {DUTY_NAMES_DA[a.duty]}, {a.worker_name} til og med "
-                          f"{a.ends_on:%d-%m-%Y}" for a in c.acknowledged], None))
+    sections = digest_sections(c, max_items=max_items)
+    more = (lambda n: f"og {n} flere: {list_url}") if list_url else (lambda n: f"og {n} flere")
     text = [f"Kære {c.leader_name},", "", intro, ""]
-    html = [f"<p>Kære {escape(c.leader_name)},</p>", f"<p>{escape(intro)}</p>"]
-    for n, (heading, lines, groups) in enumerate(sections, 1):
-        text.append(f"{n}. {heading}")
-        html.append(f"<h3>{n}. {escape(heading)}</h3>")
-        if groups is not None:
-            for group, items in groups:
-                text.append(f"   {group}:")
-                text.extend(f"   - {i}" for i in items)
-                html.append(f"<p><b>{escape(group)}</b></p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
-        else:
-            text.extend(f"   - {i}" for i in lines)
-            if lines:
-                html.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in lines) + "</ul>")
-        if not lines and not groups:
+    for n, section in enumerate(sections, 1):
+        text.append(f"{n}. {section.heading}")
+        for group, items in section.groups:
+            text.append(f"   {group}:")
+            text.extend(f"   - {i}" for i in items)
+        text.extend(f"   - {i}" for i in section.lines)
+        if section.hidden:
+            text.append(f"   {more(section.hidden)}")
+        if section.empty:
             text.append("   Ingen.")
-            html.append("<p>Ingen.</p>")
         text.append("")
+    if list_url:
+        text.append(f"Hele listen: {list_url}")
     if link:
         text.append(f"Sagssystemet: {link}")
-        html.append(f'<p><a href="{escape(link, quote=True)}">Åbn sagssystemet</a> ({escape(link)})</p>')
     text.append(FOOTER_DA)
-    html.append(f"<p><small>{escape(FOOTER_DA)}</small></p>")
-    return Message(subject=subject, text="\n".join(text), html="\n".join(html), card=_card(c, subject, link))
+    html = render_template("email/digest.html", leader_name=c.leader_name, intro=intro, sections=sections,
+                           list_url=list_url, link=link, footer=FOOTER_DA)
+    return Message(subject=subject, text="\n".join(text), html=html, card=_card(c, subject, list_url or link, full_list=bool(list_url)))
 
 
-def _card(c: DigestContent, subject: str, link: str | None) -> dict[str, Any]:
-    facts = [
-        {"title": "Overskredet i sidste uge", "value": str(len(c.breaches_past_week))},
-        {"title": f"I risiko de næste {AT_RISK_DAYS} dage", "value": str(c.at_risk_count)},
-        {"title": "Åbne overskridelser", "value": str(len(c.open_breaches))},
-    ]
-    facts += [{"title": f"{line.label} (i år)", "value": _percent(line)}
-              for line in c.compliance if line.key in _MAIN_QUESTIONS]
-    card: dict[str, Any] = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-        "version": "1.4", "msteams": {"width": "full"},
-        "body": [
-            {"type": "TextBlock", "text": f"Ugeoversigt uge {parse_iso_week(c.week)[1]} – {c.team_name}",
-             "weight": "Bolder", "size": "Medium", "wrap": True},
-            {"type": "FactSet", "facts": facts},
-            {"type": "TextBlock", "text": "Hele oversigten med sagsnumre står i e-mailen.", "wrap": True,
-             "isSubtle": True, "size": "Small"},
-        ],
-    }
-    if link:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Åbn sagssystemet", "url": link}]
-    return card
+def _card(c: DigestContent, subject: str, link: str | None, *, full_list: bool) -> dict[str, Any]:
+    facts = [("Overskredet i sidste uge", str(len(c.breaches_past_week))),
+             (f"I risiko de næste {AT_RISK_DAYS} dage", str(c.at_risk_count)),
+             ("Åbne overskridelser", str(len(c.open_breaches)))]
+    facts += [(f"{line.label} (i år)", _percent(line)) for line in c.compliance if line.key in _MAIN_QUESTIONS]
+    return counts_card(f"Ugeoversigt uge {parse_iso_week(c.week)[1]} – {c.team_name}", facts,
+                       note="Hele oversigten med sagsnumre står i e-mailen.", link=link,
+                       link_title="Se hele listen" if full_list else "Åbn sagssystemet")
 
 
 def system_link(settings) -> str:
@@ -364,10 +358,12 @@ def digest_message(session: Session, leader: Worker, team: Team, *, week: str, n
     from dataclasses import replace
 
     from watchdog.acknowledgements import list_acknowledgements
+    from watchdog.message_context import full_list_url
 
     content = replace(build_digest(leader.name, team.name, cache[team.id], week, now),
                       acknowledged=tuple(list_acknowledgements(session, now=now, team_id=team.id)))
-    return render_digest(content, link=system_link(settings))
+    return render_digest(content, link=system_link(settings), list_url=full_list_url(settings, leader=True),
+                         max_items=settings.alerts.max_items_per_section)
 
 
 def preview_digests(session: Session, *, now: datetime, settings, leader: str | None = None,

@@ -1,0 +1,93 @@
+"""Stage 5a's inputs: what a message shows beyond its own alerts.
+
+I/O: reads the database (the outbox and the deadlines), never writes. For one recipient's
+message, ``message_context`` gives rendering (pure) a ``render.MessageContext``: when the
+recipient last had a message on this channel (so breaches due after it are "new"), and for a
+team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
+days) of the teams the message concerns, and the link to the full list in the web app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlmodel import Session
+
+from watchdog.arrangement import NO_WORKER_DA, MessageContext, WorkerCount
+from watchdog.casestore import Case, Team, Worker, WorkerRole
+from watchdog.deadlines import Deadline
+from watchdog.outbox import Alert, AlertState, Channel
+from watchdog.rules.types import Status
+
+DUE_SOON_DAYS = 7
+#: The web app's pages the messages link to (``settings.web.base_url`` + path).
+TEAM_PAGE = "/team"
+OWN_PAGE = "/"
+
+
+def full_list_url(settings, *, leader: bool) -> str:
+    """Where the full list is: the web app's team page (leaders) or front page (caseworkers);
+    without a configured web address, the case system's front page."""
+    base = settings.web.base_url
+    if base:
+        return base + (TEAM_PAGE if leader else OWN_PAGE)
+    from watchdog.reports.digest import system_link
+
+    return system_link(settings)
+
+
+def last_message_at(session: Session, *, worker_id: int | None, address: str, channel: Channel) -> datetime | None:
+    """When the recipient last got a message on this channel (sent or accepted), or None."""
+    query = select(func.max(Alert.sent_at)).where(
+        Alert.state.in_((AlertState.SENT, AlertState.ACCEPTED)), Alert.channel == Channel(channel))
+    query = (query.where(Alert.recipient_worker_id == worker_id) if worker_id is not None
+             else query.where(Alert.recipient_address == address))
+    return session.execute(query).scalar_one_or_none()
+
+
+def team_counts(session: Session, team_ids: Iterable[int], *, now: datetime) -> tuple[WorkerCount, ...]:
+    """Per responsible caseworker in these teams: open breaches, and open deadlines due within
+    ``DUE_SOON_DAYS``; by most breaches first."""
+    ids = sorted(set(team_ids))
+    if not ids:
+        return ()
+    soon = now + timedelta(days=DUE_SOON_DAYS)
+    # An open deadline past its due time is a breach the poll has not stored yet.
+    breached = (Deadline.status == Status.BREACHED) | ((Deadline.status == Status.OPEN) & (Deadline.due <= now))
+    due_soon = (Deadline.status == Status.OPEN) & (Deadline.due > now) & (Deadline.due <= soon)
+    rows = session.execute(
+        select(Worker.name, func.sum(case((breached, 1), else_=0)), func.sum(case((due_soon, 1), else_=0)))
+        .select_from(Deadline).join(Case, Case.id == Deadline.case_id)
+        .outerjoin(Worker, Worker.id == Deadline.responsible_worker_id)
+        .where(Case.team_id.in_(ids), Deadline.status.in_((Status.BREACHED, Status.OPEN)), Deadline.due <= soon)
+        .group_by(Worker.name)
+    ).all()
+    counts: dict[str, list[int]] = {}
+    for name, b, s_ in rows:
+        entry = counts.setdefault(name or NO_WORKER_DA, [0, 0])
+        entry[0] += int(b or 0)
+        entry[1] += int(s_ or 0)
+    return tuple(WorkerCount(name, b, s) for name, (b, s) in
+                 sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])) if b or s)
+
+
+def message_context(session: Session, settings, *, recipient: Worker | None, address: str,
+                    channel: Channel, team_ids: Iterable[int], now: datetime) -> MessageContext:
+    """Everything ``render.render_alerts`` needs besides the items, for one recipient."""
+    leader = recipient is not None and WorkerRole(recipient.role) in (WorkerRole.LEADER, WorkerRole.HEAD)
+    last = last_message_at(session, worker_id=recipient.id if recipient is not None else None,
+                           address=address, channel=channel)
+    # Never messaged: only the breaches of the last backlog_days count as new to them.
+    new_since = last if last is not None else now - timedelta(days=settings.alerts.backlog_days)
+    counts: tuple[WorkerCount, ...] = ()
+    scope = None
+    if leader:
+        ids = sorted(set(team_ids))
+        counts = team_counts(session, ids, now=now)
+        names = session.execute(select(Team.name).where(Team.id.in_(ids)).order_by(Team.name)).scalars().all()
+        scope = ", ".join(names) or None
+    return MessageContext(new_since=new_since, leader=leader, counts=counts, counts_scope=scope,
+                          list_url=full_list_url(settings, leader=leader),
+                          max_items=settings.alerts.max_items_per_section)
