@@ -42,7 +42,10 @@ def _breached(engine, session, smtp_server, **alerts):
     town = Town(session)
     town.investigation("S-7001")
     session.commit()
-    settings = settings_for(smtp_server, alerts=alerts) if alerts else settings_for(smtp_server)
+    # A reminder a week after the breach, then weekly (the default cadence starts the day after,
+    # before these tests acknowledge): the timeline below counts on REMINDER_1 being the first.
+    alerts = {"reminder_days": [7], "reminder_repeat_days": 7, **alerts}
+    settings = settings_for(smtp_server, alerts=alerts)
     transport = Transport(settings)
     rounds(engine, settings, transport, ESCALATED)
     deadline = session.exec(select(Deadline).where(Deadline.status == Status.BREACHED)).one()
@@ -71,12 +74,12 @@ def test_the_rule_refuses_an_empty_reason_a_cpr_number_and_an_end_in_the_past_or
 def test_silencing_spares_only_the_first_escalation_at_breach_and_ends_at_the_end():
     now = at("2025-07-10T09:00")
     until = at("2025-07-17T00:00")
-    assert silences(AlertKind.REMINDER, "reminder_1", until=until, now=now)
+    assert silences(AlertKind.REMINDER, "reminder_7d", until=until, now=now)
     assert silences(AlertKind.WARNING, "before_2d", until=until, now=now)
     assert silences(AlertKind.ESCALATION, "head_1", until=until, now=now)  # a repeat escalation
     assert not silences(AlertKind.ESCALATION, "breach", until=until, now=now)
-    assert not silences(AlertKind.REMINDER, "reminder_1", until=until, now=until)
-    assert not silences(AlertKind.REMINDER, "reminder_1", until=None, now=now)
+    assert not silences(AlertKind.REMINDER, "reminder_7d", until=until, now=until)
+    assert not silences(AlertKind.REMINDER, "reminder_7d", until=None, now=now)
 
 
 def test_an_acknowledged_breach_gets_no_reminder_until_its_end_then_the_reminder_and_one_end_notice(
@@ -101,16 +104,16 @@ def test_an_acknowledged_breach_gets_no_reminder_until_its_end_then_the_reminder
     rounds(engine, settings, transport, at("2025-07-17T08:05"), at("2025-07-17T09:00"))
     reminders = _reminders(session)
     assert {(a.stage, a.recipient_address, a.state) for a in reminders} == {
-        ("reminder_1", ANNE, AlertState.SENT), ("reminder_1", LISE, AlertState.SENT)}
+        ("reminder_7d", ANNE, AlertState.SENT)}  # leaders are not reminded item by item
     to_anne = deadline_mails(session, smtp_server, ANNE)
     subjects = sorted(str(m.message["Subject"]) for m in smtp_server.to(ANNE))
-    assert any("Påmindelse" in s for s in subjects)
+    assert any("overskredet" in s and "S-7001" in s for s in subjects)  # the reminder
     assert [s for s in subjects if "er udløbet" in s] == ['Din markering "jeg er på sagen" er udløbet: sag S-7001']
     assert len(to_anne) == 2  # the reminder and the end notice, nothing twice
     assert len(smtp_server.messages) > before
     # The next poll adds nothing, and the outcome log has the acknowledgement and its end.
     rounds(engine, settings, transport, at("2025-07-17T10:00"))
-    assert len(_reminders(session)) == 2
+    assert len(_reminders(session)) == 1
     events = session.exec(select(OutcomeEvent).where(OutcomeEvent.kind.in_([AckEvent.ACKNOWLEDGED, AckEvent.ENDED]))
                           .order_by(OutcomeEvent.id)).all()
     assert [e.kind for e in events] == [AckEvent.ACKNOWLEDGED, AckEvent.ENDED]
@@ -132,7 +135,7 @@ def test_ending_early_brings_the_reminder_back_at_the_next_poll_without_an_end_n
         end_early(s, ack_id=ack, worker_id=town.workers["L1"].id, now=at("2025-07-15T11:00"))
         s.commit()
     rounds(engine, settings, transport, at("2025-07-15T11:05"))
-    assert {a.recipient_address for a in _reminders(session)} == {ANNE, LISE}
+    assert {a.recipient_address for a in _reminders(session)} == {ANNE}  # leaders: no item reminders
     assert not [m for m in smtp_server.to(ANNE) if "udløbet" in str(m.message["Subject"])]
     with Session(engine) as s:
         assert handle_ended(s, now=at("2025-07-21T09:00"), settings=settings) == 0
@@ -181,7 +184,7 @@ def test_a_second_acknowledgement_a_closed_deadline_and_another_teams_worker_are
 
 def test_an_acknowledgement_made_while_a_replica_plans_the_reminder_is_neither_lost_nor_doubled(
         engine, engine_factory, session, smtp_server):
-    """Replica A has planned reminder_1 (its transaction still open) when Anne acknowledges on
+    """Replica A has planned reminder_7d (its transaction still open) when Anne acknowledges on
     replica B. The reminder A stores must not go out while the acknowledgement holds, and must
     go out exactly once when it ends."""
     town, settings, transport, deadline = _breached(engine, session, smtp_server)
@@ -202,7 +205,7 @@ def test_an_acknowledgement_made_while_a_replica_plans_the_reminder_is_neither_l
 
     with Session(engine) as a:
         planned = service.plan_due_alerts(a, settings, now=REMINDER_1)
-        assert {p.stage for p in planned} == {"reminder_1"}  # A has not seen any acknowledgement
+        assert {p.stage for p in planned} == {"reminder_7d"}  # A has not seen any acknowledgement
         b = threading.Thread(target=acknowledge_on_b)
         b.start()
         # On PostgreSQL B commits now (it touches no row A holds); on SQLite it waits for A's
@@ -219,16 +222,16 @@ def test_an_acknowledgement_made_while_a_replica_plans_the_reminder_is_neither_l
     rounds(engine, settings, transport, at("2025-07-15T09:00"), at("2025-07-16T15:00"))
     assert deadline_mails(session, smtp_server, ANNE) == []
     held = _reminders(session)
-    assert {a.state for a in held} == {AlertState.PENDING} and len(held) == 2
+    assert {a.state for a in held} == {AlertState.PENDING} and len(held) == 1
     # The acknowledgement ends at the opening of Thursday 17 July.
     rounds(engine, settings, transport, at("2025-07-17T08:00"), at("2025-07-17T09:00"))
-    assert sorted(a.stage for a in _reminders(session) if a.state == AlertState.SENT) == ["reminder_1"] * 2
+    assert sorted(a.stage for a in _reminders(session) if a.state == AlertState.SENT) == ["reminder_7d"]
     rounds(engine, settings, transport, at("2025-07-21T09:00"))
     reminders = _reminders(session)
     by_stage = sorted((a.stage, a.recipient_address) for a in reminders if a.state == AlertState.SENT)
-    # reminder_1 once each (the held one), then reminder_2 on 21 July as the cadence says.
-    assert by_stage == [("reminder_1", ANNE), ("reminder_1", LISE), ("reminder_2", ANNE), ("reminder_2", LISE)]
-    assert len(reminders) == 4
+    # reminder_7d once (the held one), then reminder_14d on 21 July as the cadence says.
+    assert by_stage == [("reminder_14d", ANNE), ("reminder_7d", ANNE)]
+    assert len(reminders) == 2
 
 
 def test_the_leaders_weekly_digest_lists_the_open_acknowledgements_without_their_reason(

@@ -225,7 +225,7 @@ def test_the_transport_net_refuses_a_prerendered_payload_that_hides_a_number(eng
 
 def test_the_example_files_hold_nothing_the_net_would_refuse():
     examples = Path(__file__).resolve().parents[1] / "examples"
-    for path in examples.iterdir():
+    for path in sorted(p for p in examples.rglob("*") if p.is_file()):
         assert find_cpr(path.read_text(encoding="utf-8-sig")) == [], path
 
 

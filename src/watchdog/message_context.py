@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlmodel import Session
 
+from watchdog.sensitive import contains_cpr
 from watchdog.arrangement import NO_WORKER_DA, MessageContext, WorkerCount
 from watchdog.casestore import Case, Team, Worker, WorkerRole
 from watchdog.deadlines import Deadline
@@ -66,11 +67,15 @@ def team_counts(session: Session, team_ids: Iterable[int], *, now: datetime) -> 
     ).all()
     counts: dict[str, list[int]] = {}
     for name, b, s_ in rows:
-        entry = counts.setdefault(name or NO_WORKER_DA, [0, 0])
+        # A name stored before the intake refused CPR-like names is left out, not the message.
+        entry = counts.setdefault(NAME_WITHHELD_DA if name and contains_cpr(name) else (name or NO_WORKER_DA), [0, 0])
         entry[0] += int(b or 0)
         entry[1] += int(s_ or 0)
     return tuple(WorkerCount(name, b, s) for name, (b, s) in
                  sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])) if b or s)
+
+
+NAME_WITHHELD_DA = "(navn udeladt)"
 
 
 def message_context(session: Session, settings, *, recipient: Worker | None, address: str,
@@ -87,7 +92,7 @@ def message_context(session: Session, settings, *, recipient: Worker | None, add
         ids = sorted(set(team_ids))
         counts = team_counts(session, ids, now=now)
         names = session.execute(select(Team.name).where(Team.id.in_(ids)).order_by(Team.name)).scalars().all()
-        scope = ", ".join(names) or None
+        scope = ", ".join(n for n in names if not contains_cpr(n)) or None
     return MessageContext(new_since=new_since, leader=leader, counts=counts, counts_scope=scope,
                           list_url=full_list_url(settings, leader=leader),
                           max_items=settings.alerts.max_items_per_section)

@@ -515,7 +515,7 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
             regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
-            team_name=teams[case.team_id].name if teams[case.team_id] is not None else None,
+            team_name=_shown_name(teams[case.team_id]),
             deadline_id=deadline.id,
         )
         if render.item_sensitive(item):
@@ -529,16 +529,17 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
     return render.render_alerts(items, recipient_name=name, now=now, context=context), name, held
 
 
-def _shown_name(worker: Worker | None) -> str | None:
-    """A worker's name for a message, or None when it looks like it holds a CPR number (stored
-    before the intake refused such names): the message goes without the name rather than not at all."""
-    if worker is None:
+def _shown_name(row: Worker | Team | None) -> str | None:
+    """A worker's or team's name for a message, or None when it looks like it holds a CPR number
+    (stored before the intake refused such names): the message goes without the name rather than
+    not at all."""
+    if row is None:
         return None
-    if contains_cpr(worker.name):
-        log.error("worker (id %s): the name looks like it holds a CPR number; left out of the message",
-                  worker.id)
+    if contains_cpr(row.name):
+        log.error("%s (id %s): the name looks like it holds a CPR number; left out of the message",
+                  type(row).__name__.lower(), row.id)
         return None
-    return worker.name
+    return row.name
 
 
 def case_link(case: Case, settings) -> str:

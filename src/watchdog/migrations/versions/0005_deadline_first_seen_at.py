@@ -22,7 +22,7 @@ def upgrade() -> None:
     # backlog, and a breach already escalated stays escalated (its stage is in the outbox).
     op.execute(
         "UPDATE deadline SET first_seen_at = COALESCE("
-        "(SELECT MIN(outcome_event.at) FROM outcome_event WHERE outcome_event.deadline_id = deadline.id), "
+        "(SELECT MIN(outcome_event.recorded_at) FROM outcome_event WHERE outcome_event.deadline_id = deadline.id), "
         "computed_at)"
     )
 
