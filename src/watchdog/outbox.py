@@ -61,6 +61,10 @@ class Alert(SQLModel, table=True):
     next_attempt_at: datetime = Field(index=True)
     claimed_by: str | None = Field(default=None, max_length=200)
     claimed_until: datetime | None = None
+    # The fencing token: one more on every claim. Recording an outcome is conditional on the
+    # token the recorder got with its claim, so a holder whose claim expired (and was taken by
+    # another replica) cannot overwrite the newer holder's result.
+    claim_token: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime

@@ -3,7 +3,8 @@
 I/O: the database, and the network through ``delivery.Transport``. The work of each stage is in
 its own module; this one only calls them, top to bottom::
 
-    poll(now):     deadlines.poll_deadlines      recompute what changed, mark breaches
+    poll(now):     deadlines.poll_deadlines      recompute the dirty cases, mark breaches; a case
+                                                 whose rules raise costs only itself (an OPS alert)
                    planning.plan                 which alerts are due now, to whom (pure),
                                                  for the deadlines whose next_alert_at has come
                    outbox.enqueue                store them once each (unique key)
@@ -39,7 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from watchdog import deadlines, delivery, outbox, planning, render
+from watchdog import deadline_marks, deadlines, delivery, outbox, planning, render
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
@@ -62,6 +63,7 @@ _PLANNABLE = (Status.OPEN, Status.BREACHED, Status.EXCEPTED)
 @dataclass
 class PollReport:
     cases_recomputed: int = 0
+    cases_failed: int = 0  # cases whose rules raised: left dirty, tried again next poll
     deadlines_written: int = 0
     status_changes: int = 0
     planned: int = 0
@@ -105,12 +107,14 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
         with session_scope(engine) as session:
             stats = deadlines.poll_deadlines(session, now=now, settings=settings)
         report.cases_recomputed = stats.cases_recomputed
+        report.cases_failed = stats.cases_failed
         report.deadlines_written = stats.deadlines_written
         report.status_changes = stats.status_changes
         with session_scope(engine) as session:
+            report.enqueued += _report_recompute_failures(session, settings, now=now)
             alerts = plan_due_alerts(session, settings, now=now)
             report.planned = len(alerts)
-            report.enqueued = outbox.enqueue(session, alerts, now=now)
+            report.enqueued += outbox.enqueue(session, alerts, now=now)
     except Exception as exc:
         heartbeat.round_finished(engine, settings, replica=replica, ok=False, now=now,
                                  duration_s=time.monotonic() - started, error=_one_line(exc))
@@ -125,9 +129,10 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
     heartbeat.round_finished(engine, settings, replica=replica, ok=report.ok, now=now,
                              duration_s=time.monotonic() - started,
                              error="; ".join(report.errors) or None)
-    log.info("poll: %d cases recomputed, %d status changes, %d alerts planned (%d new), "
-             "%d intake-silence alerts, %d digests", report.cases_recomputed, report.status_changes,
-             report.planned, report.enqueued, report.intake_silence_alerts, report.digests)
+    log.info("poll: %d cases recomputed, %d cases failed, %d status changes, %d alerts planned (%d new), "
+             "%d intake-silence alerts, %d digests", report.cases_recomputed, report.cases_failed,
+             report.status_changes, report.planned, report.enqueued, report.intake_silence_alerts,
+             report.digests)
     return report
 
 
@@ -486,6 +491,12 @@ def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: 
     # One operator alert per death: the key names the dead alerts and the instant, so an alert
     # that is retried by hand and dies again is reported again.
     ids = "-".join(str(a.id) for a in worth_telling[:10])
+    return _enqueue_ops_alert(session, settings, key=f"ops:dead:{ids}", stage="dead_letter", payload=payload,
+                              now=now)
+
+
+def _enqueue_ops_alert(session: Session, settings, *, key: str, stage: str, payload: dict, now: datetime) -> int:
+    """One operator alert to every ``delivery.ops_urls`` entry, through the outbox."""
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     alerts = []
     for url in settings.delivery.ops_urls:
@@ -495,10 +506,38 @@ def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: 
                       "URL or mailto://MAILBOX)", mask_url(url))
             continue
         address, channel = target
-        alerts.append(NewAlert(key=f"ops:dead:{ids}:{stamp}:{address}:{channel.value}"[:300], kind=AlertKind.OPS,
-                               stage="dead_letter", recipient_address=address, channel=channel,
+        alerts.append(NewAlert(key=f"{key}:{stamp}:{address}:{channel.value}"[:300], kind=AlertKind.OPS,
+                               stage=stage, recipient_address=address, channel=channel,
                                send_after=now, payload=payload))
     return outbox.enqueue(session, alerts, now=now)
+
+
+def _report_recompute_failures(session: Session, settings, *, now: datetime) -> int:
+    """Tell the operators, once per failure, about cases whose deadlines cannot be computed."""
+    new = deadline_marks.list_failures(session, unalerted_only=True, limit=50)
+    if not new:
+        return 0
+    deadline_marks.mark_alerted(session, [f.case_id for f in new], now=now)
+    if not settings.delivery.ops_urls:
+        return 0
+    payload = render.message_to_payload(recompute_failure_message(new, now=now))
+    ids = "-".join(str(f.case_id) for f in new[:10])
+    return _enqueue_ops_alert(session, settings, key=f"ops:recompute:{ids}", stage="recompute_failure",
+                              payload=payload, now=now)
+
+
+def recompute_failure_message(failures: list[deadline_marks.FailureView], *, now: datetime) -> render.Message:
+    """The operator's message: which cases, the exception, what to do. Case references only."""
+    lines = [f"- sag {f.case_ref}: {f.error[:300]}" for f in failures]
+    subject = f"watchdog: fristerne i {len(failures)} sag(er) kan ikke beregnes"
+    text = "\n".join([
+        f"{subject} ({format_local(now)}).", "", *lines, "",
+        "De øvrige sager beregnes som normalt; disse prøves igen ved hver kørsel. Ret sagens data i "
+        "fagsystemet (typisk en dato uden for et muligt interval), og importér den igen. "
+        "Se `watchdog health`.",
+    ])
+    return render.Message(subject=subject, text=text, html=render.text_to_html(text),
+                          card=render.simple_card(subject, text))
 
 
 def dead_letter_message(dead: list[Alert], *, now: datetime) -> render.Message:

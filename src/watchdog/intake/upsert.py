@@ -10,8 +10,9 @@ comes in. The order is fixed:
 4. upsert in dependency order (teams → workers → absences → cases → notifications →
    investigations → measures → follow-ups → visits), comparing every field: identical data is
    left alone, so re-importing changes nothing;
-5. bump ``Case.facts_changed_at`` of every case whose facts changed (its row or any record under
-   it), so the poll recomputes only those.
+5. mark every case whose facts changed (its row or any record under it) dirty and stamp its
+   ``facts_changed_at``, in the same transaction (``watchdog.deadline_marks``), so the poll
+   recomputes those and no commit can be missed.
 
 ``import_records`` wraps it for the CLI and the API: one transaction, then the deadlines of the
 affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
@@ -33,6 +34,7 @@ from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Measure, ReassessmentParticipant
 from watchdog.clock import ensure_aware
+from watchdog.deadline_marks import mark_changed
 from watchdog.errors import Problem, ValidationFailed, WatchdogError
 from watchdog.intake.parsing import RawRecord
 from watchdog.intake.schemas import (
@@ -275,11 +277,8 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
                 _note_affected_cases(session, result, name, row, before, measure_case)
         session.flush()
 
-    for case_id in result.affected_case_ids:
-        case = session.get(Case, case_id)
-        if case is not None and case.facts_changed_at != now:
-            case.facts_changed_at = now
-    session.flush()
+    # In this transaction: the poll sees these cases dirty exactly when it sees their facts.
+    mark_changed(session, result.affected_case_ids, now=now)
     return result
 
 
@@ -399,7 +398,8 @@ def recompute_deadlines(engine: Engine, case_ids: set[int], *, now: datetime, se
     """Recompute the deadlines of the given cases in their own transaction.
 
     Separate from the import's transaction on purpose: the imported facts are already safe, and
-    if this fails the next poll recomputes the same cases (their facts_changed_at was bumped).
+    if this fails (or the process dies) the next poll recomputes the same cases: their dirty marks
+    stay until a recompute clears them.
     """
     try:
         from watchdog.deadlines import refresh_deadlines

@@ -46,6 +46,9 @@ class Readiness:
     max_poll_age_seconds: int
     replica: str | None
     reason: str
+    # Cases whose deadlines cannot be computed (their rules raise): shown, not a reason to be
+    # unready (the other cases are served; restarting would not help).
+    failing_cases: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,21 +58,24 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
     """Is the service ready? ``replica`` narrows the poll check to one replica's own rounds."""
     from watchdog.ops.heartbeat import last_successful_poll
 
+    from watchdog.deadline_marks import count_failures
+
     limit = settings.http.ready_max_poll_age_seconds
     try:
         with Session(engine) as session:
             session.execute(text("SELECT 1"))
             last_ok = last_successful_poll(session, replica=replica)
+            failing = count_failures(session)
     except Exception as exc:
         reason = _one_line(exc)
         return Readiness(False, reason, None, None, limit, replica, f"database unreachable: {reason}")
     if last_ok is None:
         who = f"replica {replica}" if replica else "any replica"
-        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}")
+        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}", failing)
     age = (now - last_ok).total_seconds()
     ready = age <= limit
     reason = "ready" if ready else f"last successful poll {age:.0f}s ago (limit {limit}s)"
-    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason)
+    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason, failing)
 
 
 def _one_line(exc: BaseException) -> str:

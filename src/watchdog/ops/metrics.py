@@ -84,10 +84,13 @@ class DbFigures:
     failed_attempts: int = 0
     oldest_unsent_age_s: float = 0.0
     replicas: list[tuple[str, float | None]] = field(default_factory=list)  # (replica, last ok ts)
+    failing_cases: int = 0  # cases whose rules raise (recompute_failure rows)
+    dirty_cases: int = 0  # cases whose changed facts no recompute has handled yet
 
 
 def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
     """The service-wide figures, from the database."""
+    from watchdog.deadline_marks import count_dirty, count_failures
     from watchdog.deadlines import Deadline
     from watchdog.ops.heartbeat import ServiceHeartbeat
     from watchdog.outbox import Alert, AlertState, DeliveryAttempt
@@ -111,6 +114,8 @@ def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
     for row in session.exec(select(ServiceHeartbeat.replica, ServiceHeartbeat.last_poll_ok_at)):
         replica, last_ok = row
         figures.replicas.append((replica, _timestamp(last_ok)))
+    figures.failing_cases = count_failures(session)
+    figures.dirty_cases = count_dirty(session)
     return figures
 
 
@@ -201,6 +206,15 @@ class DatabaseCollector:
                                    "Age of the oldest alert that is due and not yet delivered (0 if none).")
         oldest.add_metric([], figures.oldest_unsent_age_s)
         yield oldest
+        failing = GaugeMetricFamily("watchdog_cases_failing_recompute",
+                                    "Cases whose deadlines cannot be computed (their rules raise); "
+                                    "see watchdog health.")
+        failing.add_metric([], figures.failing_cases)
+        yield failing
+        dirty = GaugeMetricFamily("watchdog_cases_awaiting_recompute",
+                                  "Cases whose changed facts no recompute has handled yet (dirty marks).")
+        dirty.add_metric([], figures.dirty_cases)
+        yield dirty
         last = GaugeMetricFamily("watchdog_last_poll_ok_timestamp_seconds",
                                  "Each replica's last successful poll round (Unix time).", labels=["replica"])
         for replica, ts in figures.replicas:

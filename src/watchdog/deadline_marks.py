@@ -1,0 +1,193 @@
+"""Stage 2, deadlines: which cases wait for a recompute, and which cannot be computed.
+
+I/O: the database (``case_file``'s dirty mark, ``recompute_failure``). Functions take the session
+and never commit.
+
+**Dirty marks.** Whoever changes a case's facts sets ``Case.dirty`` and adds one to
+``Case.facts_version`` in the same transaction (``mark_changed``; a new case starts dirty). The
+poll recomputes the dirty cases and clears each mark only if the version is still the one read
+*before* the facts were loaded (``read_dirty_versions``, then ``clear``). So a transaction that
+commits late (a long import) is seen by the next poll whatever the clock said when it began, a
+change that lands while a recompute runs keeps its case dirty, and a recompute that dies clears
+nothing: the next poll does the work. A time watermark could do none of that.
+
+**Failures.** A case whose rules raise (a fact in year 9999 that overflows the date arithmetic) is
+left out of its batch, keeps its dirty mark (so every later poll tries it again) and gets a
+``recompute_failure`` row: first and last failure, attempts, the exception. ``watchdog health``
+and the metrics show these rows; the poll sends an operator alert once per row. The row goes away
+when the case computes again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlmodel import Field, Session, SQLModel
+
+from watchdog.db import dialect_insert
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500
+
+
+class RecomputeFailure(SQLModel, table=True):
+    """A case whose deadlines could not be computed: its rules raised."""
+
+    __tablename__ = "recompute_failure"
+    case_id: int = Field(primary_key=True, foreign_key="case_file.id")
+    first_failed_at: datetime
+    last_failed_at: datetime
+    attempts: int = 1
+    error: str = Field(max_length=2000)
+    alerted_at: datetime | None = None  # when the operators were told (once per failure)
+
+
+# --- dirty marks ------------------------------------------------------------------------------
+
+def mark_changed(session: Session, case_ids: Iterable[int], *, now: datetime) -> None:
+    """The facts of these cases changed in this transaction: stamp them and mark them dirty.
+
+    In ascending id order, the order every writer locks case rows in (no lock cycles), and as
+    ``facts_version + 1`` in SQL, so two writers' bumps both count."""
+    from watchdog.casestore import Case
+
+    ids = sorted(set(case_ids))
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(update(Case).where(Case.id.in_(ids[start:start + _CHUNK]))
+                        .values(facts_changed_at=now, dirty=True, facts_version=Case.facts_version + 1)
+                        .execution_options(synchronize_session=False))
+
+
+def dirty_case_ids(session: Session, *, after: int, limit: int) -> list[int]:
+    """Up to ``limit`` dirty cases with an id above ``after``, in id order (an index range)."""
+    from watchdog.casestore import Case
+
+    return list(session.execute(select(Case.id).where(Case.dirty == True, Case.id > after)  # noqa: E712
+                                .order_by(Case.id).limit(limit)).scalars())
+
+
+def read_dirty_versions(session: Session, case_ids: Sequence[int], *, whole_range: bool = False) -> dict[int, int]:
+    """``{case id: facts_version}`` of the dirty cases among ``case_ids``. Read this *before*
+    loading the facts: a version read after them could belong to facts not loaded."""
+    from watchdog.casestore import Case
+
+    if not case_ids:
+        return {}
+    among = (Case.id.between(case_ids[0], case_ids[-1]) if whole_range else Case.id.in_(list(case_ids)))
+    return dict(session.execute(select(Case.id, Case.facts_version)
+                                .where(among, Case.dirty == True)).all())  # noqa: E712
+
+
+def clear(session: Session, versions: Mapping[int, int]) -> int:
+    """Clear the dirty marks of recomputed cases whose version is still the one read. Returns how
+    many were cleared (a case changed meanwhile stays dirty for the next poll)."""
+    from watchdog.casestore import Case
+
+    if not versions:
+        return 0
+    table = Case.__table__
+    rows = [{"b_id": case_id, "b_version": version} for case_id, version in sorted(versions.items())]
+    result = session.execute(update(table).where(
+        table.c.id == bindparam("b_id"), table.c.facts_version == bindparam("b_version"), table.c.dirty == True,  # noqa: E712
+    ).values(dirty=False), rows)
+    return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+
+
+def count_dirty(session: Session) -> int:
+    from watchdog.casestore import Case
+
+    return session.execute(select(func.count()).select_from(Case).where(Case.dirty == True)).scalar_one()  # noqa: E712
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FailureView:
+    case_id: int
+    case_ref: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    attempts: int
+    error: str
+    alerted_at: datetime | None
+
+
+def describe(exc: BaseException) -> str:
+    """The exception in one line: its type and the first line of its text."""
+    text = str(exc).strip()
+    return (f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__)[:2000]
+
+
+def any_failures(session: Session) -> bool:
+    return session.execute(select(RecomputeFailure.case_id).limit(1)).first() is not None
+
+
+def record_failures(session: Session, failures: Mapping[int, BaseException], *, now: datetime) -> None:
+    """Log each failed case with its reference and the exception, and keep a row for it."""
+    from watchdog.casestore import Case
+
+    if not failures:
+        return
+    ids = sorted(failures)
+    refs = dict(session.execute(select(Case.id, Case.ext_id).where(Case.id.in_(ids))).all())
+    known = {row.case_id: row for row in session.execute(
+        select(RecomputeFailure.case_id, RecomputeFailure.attempts).where(RecomputeFailure.case_id.in_(ids)))}
+    insert = dialect_insert(session)
+    for case_id in ids:
+        exc = failures[case_id]
+        error = describe(exc)
+        ref = refs.get(case_id, f"id {case_id}")
+        if case_id in known:
+            # Every poll tries again: one line each time, the traceback only the first time.
+            log.warning("deadlines of case %s still cannot be computed (attempt %d): %s", ref,
+                        known[case_id].attempts + 1, error, extra={"case_ref": ref})
+        else:
+            log.error("deadlines of case %s cannot be computed; the other cases go on, this one is "
+                      "tried again on every poll: %s", ref, error, exc_info=exc, extra={"case_ref": ref})
+        # An upsert: two replicas may record the same failing case at once.
+        stmt = insert(RecomputeFailure).values(case_id=case_id, first_failed_at=now, last_failed_at=now,
+                                               attempts=1, error=error)
+        session.execute(stmt.on_conflict_do_update(index_elements=["case_id"], set_={
+            "last_failed_at": now, "attempts": RecomputeFailure.attempts + 1, "error": error}))
+
+
+def forget_failures(session: Session, case_ids: Iterable[int]) -> int:
+    """These cases computed: their failure rows (if any) go. Returns how many went."""
+    ids = sorted(set(case_ids))
+    gone = 0
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        result = session.execute(delete(RecomputeFailure).where(RecomputeFailure.case_id.in_(chunk)))
+        gone += result.rowcount or 0
+    if gone:
+        log.info("deadlines of %d case(s) that failed before are computed again", gone)
+    return gone
+
+
+def list_failures(session: Session, *, unalerted_only: bool = False, limit: int | None = None) -> list[FailureView]:
+    """The failing cases, oldest failure first."""
+    from watchdog.casestore import Case
+
+    query = (select(RecomputeFailure, Case.ext_id).join(Case, Case.id == RecomputeFailure.case_id)
+             .order_by(RecomputeFailure.first_failed_at, RecomputeFailure.case_id))
+    if unalerted_only:
+        query = query.where(RecomputeFailure.alerted_at.is_(None))
+    if limit:
+        query = query.limit(limit)
+    return [FailureView(f.case_id, ref, f.first_failed_at, f.last_failed_at, f.attempts, f.error, f.alerted_at)
+            for f, ref in session.execute(query)]
+
+
+def count_failures(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(RecomputeFailure)).scalar_one()
+
+
+def mark_alerted(session: Session, case_ids: Iterable[int], *, now: datetime) -> None:
+    ids = sorted(set(case_ids))
+    if ids:
+        session.execute(update(RecomputeFailure).where(RecomputeFailure.case_id.in_(ids)).values(alerted_at=now))
