@@ -88,6 +88,7 @@ class DeliveryReport:
     cancelled: int = 0
     ops_alerts: int = 0
     released: int = 0
+    stale: int = 0  # outcomes dropped: this worker's claim had expired and another had taken it
 
 
 # --- the poll -------------------------------------------------------------------------------
@@ -329,10 +330,9 @@ def _cancel_moot(engine: Engine, group: list[Alert], report: DeliveryReport) -> 
             if reason is None:
                 keep.append(claimed)
                 continue
-            alert = session.get(Alert, claimed.id)
-            if alert is not None:
-                outbox.record_cancelled(session, alert, reason=reason)
-                moot.append(alert)
+            # The claimed copy carries the claim's token: a claim lost meanwhile changes nothing.
+            if outbox.record_cancelled(session, claimed, reason=reason):
+                moot.append(claimed)
     report.cancelled += len(moot)
     return keep
 
@@ -374,8 +374,8 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
         what=f"recording the delivery of alerts {[a.id for a in group]}",
         give_up_after=settings.delivery.claim_timeout_seconds / 2)
     for outcome, count in outcomes.items():
-        if outcome == "ops_alerts":
-            report.ops_alerts += count
+        if outcome in ("ops_alerts", "stale"):
+            setattr(report, outcome, getattr(report, outcome) + count)
             continue
         setattr(report, outcome, getattr(report, outcome) + count)
         for _ in range(count):
@@ -389,12 +389,14 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
     dead: list[Alert] = []
     with session_scope(engine) as session:
         for claimed in group:
-            alert = session.get(Alert, claimed.id)
-            if alert is None:
-                continue
+            # Recorded under the claim's token: if this process's claim expired and another replica
+            # took the alert, its result stands and ours is logged and dropped ("stale").
+            alert = Alert.model_validate(claimed.model_dump())  # a copy: a retry of this starts afresh
             if result.ok:
-                outbox.record_success(session, alert, now=now, worker_name=worker_name,
-                                      detail=result.detail, accepted_only=result.accepted_only)
+                if not outbox.record_success(session, alert, now=now, worker_name=worker_name,
+                                             detail=result.detail, accepted_only=result.accepted_only):
+                    outcomes["stale"] += 1
+                    continue
                 if alert.deadline_id is not None:
                     deadlines.record_alert_sent(session, deadline_id=alert.deadline_id, at=now,
                                                 detail=f"{alert.kind} {alert.stage} via {channel}")
@@ -405,6 +407,9 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
                     permanent=result.permanent, max_attempts=settings.delivery.max_attempts,
                     backoff_base_seconds=settings.delivery.backoff_base_seconds,
                     backoff_max_seconds=settings.delivery.backoff_max_seconds)
+                if state is None:
+                    outcomes["stale"] += 1
+                    continue
                 outcome = "dead" if state == AlertState.DEAD else "failed"
                 if state == AlertState.DEAD:
                     dead.append(alert)
