@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlmodel import Field, Session, SQLModel
@@ -49,18 +50,33 @@ class RecomputeFailure(SQLModel, table=True):
 
 # --- dirty marks ------------------------------------------------------------------------------
 
-def mark_changed(session: Session, case_ids: Iterable[int], *, now: datetime) -> None:
+def mark_changed(session: Session, case_ids: Iterable[int], *, now: datetime,
+                 changes: Mapping[int, Mapping[str, Any]] | None = None) -> None:
     """The facts of these cases changed in this transaction: stamp them and mark them dirty.
 
-    In ascending id order, the order every writer locks case rows in (no lock cycles), and as
-    ``facts_version + 1`` in SQL, so two writers' bumps both count."""
+    ``changes``: new column values of some of these cases, written in the same step. Rows are
+    locked in ascending id order (on PostgreSQL explicitly: an ``UPDATE … IN`` may visit them in
+    any order), the order every writer of case rows keeps, so writers wait for each other instead
+    of deadlocking; ``facts_version + 1`` is computed in SQL, so two writers' bumps both count."""
     from watchdog.casestore import Case
 
-    ids = sorted(set(case_ids))
+    changes = changes or {}
+    ids = sorted(set(case_ids) | set(changes))
+    mark = {"facts_changed_at": now, "dirty": True, "facts_version": Case.facts_version + 1}
+    lock_first = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), _CHUNK):
-        session.execute(update(Case).where(Case.id.in_(ids[start:start + _CHUNK]))
-                        .values(facts_changed_at=now, dirty=True, facts_version=Case.facts_version + 1)
-                        .execution_options(synchronize_session=False))
+        chunk = ids[start:start + _CHUNK]
+        if lock_first:
+            session.execute(select(Case.id).where(Case.id.in_(chunk)).order_by(Case.id)
+                            .with_for_update(key_share=True))  # FOR NO KEY UPDATE, in id order
+        plain = [case_id for case_id in chunk if case_id not in changes]
+        if plain:
+            session.execute(update(Case).where(Case.id.in_(plain)).values(**mark)
+                            .execution_options(synchronize_session=False))
+        for case_id in chunk:
+            if case_id in changes:
+                session.execute(update(Case).where(Case.id == case_id).values(**changes[case_id], **mark)
+                                .execution_options(synchronize_session=False))
 
 
 def dirty_case_ids(session: Session, *, after: int, limit: int) -> list[int]:

@@ -21,6 +21,8 @@ affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +31,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Measure, ReassessmentParticipant
 from watchdog.clock import ensure_aware
+from watchdog.db import is_concurrency_conflict
 from watchdog.deadline_marks import mark_changed
 from watchdog.errors import Problem, ValidationFailed, WatchdogError
 from watchdog.intake.parsing import RawRecord
@@ -238,10 +241,15 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
     measure_case: dict[int, int] = {row.id: row.case_id for row in stored["measures"].values()}
     participants = _stored_participants(session, records, stored)
 
+    # Every writer takes its locks in one order, so two imports of the same records (in any order
+    # in their files) wait for each other instead of deadlocking: entity by entity, new rows by
+    # ext_id, changed rows by id (the ORM's flush order), and stored cases' rows last, by id, in
+    # one step with their dirty marks (``mark_changed``).
+    case_changes: dict[int, dict[str, Any]] = {}
     for name in ENTITY_ORDER:
         spec = ENTITIES[name]
         written: list[tuple[ValidRecord, Any, bool, dict[str, Any]]] = []
-        for rec in batch[name].values():
+        for rec in sorted(batch[name].values(), key=_by_ext_id):
             if progress:
                 progress(1)
             row = stored[name].get(rec.ext_id)
@@ -254,8 +262,12 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
                 written.append((rec, row, True, {}))
             else:
                 before = {k: getattr(row, k) for k, v in values.items() if getattr(row, k) != v}
-                for k in before:
-                    setattr(row, k, values[k])
+                if name == "cases":
+                    if before:  # written at the end, with the case's dirty mark
+                        case_changes[row.id] = {k: values[k] for k in before}
+                else:
+                    for k in before:
+                        setattr(row, k, values[k])
                 written.append((rec, row, False, before))
         session.flush()  # new rows get their ids; later entities refer to them
         for rec, row, is_new, before in written:
@@ -278,8 +290,12 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
         session.flush()
 
     # In this transaction: the poll sees these cases dirty exactly when it sees their facts.
-    mark_changed(session, result.affected_case_ids, now=now)
+    mark_changed(session, result.affected_case_ids, now=now, changes=case_changes)
     return result
+
+
+def _by_ext_id(rec: ValidRecord) -> str:
+    return rec.ext_id
 
 
 def _column_values(rec: ValidRecord, ids: dict[str, dict[str, int]], *, new: bool) -> dict[str, Any]:
@@ -354,26 +370,46 @@ def _sync_participants(session: Session, rec: ValidRecord, row, ids, participant
 # The whole import: one transaction, then the deadlines of the affected cases
 # ------------------------------------------------------------------------------------------
 
+#: How often an import is run again after losing a race with a concurrent writer (a deadlock, a
+#: serialization failure, the same new records stored first) before it is refused with 409.
+CONFLICT_ATTEMPTS = 5
+
+
 def import_valid(engine: Engine, records: Sequence[ValidRecord], *, now: datetime, settings,
                  dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                 prior_problems: Sequence[Problem] = ()) -> UpsertResult:
-    """Write ``records`` in one transaction (or roll back for a dry run), then recompute deadlines."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            result = upsert_records(session, records, now=now, progress=progress,
-                                    prior_problems=prior_problems)
-            if dry_run:
+                 prior_problems: Sequence[Problem] = (), sleep: Callable[[float], None] = time.sleep
+                 ) -> UpsertResult:
+    """Write ``records`` in one transaction (or roll back for a dry run), then recompute deadlines.
+
+    A transaction that loses a race with a concurrent writer is rolled back and run again from
+    the start (it then sees what the other stored), at most ``CONFLICT_ATTEMPTS`` times; after
+    that ``IntakeConflict`` (HTTP 409). Nothing of a failed attempt is kept.
+    """
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                result = upsert_records(session, records, now=now, progress=progress if attempt == 1 else None,
+                                        prior_problems=prior_problems)
+                if dry_run:
+                    session.rollback()
+                else:
+                    session.commit()
+                break
+            except (DBAPIError, IntegrityError) as exc:
                 session.rollback()
-            else:
-                session.commit()
-        except IntegrityError as exc:
-            session.rollback()
-            raise IntakeConflict(
-                "another writer stored some of these records at the same moment; nothing of this "
-                f"batch was stored, send it again ({str(exc.orig).strip().splitlines()[0]})") from None
-        except BaseException:
-            session.rollback()
-            raise
+                if not (is_concurrency_conflict(exc) or isinstance(exc, IntegrityError)):
+                    raise
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise IntakeConflict(
+                        "concurrent writers kept storing the same records at the same moment; nothing "
+                        f"of this batch was stored, send it again ({reason})") from None
+                log.warning("import lost a race with a concurrent writer (attempt %d of %d): %s; "
+                            "running it again", attempt, CONFLICT_ATTEMPTS, reason)
+                sleep(min(0.05 * 2 ** attempt, 2.0) * (1 + random.random()))
+            except BaseException:
+                session.rollback()
+                raise
     result.dry_run = dry_run
     if not dry_run and result.affected_case_ids:
         result.deadlines_recomputed = recompute_deadlines(engine, result.affected_case_ids, now=now,
