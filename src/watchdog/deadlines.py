@@ -1,7 +1,7 @@
 """Stage 2, deadlines: one persisted row per legal duty instance, and the outcome log.
 
-I/O: reads the case store, writes ``deadline`` and ``poll_state`` and appends to
-``outcome_event``. The computing itself is in ``watchdog.rules`` (pure); this module loads the
+I/O: reads the case store, writes ``deadline``, clears the cases' dirty marks and records the
+cases that cannot be computed (``watchdog.deadline_marks``), and appends to ``outcome_event``. The computing itself is in ``watchdog.rules`` (pure); this module loads the
 facts in bulk, persists the results and records every status change. The outcome log is
 append-only: a status change is a new row, never an update. Deadline rows are never deleted (the
 log and the outbox reference them): a duty that no longer arises from the facts becomes

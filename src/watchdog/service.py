@@ -4,7 +4,8 @@ I/O: the database, and the network through ``delivery.Transport``. The work of e
 its own module; this one only calls them, top to bottom::
 
     poll(now):     deadlines.poll_deadlines      recompute the dirty cases, mark breaches; a case
-                                                 whose rules raise costs only itself (an OPS alert)
+                                                 whose rules raise costs only itself
+                   ops_alerts                    an OPS alert once per such case
                    planning.plan                 which alerts are due now, to whom (pure),
                                                  for the deadlines whose next_alert_at has come
                    outbox.enqueue                store them once each (unique key)
@@ -14,8 +15,9 @@ its own module; this one only calls them, top to bottom::
                    render.render_alerts          one Danish message per recipient and channel
                    delivery.Transport.send       Apprise: email or Teams
                    outbox.record_success/failure an attempt row each; retry with backoff, or dead
+                                                 (only under the claim's token: a stale holder is dropped)
                    deadlines.record_alert_sent   the outcome log
-                   (dead letter)                 an OPS alert to settings.delivery.ops_urls
+                   (dead letter)                 ops_alerts: to settings.delivery.ops_urls
 
 The scheduler (``watchdog run``) and ``watchdog tick`` call ``poll`` and ``deliver`` with
 ``clock.utcnow()``; tests pass ``now`` in. Several replicas may run these at once: the outbox's
@@ -40,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from watchdog import deadline_marks, deadlines, delivery, outbox, planning, render
+from watchdog import deadlines, delivery, ops_alerts, outbox, planning, render
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
@@ -51,7 +53,6 @@ from watchdog.outbox import Alert, AlertKind, AlertState, Channel, NewAlert
 from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.rules.types import Duty, Status
-from watchdog.settings import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
         report.deadlines_written = stats.deadlines_written
         report.status_changes = stats.status_changes
         with session_scope(engine) as session:
-            report.enqueued += _report_recompute_failures(session, settings, now=now)
+            report.enqueued += ops_alerts.report_recompute_failures(session, settings, now=now)
             alerts = plan_due_alerts(session, settings, now=now)
             report.planned = len(alerts)
             report.enqueued += outbox.enqueue(session, alerts, now=now)
@@ -471,15 +472,6 @@ def case_link(case: Case, settings) -> str:
 
 # --- dead letters ---------------------------------------------------------------------------
 
-def ops_recipient(url: str) -> tuple[str, Channel] | None:
-    """Where an operator URL points, in the terms of ``delivery.Recipient`` (see parse_ops_url)."""
-    target = parse_ops_url(url)
-    if target is None:
-        return None
-    address, kind = target
-    return address, Channel.TEAMS if kind == "teams" else Channel.EMAIL
-
-
 def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: datetime) -> int:
     """Tell the operators about alerts that will not be delivered: nothing is dropped silently.
 
@@ -496,53 +488,8 @@ def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: 
     # One operator alert per death: the key names the dead alerts and the instant, so an alert
     # that is retried by hand and dies again is reported again.
     ids = "-".join(str(a.id) for a in worth_telling[:10])
-    return _enqueue_ops_alert(session, settings, key=f"ops:dead:{ids}", stage="dead_letter", payload=payload,
+    return ops_alerts.enqueue(session, settings, key=f"ops:dead:{ids}", stage="dead_letter", payload=payload,
                               now=now)
-
-
-def _enqueue_ops_alert(session: Session, settings, *, key: str, stage: str, payload: dict, now: datetime) -> int:
-    """One operator alert to every ``delivery.ops_urls`` entry, through the outbox."""
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    alerts = []
-    for url in settings.delivery.ops_urls:
-        target = ops_recipient(url)
-        if target is None:
-            log.error("delivery.ops_urls: cannot send an operator alert to %s (use a Teams workflow "
-                      "URL or mailto://MAILBOX)", mask_url(url))
-            continue
-        address, channel = target
-        alerts.append(NewAlert(key=f"{key}:{stamp}:{address}:{channel.value}"[:300], kind=AlertKind.OPS,
-                               stage=stage, recipient_address=address, channel=channel,
-                               send_after=now, payload=payload))
-    return outbox.enqueue(session, alerts, now=now)
-
-
-def _report_recompute_failures(session: Session, settings, *, now: datetime) -> int:
-    """Tell the operators, once per failure, about cases whose deadlines cannot be computed."""
-    new = deadline_marks.list_failures(session, unalerted_only=True, limit=50)
-    if not new:
-        return 0
-    deadline_marks.mark_alerted(session, [f.case_id for f in new], now=now)
-    if not settings.delivery.ops_urls:
-        return 0
-    payload = render.message_to_payload(recompute_failure_message(new, now=now))
-    ids = "-".join(str(f.case_id) for f in new[:10])
-    return _enqueue_ops_alert(session, settings, key=f"ops:recompute:{ids}", stage="recompute_failure",
-                              payload=payload, now=now)
-
-
-def recompute_failure_message(failures: list[deadline_marks.FailureView], *, now: datetime) -> render.Message:
-    """The operator's message: which cases, the exception, what to do. Case references only."""
-    lines = [f"- sag {f.case_ref}: {f.error[:300]}" for f in failures]
-    subject = f"watchdog: fristerne i {len(failures)} sag(er) kan ikke beregnes"
-    text = "\n".join([
-        f"{subject} ({format_local(now)}).", "", *lines, "",
-        "De øvrige sager beregnes som normalt; disse prøves igen ved hver kørsel. Ret sagens data i "
-        "fagsystemet (typisk en dato uden for et muligt interval), og importér den igen. "
-        "Se `watchdog health`.",
-    ])
-    return render.Message(subject=subject, text=text, html=render.text_to_html(text),
-                          card=render.simple_card(subject, text))
 
 
 def dead_letter_message(dead: list[Alert], *, now: datetime) -> render.Message:
