@@ -12,10 +12,8 @@ before the change.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,23 +24,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from process_helpers import cli, start, watchdog_env
 from watchdog.casestore import Case, Notification
 from watchdog.deadlines import Deadline
 
 N = 2000
 REFS = [f"S-{i:05d}" for i in range(N)]
-
-
-def environment(database_url: str) -> dict:
-    env = {**os.environ, "WATCHDOG_DATABASE_URL": database_url}
-    env.pop("WATCHDOG_CONFIG", None)
-    env.pop("WATCHDOG_DEBUG", None)
-    return env
-
-
-def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "watchdog", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
 
 
 def write_files(folder: Path, refs: list[str]) -> list[str]:
@@ -65,17 +52,15 @@ def counts(engine) -> tuple[int, int, int]:
 def team(tmp_path, engine, database_url):
     teams = tmp_path / "teams.csv"
     teams.write_text("ext_id;name\nT-1;Team 1\n", encoding="utf-8")
-    out = cli("import", str(teams), cwd=tmp_path, env=environment(database_url))
+    out = cli("import", str(teams), cwd=tmp_path, env=watchdog_env(database_url))
     assert out.returncode == 0, out.stderr
 
 
 def test_two_imports_of_the_same_new_cases_in_opposite_order_both_succeed(tmp_path, engine, database_url, team):
-    env = environment(database_url)
+    env = watchdog_env(database_url)
     forward = write_files(tmp_path / "forward", REFS)
     backward = write_files(tmp_path / "backward", REFS[::-1])
-    imports = [subprocess.Popen([sys.executable, "-m", "watchdog", "import", *files], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for files in (forward, backward)]
+    imports = [start("import", *files, cwd=tmp_path, env=env) for files in (forward, backward)]
     results = [(p.wait(timeout=600), *p.communicate()) for p in imports]
     for code, _out, err in results:
         assert code == 0, err  # before: one of them exited 70 with DeadlockDetected
@@ -118,14 +103,13 @@ def post(port: int, entity: str, records: list[dict], token: str) -> tuple[int, 
 
 def test_two_serve_processes_posting_the_same_new_cases_in_opposite_order_answer_200_or_409_never_500(
         tmp_path, engine, database_url, team):
-    env = environment(database_url)
+    env = watchdog_env(database_url)
     made = cli("token", "create", "pusher", "--scope", "write", cwd=tmp_path, env=env)
     assert made.returncode == 0, made.stderr
     token = next(word for word in made.stdout.split() if word.startswith("wdt_"))
     ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([sys.executable, "-m", "watchdog", "serve", "--host", "127.0.0.1", "--port", str(p)],
-                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for p in ports]
+    servers = [start("serve", "--host", "127.0.0.1", "--port", str(p), cwd=tmp_path, env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
     try:
         for port, server in zip(ports, servers):
             wait_until_serving(port, server)

@@ -11,10 +11,10 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from conftest import at
+from fixtures_servers import settings_for
 from watchdog import outbox, service
 from watchdog.delivery import SendResult, Transport
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, DeliveryAttempt, NewAlert
-from fixtures_servers import settings_for
 
 T0 = at("2025-03-04T10:00")
 CLAIM = 60

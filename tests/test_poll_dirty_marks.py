@@ -9,9 +9,7 @@ recompute. The next tick must compute every case of it.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from process_helpers import cli, start, watchdog_env
 from watchdog.casestore import Case
 from watchdog.db import is_sqlite
 from watchdog.deadlines import Deadline
@@ -66,14 +65,6 @@ HELPER = textwrap.dedent('''
 ''')
 
 
-def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    full = {**os.environ, **env}
-    full.pop("WATCHDOG_CONFIG", None)
-    full.pop("WATCHDOG_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "watchdog", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full, timeout=300)
-
-
 def write_cases(folder: Path, refs: list[str]) -> list[Path]:
     """Cases of a team with nobody to alert (no worker, no duty address): the poll computes
     their deadlines, and there is no mail to deliver."""
@@ -102,7 +93,7 @@ def cases_with_deadlines(engine) -> int:
 
 def test_an_import_that_commits_after_a_later_poll_and_dies_in_its_recompute_is_computed_by_the_next_tick(
         tmp_path, engine, database_url):
-    env = {"WATCHDOG_DATABASE_URL": database_url}
+    env = watchdog_env(database_url)
     teams = tmp_path / "teams.csv"
     teams.write_text("ext_id;name\nT-LOAD;Team uden modtagere\n", encoding="utf-8")
     assert cli("import", str(teams), cwd=tmp_path, env=env).returncode == 0
@@ -114,10 +105,7 @@ def test_an_import_that_commits_after_a_later_poll_and_dies_in_its_recompute_is_
     # SQLite has one writer: the big import waits before writing (it is still validating).
     # PostgreSQL: its transaction is open with every fact written, not yet committed.
     mode = "before-write" if is_sqlite(database_url) else "before-commit"
-    full = {**os.environ, **env}
-    full.pop("WATCHDOG_CONFIG", None)
-    slow = subprocess.Popen([sys.executable, str(helper), database_url, mode, str(ready), str(go), *map(str, big)],
-                            env=full, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow = start(database_url, mode, str(ready), str(go), *map(str, big), script=helper, cwd=tmp_path, env=env)
     try:
         wait_for(ready, slow)
         other = cli("import", *map(str, small), cwd=tmp_path, env=env)

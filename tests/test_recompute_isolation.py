@@ -4,16 +4,15 @@ every other case goes on (issue 12, point 1 b). Real database; the CLI as a real
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from conftest import at
+from process_helpers import cli, watchdog_env
 from watchdog import deadline_marks
 from watchdog.casestore import Case, FollowUp, Measure, Notification, Team, Worker
 from watchdog.deadline_marks import RecomputeFailure, mark_changed
@@ -28,12 +27,15 @@ SETTINGS = load_settings()
 YEAR_9999 = date(9999, 12, 31)
 
 
-def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    full = {**os.environ, **env}
-    full.pop("WATCHDOG_CONFIG", None)
-    full.pop("WATCHDOG_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "watchdog", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full, timeout=300)
+@pytest.fixture
+def staff(session) -> tuple[Team, Worker]:
+    team = Team(ext_id="T1", name="Team 1")
+    session.add(team)
+    session.flush()
+    worker = Worker(ext_id="W1", name="Anne", email="anne@x.dk", team_id=team.id)
+    session.add(worker)
+    session.flush()
+    return team, worker
 
 
 def _case_with_follow_up(session, team, worker, ref: str, next_planned_on: date) -> tuple[Case, FollowUp]:
@@ -52,13 +54,8 @@ def _case_with_follow_up(session, team, worker, ref: str, next_planned_on: date)
     return case, follow_up
 
 
-def test_a_case_whose_rules_raise_is_recorded_and_the_rest_of_its_batch_is_computed(session):
-    team = Team(ext_id="T1", name="Team 1")
-    session.add(team)
-    session.flush()
-    worker = Worker(ext_id="W1", name="Anne", email="anne@x.dk", team_id=team.id)
-    session.add(worker)
-    session.flush()
+def test_a_case_whose_rules_raise_is_recorded_and_the_rest_of_its_batch_is_computed(session, staff):
+    team, worker = staff
     good, _ = _case_with_follow_up(session, team, worker, "S-good", date(2024, 11, 1))
     bad, bad_follow_up = _case_with_follow_up(session, team, worker, "S-bad", date(2024, 11, 1))
     first = poll_deadlines(session, now=at("2024-06-01 12:00"), settings=SETTINGS)
@@ -97,13 +94,8 @@ def test_a_case_whose_rules_raise_is_recorded_and_the_rest_of_its_batch_is_compu
     assert read_db_figures(session, now=at("2024-06-02 12:10")).failing_cases == 0
 
 
-def test_the_full_recompute_isolates_a_failing_case_too(session):
-    team = Team(ext_id="T1", name="Team 1")
-    session.add(team)
-    session.flush()
-    worker = Worker(ext_id="W1", name="Anne", email="anne@x.dk", team_id=team.id)
-    session.add(worker)
-    session.flush()
+def test_the_full_recompute_isolates_a_failing_case_too(session, staff):
+    team, worker = staff
     cases = [_case_with_follow_up(session, team, worker, f"S-{i}", date(2024, 11, 1))[0] for i in range(3)]
     _case_with_follow_up(session, team, worker, "S-bad", YEAR_9999)
     stats = refresh_deadlines(session, now=at("2024-06-01 12:00"), settings=SETTINGS)
@@ -115,9 +107,8 @@ def test_the_full_recompute_isolates_a_failing_case_too(session):
 
 def test_a_fact_in_year_9999_no_longer_stops_watchdog_tick_for_everybody(tmp_path, engine, database_url,
                                                                          smtp_server):
-    env = {"WATCHDOG_DATABASE_URL": database_url, "WATCHDOG_SMTP__HOST": "127.0.0.1",
-           "WATCHDOG_SMTP__PORT": str(smtp_server.port),
-           "WATCHDOG_DELIVERY__OPS_URLS": json.dumps(["mailto://ops@kommune.example.dk"])}
+    env = watchdog_env(database_url, WATCHDOG_SMTP__HOST="127.0.0.1", WATCHDOG_SMTP__PORT=str(smtp_server.port),
+                       WATCHDOG_DELIVERY__OPS_URLS=json.dumps(["mailto://ops@kommune.example.dk"]))
     out = cli("import", *sorted(str(p) for p in EXAMPLES.glob("*.csv")), cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     with Session(engine) as s:
@@ -160,3 +151,33 @@ def test_a_fact_in_year_9999_no_longer_stops_watchdog_tick_for_everybody(tmp_pat
     with Session(engine) as s:
         assert len(s.exec(select(Alert).where(Alert.kind == AlertKind.OPS)).all()) == 1  # told once
     assert len(smtp_server.to("ops@kommune.example.dk")) == 1
+
+
+def test_a_deadline_whose_planning_raises_costs_only_itself_and_is_planned_again(engine, session, staff):
+    from watchdog import service
+    from fixtures_servers import settings_for
+
+    team, worker = staff
+    good, _ = _case_with_follow_up(session, team, worker, "S-good", date(2024, 11, 1))
+    # Due on 25-12-9999: computable, but a breach reminder a week later is not.
+    late, _ = _case_with_follow_up(session, team, worker, "S-late", date(9999, 12, 25))
+    session.commit()
+    settings = settings_for(None, delivery={"ops_urls": ["mailto://ops@kommune.example.dk"]})
+
+    report = service.poll(engine, settings, now=at("2024-06-01 12:00"))  # before: OverflowError
+    assert report.cases_recomputed == 2
+    with Session(engine) as s:
+        planned = {a.deadline_id for a in s.exec(select(Alert)) if a.deadline_id}
+        assert good.id in {s.get(Deadline, d).case_id for d in planned}
+        [failure] = deadline_marks.list_failures(s)
+        assert failure.case_ref == "S-late" and "alert planning" in failure.error and "OverflowError" in failure.error
+        stuck = s.exec(select(Deadline).where(Deadline.case_id == late.id, Deadline.duty == "follow_up",
+                                              Deadline.due > at("9999-01-01 00:00"))).one()
+        assert stuck.id not in planned
+        assert stuck.next_alert_at is not None and stuck.next_alert_at <= at("2024-06-01 12:00")
+        assert len(s.exec(select(Alert).where(Alert.stage == "recompute_failure")).all()) == 1
+
+    service.poll(engine, settings, now=at("2024-06-01 12:05"))  # tried again, told once
+    with Session(engine) as s:
+        assert deadline_marks.list_failures(s)[0].attempts == 2
+        assert len(s.exec(select(Alert).where(Alert.stage == "recompute_failure")).all()) == 1

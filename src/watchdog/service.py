@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from watchdog import deadlines, delivery, ops_alerts, outbox, planning, render
+from watchdog import deadline_marks, deadlines, delivery, ops_alerts, outbox, planning, render
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
@@ -113,10 +113,10 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
         report.deadlines_written = stats.deadlines_written
         report.status_changes = stats.status_changes
         with session_scope(engine) as session:
-            report.enqueued += ops_alerts.report_recompute_failures(session, settings, now=now)
             alerts = plan_due_alerts(session, settings, now=now)
             report.planned = len(alerts)
             report.enqueued += outbox.enqueue(session, alerts, now=now)
+            report.enqueued += ops_alerts.report_recompute_failures(session, settings, now=now)
     except Exception as exc:
         heartbeat.round_finished(engine, settings, replica=replica, ok=False, now=now,
                                  duration_s=time.monotonic() - started, error=_one_line(exc))
@@ -187,10 +187,43 @@ def plan_due_alerts(session: Session, settings, *, now: datetime, everything: bo
     due_now = [d for d in map(OpenDeadline._make, session.connection().execute(query)) if d.status in _PLANNABLE]
     if not due_now:
         return []
-    result = planning.plan(due_now, _routing_facts(session, settings, due_now, now=now), settings.alerts,
-                           now=now, is_working_day=is_warning_day)
-    _store_next_times(session, due_now, result.next_at)
+    result = _plan_isolated(session, settings, due_now, _routing_facts(session, settings, due_now, now=now),
+                            now=now)
+    # A deadline whose planning failed has no next time: it keeps its own, and is tried again.
+    _store_next_times(session, [d for d in due_now if d.id in result.next_at], result.next_at)
     return result.alerts
+
+
+def _plan_isolated(session: Session, settings, due_now: list[OpenDeadline], routing: planning.RoutingFacts, *,
+                   now: datetime) -> planning.Plan:
+    """``planning.plan``, but a deadline whose planning raises (a due time in late 9999 overflows
+    the reminder arithmetic) costs only itself: it is planned again on its own, recorded as its
+    case's failure (``deadline_marks``: health, metric, one ops alert) and keeps its
+    ``next_alert_at``, so the next poll tries again. Every other deadline is planned."""
+    def plan(deadlines: list[OpenDeadline]) -> planning.Plan:
+        return planning.plan(deadlines, routing, settings.alerts, now=now, is_working_day=is_warning_day)
+
+    try:
+        return plan(due_now)
+    except Exception:  # noqa: BLE001 - find the deadline(s) at fault, plan the rest
+        log.warning("planning: planning %d deadlines together failed; planning each on its own", len(due_now))
+    alerts: list[NewAlert] = []
+    next_at: dict[int, datetime | None] = {}
+    failures: dict[int, BaseException] = {}
+    for deadline in due_now:
+        try:
+            one = plan([deadline])
+        except Exception as exc:  # noqa: BLE001
+            failure = RuntimeError(f"alert planning of deadline {deadline.id} ({deadline.duty}): "
+                                   f"{deadline_marks.describe(exc)}")
+            failure.__cause__ = exc
+            failures.setdefault(deadline.case_id, failure)
+            continue
+        alerts.extend(one.alerts)
+        next_at.update(one.next_at)
+    deadline_marks.record_failures(session, failures, now=now)
+    alerts.sort(key=lambda a: (a.send_after, a.key))
+    return planning.Plan(alerts, next_at)
 
 
 def _policy_changed(session: Session, settings, now: datetime) -> bool:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
-from watchdog.casestore import Case, Measure, ReassessmentParticipant
+from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.clock import ensure_aware
 from watchdog.db import is_concurrency_conflict
 from watchdog.deadline_marks import mark_changed
