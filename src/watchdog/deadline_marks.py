@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlmodel import Field, Session, SQLModel
 
 from watchdog.db import dialect_insert
@@ -101,17 +101,26 @@ def read_dirty_versions(session: Session, case_ids: Sequence[int], *, whole_rang
 
 def clear(session: Session, versions: Mapping[int, int]) -> int:
     """Clear the dirty marks of recomputed cases whose version is still the one read. Returns how
-    many were cleared (a case changed meanwhile stays dirty for the next poll)."""
+    many were cleared (a case changed meanwhile stays dirty for the next poll).
+
+    On PostgreSQL the rows are first locked in id order with SKIP LOCKED: a case row locked right
+    now belongs to a writer that is changing the case (its mark will stay set), so the recompute
+    neither waits for a long import nor takes locks out of the writers' order."""
     from watchdog.casestore import Case
 
     if not versions:
         return 0
-    table = Case.__table__
-    rows = [{"b_id": case_id, "b_version": version} for case_id, version in sorted(versions.items())]
-    result = session.execute(update(table).where(
-        table.c.id == bindparam("b_id"), table.c.facts_version == bindparam("b_version"), table.c.dirty == True,  # noqa: E712
-    ).values(dirty=False), rows)
-    return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+    pairs = sorted(versions.items())
+    if session.get_bind().dialect.name == "postgresql":
+        free = set(session.execute(select(Case.id).where(Case.id.in_([c for c, _v in pairs]), Case.dirty == True)  # noqa: E712
+                                   .order_by(Case.id).with_for_update(key_share=True, skip_locked=True)).scalars())
+        pairs = [(c, v) for c, v in pairs if c in free]
+        if not pairs:
+            return 0
+    result = session.execute(update(Case).where(tuple_(Case.id, Case.facts_version).in_(pairs),
+                                                Case.dirty == True)  # noqa: E712
+                             .values(dirty=False).execution_options(synchronize_session=False))
+    return result.rowcount or 0
 
 
 def count_dirty(session: Session) -> int:
