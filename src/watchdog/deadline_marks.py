@@ -36,11 +36,16 @@ log = logging.getLogger(__name__)
 _CHUNK = 500
 
 
+RECOMPUTE = "recompute"  # the case's rules raised
+PLANNING = "planning"  # planning the alerts of one of its deadlines raised
+
+
 class RecomputeFailure(SQLModel, table=True):
-    """A case whose deadlines could not be computed: its rules raised."""
+    """A case whose deadlines could not be computed (its rules raised) or planned."""
 
     __tablename__ = "recompute_failure"
     case_id: int = Field(primary_key=True, foreign_key="case_file.id")
+    stage: str = Field(default=RECOMPUTE, max_length=20, sa_column_kwargs={"server_default": RECOMPUTE})
     first_failed_at: datetime
     last_failed_at: datetime
     attempts: int = 1
@@ -148,11 +153,13 @@ def describe(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__)[:2000]
 
 
-def any_failures(session: Session) -> bool:
-    return session.execute(select(RecomputeFailure.case_id).limit(1)).first() is not None
+def any_failures(session: Session, *, stage: str = RECOMPUTE) -> bool:
+    return session.execute(select(RecomputeFailure.case_id).where(RecomputeFailure.stage == stage)
+                           .limit(1)).first() is not None
 
 
-def record_failures(session: Session, failures: Mapping[int, BaseException], *, now: datetime) -> None:
+def record_failures(session: Session, failures: Mapping[int, BaseException], *, now: datetime,
+                    stage: str = RECOMPUTE) -> None:
     """Log each failed case with its reference and the exception, and keep a row for it."""
     from watchdog.casestore import Case
 
@@ -175,22 +182,25 @@ def record_failures(session: Session, failures: Mapping[int, BaseException], *, 
             log.error("deadlines of case %s cannot be computed; the other cases go on, this one is "
                       "tried again on every poll: %s", ref, error, exc_info=exc, extra={"case_ref": ref})
         # An upsert: two replicas may record the same failing case at once.
-        stmt = insert(RecomputeFailure).values(case_id=case_id, first_failed_at=now, last_failed_at=now,
-                                               attempts=1, error=error)
+        stmt = insert(RecomputeFailure).values(case_id=case_id, stage=stage, first_failed_at=now,
+                                               last_failed_at=now, attempts=1, error=error)
         session.execute(stmt.on_conflict_do_update(index_elements=["case_id"], set_={
-            "last_failed_at": now, "attempts": RecomputeFailure.attempts + 1, "error": error}))
+            "stage": stage, "last_failed_at": now, "attempts": RecomputeFailure.attempts + 1, "error": error}))
 
 
-def forget_failures(session: Session, case_ids: Iterable[int]) -> int:
-    """These cases computed: their failure rows (if any) go. Returns how many went."""
+def forget_failures(session: Session, case_ids: Iterable[int], *, stage: str = RECOMPUTE) -> int:
+    """These cases computed (or were planned): their failure rows of that stage go. Returns how
+    many went. (A planning failure stays while the case recomputes fine: else every recompute
+    would make it new, and the operators would be told again.)"""
     ids = sorted(set(case_ids))
     gone = 0
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        result = session.execute(delete(RecomputeFailure).where(RecomputeFailure.case_id.in_(chunk)))
+        result = session.execute(delete(RecomputeFailure).where(RecomputeFailure.case_id.in_(chunk),
+                                                                RecomputeFailure.stage == stage))
         gone += result.rowcount or 0
     if gone:
-        log.info("deadlines of %d case(s) that failed before are computed again", gone)
+        log.info("%d case(s) whose %s failed before went through again", gone, stage)
     return gone
 
 

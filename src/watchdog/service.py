@@ -203,10 +203,15 @@ def _plan_isolated(session: Session, settings, due_now: list[OpenDeadline], rout
     def plan(deadlines: list[OpenDeadline]) -> planning.Plan:
         return planning.plan(deadlines, routing, settings.alerts, now=now, is_working_day=is_warning_day)
 
+    known_failures = deadline_marks.any_failures(session, stage=deadline_marks.PLANNING)
     try:
-        return plan(due_now)
+        result = plan(due_now)
     except Exception:  # noqa: BLE001 - find the deadline(s) at fault, plan the rest
         log.warning("planning: planning %d deadlines together failed; planning each on its own", len(due_now))
+    else:
+        if known_failures:
+            deadline_marks.forget_failures(session, {d.case_id for d in due_now}, stage=deadline_marks.PLANNING)
+        return result
     alerts: list[NewAlert] = []
     next_at: dict[int, datetime | None] = {}
     failures: dict[int, BaseException] = {}
@@ -221,7 +226,10 @@ def _plan_isolated(session: Session, settings, due_now: list[OpenDeadline], rout
             continue
         alerts.extend(one.alerts)
         next_at.update(one.next_at)
-    deadline_marks.record_failures(session, failures, now=now)
+    deadline_marks.record_failures(session, failures, now=now, stage=deadline_marks.PLANNING)
+    if known_failures:
+        deadline_marks.forget_failures(session, {d.case_id for d in due_now} - set(failures),
+                                       stage=deadline_marks.PLANNING)
     alerts.sort(key=lambda a: (a.send_after, a.key))
     return planning.Plan(alerts, next_at)
 
