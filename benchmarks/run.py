@@ -206,7 +206,7 @@ def phase_poll_idle(url: str) -> dict:
 
 def change_cases(engine, *, share: float, now: datetime, seed: int = 7) -> list[int]:
     """Change a fact of ``share`` of the cases, as an import would: a notification assessed, an
-    investigation completed, or the case handed to another caseworker; bump facts_changed_at."""
+    investigation completed, or the case handed to another caseworker; mark the cases dirty."""
     from sqlalchemy import select, update
 
     from watchdog.casestore import Case, Investigation, Notification
@@ -228,7 +228,8 @@ def change_cases(engine, *, share: float, now: datetime, seed: int = 7) -> list[
                              .values(completed_at=now - timedelta(minutes=30)))
             else:
                 conn.execute(update(Case).where(Case.id == case_id).values(worker_id=rng.choice(workers)))
-        conn.execute(update(Case).where(Case.id.in_(chosen)).values(facts_changed_at=now - timedelta(minutes=5)))
+        conn.execute(update(Case).where(Case.id.in_(chosen)).values(
+            facts_changed_at=now - timedelta(minutes=5), dirty=True, facts_version=Case.facts_version + 1))
     return chosen
 
 

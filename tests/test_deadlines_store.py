@@ -12,7 +12,7 @@ from watchdog.casestore import (
     Case, FollowUp, Investigation, Measure, MeasureKind, Notification, ReassessmentParticipant, Team, Worker,
 )
 from watchdog.deadlines import (
-    Deadline, OutcomeEvent, OutcomeKind, PollState, load_case_facts, poll_deadlines, record_alert_sent,
+    Deadline, OutcomeEvent, OutcomeKind, load_case_facts, poll_deadlines, record_alert_sent,
     refresh_deadlines,
 )
 from watchdog.rules.types import Duty, Regime, Status
@@ -148,7 +148,8 @@ def test_poll_recomputes_only_changed_cases_and_cases_whose_deadline_passed(sess
     session.flush()
     first = poll_deadlines(session, now=at("2024-05-01 09:00"), settings=SETTINGS)
     assert first.cases_recomputed == 1
-    assert session.get(PollState, "deadlines").watermark_at == at("2024-05-01 08:00")
+    session.refresh(quiet)
+    assert quiet.dirty is False  # its mark was cleared by the recompute that handled it
 
     nothing = poll_deadlines(session, now=at("2024-05-01 10:00"), settings=SETTINGS)
     assert (nothing.cases_recomputed, nothing.deadlines_written, nothing.status_changes) == (0, 0, 0)
@@ -163,7 +164,7 @@ def test_poll_recomputes_only_changed_cases_and_cases_whose_deadline_passed(sess
     assert rows == {quiet.id: Status.BREACHED, busy.id: Status.OPEN}
 
 
-def test_poll_takes_every_case_of_an_import_stamped_with_one_instant_exactly_once(session, world, monkeypatch):
+def test_poll_takes_every_dirty_case_exactly_once_over_several_batches(session, world, monkeypatch):
     import watchdog.deadlines as module
 
     monkeypatch.setattr(module, "BATCH_SIZE", 2)  # force several batches over equal timestamps
@@ -177,7 +178,10 @@ def test_poll_takes_every_case_of_an_import_stamped_with_one_instant_exactly_onc
     later = make_case(session, team, w0, "S-late", changed="2024-05-01 08:00")  # same instant, higher id
     second = poll_deadlines(session, now=at("2024-05-01 09:30"), settings=SETTINGS)
     assert second.cases_recomputed == 1
-    assert session.get(PollState, "deadlines").watermark_case_id == later.id
+    session.refresh(later)
+    assert later.dirty is False
+    third = poll_deadlines(session, now=at("2024-05-01 09:40"), settings=SETTINGS)
+    assert third.cases_recomputed == 0
 
 
 def test_record_alert_sent_appends_to_the_log(session, world):

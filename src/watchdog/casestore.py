@@ -5,8 +5,10 @@ naive one); plain calendar dates (birth dates, absences, planned follow-ups) are
 There is no CPR-number column and no child's name: a child is known by the case reference only.
 
 ``ext_id`` on every table is the case system's own id: imports upsert by it.
-``Case.facts_changed_at`` is bumped whenever any fact of the case changes, so the poll can
-recompute only what changed.
+``Case.facts_changed_at`` says when any fact of the case last changed (for people). What the poll
+goes by is the case's dirty mark (``dirty``, ``facts_version``; see ``watchdog.deadline_marks``):
+set in the same transaction as the facts, so no commit can be missed, however late it lands.
+A new case is dirty; setting ``facts_changed_at`` on a stored case through the ORM marks it too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
+from sqlalchemy import Index, event, inspect, true
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 
@@ -83,6 +86,8 @@ class Absence(SQLModel, table=True):
 
 class Case(SQLModel, table=True):
     __tablename__ = "case_file"  # "case" is a reserved word in SQL
+    # The poll's "which cases wait for a recompute": dirty rows in id order, from the index alone.
+    __table_args__ = (Index("ix_case_file_dirty", "dirty", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     ext_id: str = Field(unique=True, index=True, max_length=64)  # the case reference
     team_id: int = Field(foreign_key="team.id", index=True)
@@ -94,6 +99,19 @@ class Case(SQLModel, table=True):
     aftercare_decided_at: datetime | None = None
     link: str | None = Field(default=None, max_length=2000)  # overrides the configured URL template
     facts_changed_at: datetime = Field(index=True)
+    # The dirty mark: every change of the facts adds one to the version and sets ``dirty`` in the
+    # same transaction; a recompute clears ``dirty`` only if the version is still the one it read
+    # before loading the facts. New rows start dirty (also rows written by plain SQL).
+    facts_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    dirty: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+
+
+@event.listens_for(Case.facts_changed_at, "set", propagate=True)
+def _mark_dirty_on_change(target: Case, value, old, _initiator) -> None:
+    """A stored case whose ``facts_changed_at`` is set through the ORM waits for a recompute."""
+    if inspect(target).has_identity and value != old:
+        target.dirty = True
+        target.facts_version = Case.facts_version + 1  # in SQL: a concurrent bump is not lost
 
 
 class Notification(SQLModel, table=True):

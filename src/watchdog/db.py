@@ -106,6 +106,24 @@ def dialect_insert(session_or_engine):
     return insert
 
 
+# SQLSTATEs of a transaction that lost a race and may simply be run again: serialization failure,
+# deadlock, unique violation (a concurrent writer inserted the same key first).
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
+
+
+def is_concurrency_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` means a concurrent writer got in the way (a deadlock, a serialization
+    failure, the same new key inserted first, SQLite's "database is locked"): running the whole
+    transaction again is safe and will see the other writer's committed rows."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    text_ = str(orig).lower()
+    return "database is locked" in text_ or "unique constraint failed" in text_
+
+
 def wait_for_database(engine: Engine, *, attempts: int = 8, base_delay: float = 1.0,
                       max_delay: float = 30.0, sleep=time.sleep) -> None:
     """Connect, retrying with exponential backoff; raise DatabaseError with one line at the end."""

@@ -1,7 +1,8 @@
 """Stage 2, deadlines: one persisted row per legal duty instance, and the outcome log.
 
-I/O: reads the case store, writes ``deadline`` and ``poll_state`` and appends to
-``outcome_event`` (through ``watchdog.outcome_log``, which owns the log and its two times).
+I/O: reads the case store, writes ``deadline``, clears the cases' dirty marks and records the
+cases that cannot be computed (``watchdog.deadline_marks``), and appends to ``outcome_event``
+(through ``watchdog.outcome_log``, which owns the log and its two times).
 The computing itself is in ``watchdog.rules`` (pure); this module loads the
 facts in bulk, persists the results and records every status change. The outcome log is
 append-only: a status change is a new row, never an update. Deadline rows are never deleted (the
@@ -15,13 +16,14 @@ Functions take the session and never commit: the caller owns the transaction
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 
-from sqlalchemy import Index, and_, bindparam, or_, select, update
+from sqlalchemy import Index, bindparam, select, update
 from sqlmodel import Field, Session, SQLModel
 
+from watchdog import deadline_marks as marks
 from watchdog.clock import ensure_aware
 from watchdog.db import dialect_insert
 from watchdog.outcome_log import OutcomeEvent, OutcomeKind, OutcomeWriter, record_alert_sent
@@ -66,11 +68,11 @@ class Deadline(SQLModel, table=True):
 
 
 class PollState(SQLModel, table=True):
-    """The poll's watermark: the newest ``(Case.facts_changed_at, Case.id)`` already recomputed.
+    """A named state row of a recurring job (the alert planner keeps its policy hash here).
 
-    The id breaks ties: an import stamps thousands of cases with the same instant, and a
-    watermark of the instant alone would either skip some of them or recompute all of them on
-    every poll.
+    The deadline poll no longer keeps a time watermark here (``watermark_*`` are unused by it):
+    a watermark on ``Case.facts_changed_at`` skipped an import that committed after a later
+    poll had moved past its start time. It goes by dirty marks (``watchdog.deadline_marks``).
     """
 
     __tablename__ = "poll_state"
@@ -88,7 +90,6 @@ class PollState(SQLModel, table=True):
 
 BATCH_SIZE = 500
 RANGE_BATCH_SIZE = 2000  # the full recompute's batches: id ranges, no IN list to bind
-_POLL_NAME = "deadlines"
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -208,11 +209,15 @@ class RefreshStats:
     cases_recomputed: int = 0
     deadlines_written: int = 0  # rows inserted or updated
     status_changes: int = 0  # outcome events appended
+    cases_failed: int = 0  # cases whose rules raised (left as they were, tried again later)
+    # The failed cases of this batch and their exceptions (recorded by ``refresh_deadlines``).
+    failures: dict[int, BaseException] = field(default_factory=dict, repr=False)
 
     def add(self, other: RefreshStats) -> None:
         self.cases_recomputed += other.cases_recomputed
         self.deadlines_written += other.deadlines_written
         self.status_changes += other.status_changes
+        self.cases_failed += other.cases_failed
 
 
 # The columns a recomputation may change, in ComputedDeadline's names.
@@ -237,13 +242,17 @@ def _row_values(d: ComputedDeadline) -> tuple:
 
 
 def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> RefreshStats:
+                      progress: Callable[[int, int], None] | None = None,
+                      clear_marks: bool = True) -> RefreshStats:
     """Recompute the deadlines of the given cases (None = every case) as of ``now``.
 
     Upserts one row per duty instance by ``key``, writes only rows that changed, and appends
     ``OutcomeEvent(kind="status")`` rows for every status change: a first computation writes the
     deadline's history with the instants it happened (``from_status`` None on the first), a later
     change what differs from the log (``watchdog.outcome_log``). A row whose duty no longer arises becomes ``not_applicable``.
+    A case whose rules raise is left as it was and recorded (``deadline_marks``): one bad record
+    costs its own case, never the batch. ``clear_marks``: clear the dirty marks of the cases
+    recomputed (unless they changed meanwhile).
     ``progress(cases done, cases in all)`` is called after each batch of the full recompute.
     Does not commit.
     """
@@ -253,34 +262,54 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
     now = ensure_aware(now, what="now")
     policy = RulePolicy.from_settings(settings)
     stats = RefreshStats()
+    known_failures = marks.any_failures(session)
+
+    def batch_done(batch: Sequence[int], result: RefreshStats) -> None:
+        stats.add(result)
+        if result.failures:
+            marks.record_failures(session, result.failures, now=now)
+        if known_failures:
+            marks.forget_failures(session, [c for c in batch if c not in result.failures])
+
     if case_ids is None:
         # Every case, in id ranges: each batch reads its rows with range scans (cheaper than
         # long IN lists, and one cached statement per table).
         ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
         done = 0
         for batch in chunks(ids, RANGE_BATCH_SIZE):
-            stats.add(_refresh_batch(session, batch, now=now, policy=policy, whole_range=True))
+            batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, whole_range=True,
+                                             clear_marks=clear_marks))
             done += len(batch)
             if progress is not None:
                 progress(done, len(ids))
         return stats
     ids = sorted(set(case_ids))
     for batch in chunks(ids, BATCH_SIZE):
-        stats.add(_refresh_batch(session, batch, now=now, policy=policy))
+        batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, clear_marks=clear_marks))
     return stats
 
 
 def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, policy,
-                   whole_range: bool = False) -> RefreshStats:
+                   whole_range: bool = False, clear_marks: bool = True) -> RefreshStats:
     from watchdog.rules.engine import compute_case_deadlines
 
     stats = RefreshStats()
+    # The dirty marks' versions first, then the facts: a change committed in between keeps its
+    # case dirty (the version moved on), instead of being cleared unseen.
+    versions = marks.read_dirty_versions(session, case_ids, whole_range=whole_range) if clear_marks else {}
     facts = load_case_facts(session, case_ids, whole_range=whole_range)
     computed: dict[str, ComputedDeadline] = {}
     for case_id in sorted(facts):
-        for d in compute_case_deadlines(facts[case_id], policy, now):
+        try:
+            # A list, so that a rule failing halfway leaves nothing of this case behind.
+            case_deadlines = list(compute_case_deadlines(facts[case_id], policy, now))
+        except Exception as exc:  # noqa: BLE001 - one bad record must cost only its own case
+            stats.failures[case_id] = exc
+            continue
+        for d in case_deadlines:
             computed[d.key] = d
-    stats.cases_recomputed = len(facts)
+    stats.cases_recomputed = len(facts) - len(stats.failures)
+    stats.cases_failed = len(stats.failures)
 
     cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
     existing = {r.key: r for r in session.connection().execute(
@@ -315,7 +344,8 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         else:
             compare(d, values, old)
     for key, old in existing.items():
-        if key not in computed and old.case_id in facts and old.status != Status.NOT_APPLICABLE:
+        if (key not in computed and old.case_id in facts and old.case_id not in stats.failures
+                and old.status != Status.NOT_APPLICABLE):
             note = _VANISHED if not old.note else f"{old.note}; {_VANISHED}"[:500]
             status_updates.append((old, {"status": Status.NOT_APPLICABLE, "note": note,
                                          "computed_at": now, "status_changed_at": now, "next_alert_at": None}))
@@ -364,41 +394,35 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
                            duty=values.get("duty", old.duty), from_status=old.status, d=computed.get(old.key),
                            clock_start=old.clock_start, note=values.get("note"))
     stats.status_changes += events.flush(session)
+    marks.clear(session, {c: v for c, v in versions.items() if c not in stats.failures})
     return stats
 
 
 def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats:
-    """Incremental refresh: the cases whose facts changed since the last poll's watermark, plus
-    the cases with an open deadline whose due time has passed. Stores the new watermark.
+    """Incremental refresh: the cases marked dirty (their facts changed and no recompute has
+    handled the change yet), plus the cases with an open deadline whose due time has passed.
 
-    Idempotent: polling twice with nothing changed writes nothing. Does not commit.
+    Idempotent: polling twice with nothing changed writes nothing. A case whose rules raise stays
+    dirty and is tried again by the next poll. Does not commit.
     """
-    from watchdog.casestore import Case
-
     now = ensure_aware(now, what="now")
-    state = poll_state(session, _POLL_NAME, now)
-    mark_at, mark_id = state.watermark_at, state.watermark_case_id
     stats = RefreshStats()
     done: set[int] = set()
+    after = 0
     while True:
-        query = select(Case.id, Case.facts_changed_at).order_by(Case.facts_changed_at, Case.id).limit(BATCH_SIZE)
-        if mark_at is not None:
-            query = query.where(or_(Case.facts_changed_at > mark_at,
-                                    and_(Case.facts_changed_at == mark_at, Case.id > mark_id)))
-        rows = session.execute(query).all()
-        if not rows:
+        ids = marks.dirty_case_ids(session, after=after, limit=BATCH_SIZE)
+        if not ids:
             break
-        ids = [r.id for r in rows]
         stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=ids))
         done.update(ids)
-        mark_at, mark_id = rows[-1].facts_changed_at, rows[-1].id
+        after = ids[-1]
     passed = [cid for cid in session.execute(
         select(Deadline.case_id).where(Deadline.status == Status.OPEN, Deadline.due <= now).distinct()
     ).scalars() if cid not in done]
     if passed:
-        stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=passed))
-    session.execute(update(PollState).where(PollState.name == _POLL_NAME).values(
-        watermark_at=mark_at, watermark_case_id=mark_id, polled_at=now))
+        # Not dirty when the loop above ran: their marks (if a change landed since) are left to
+        # the next poll, which clears them in id order like every other writer of case rows.
+        stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=passed, clear_marks=False))
     return stats
 
 

@@ -2,18 +2,22 @@
 
 I/O: the database only. Planning the same alert twice stores it once (the unique ``key``).
 Delivery claims due rows, sends, records every attempt in ``delivery_attempt`` and the outcome
-on the alert; a claim that is never finished expires and is taken again.
+on the alert; a claim that is never finished expires and is taken again. Every claim gets a new
+fencing token (``claim_token``), and an outcome is recorded only under the token it was claimed
+with: a replica whose claim expired cannot overwrite what the newer holder recorded.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware
@@ -62,6 +66,10 @@ class Alert(SQLModel, table=True):
     next_attempt_at: datetime = Field(index=True)
     claimed_by: str | None = Field(default=None, max_length=200)
     claimed_until: datetime | None = None
+    # The fencing token: one more on every claim. Recording an outcome is conditional on the
+    # token the recorder got with its claim, so a holder whose claim expired (and was taken by
+    # another replica) cannot overwrite the newer holder's result.
+    claim_token: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime
@@ -85,6 +93,9 @@ class DeliveryAttempt(SQLModel, table=True):
 # never commits on its own, except ``claim_due`` (a claim is worthless until other replicas see it).
 # ---------------------------------------------------------------------------------------------
 
+log = logging.getLogger(__name__)
+
+_STALE = "stale claim, outcome not recorded: "
 CLOSED_STATES = (AlertState.SENT, AlertState.ACCEPTED, AlertState.DEAD, AlertState.CANCELLED)
 _ENQUEUE_CHUNK = 500
 
@@ -194,7 +205,7 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
         update(Alert)
         .where(chosen, claimable)
         .values(state=AlertState.CLAIMED, claimed_by=worker_name,
-                claimed_until=now + timedelta(seconds=claim_seconds))
+                claimed_until=now + timedelta(seconds=claim_seconds), claim_token=Alert.claim_token + 1)
         .returning(Alert.id)
         .execution_options(synchronize_session=False)
     )
@@ -222,65 +233,83 @@ def backoff(attempts: int, *, base_seconds: int, max_seconds: int) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2 ** exponent, max_seconds))
 
 
+def _held(alert: Alert):
+    """The row is still under the claim ``alert`` was claimed with (the fencing check)."""
+    return and_(Alert.id == alert.id, Alert.state == AlertState.CLAIMED, Alert.claim_token == alert.claim_token)
+
+
+def _apply_if_held(session: Session, alert: Alert, values: dict, *, worker_name: str, what: str) -> bool:
+    """UPDATE the alert with ``values`` only while ``alert``'s claim still holds; on success the
+    object shows the new values too. A stale holder (its claim expired and another replica claimed
+    the alert since) changes nothing: its result is logged and dropped."""
+    result = session.execute(update(Alert).where(_held(alert)).values(**values)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        log.warning("alert %s: %s by %s dropped: its claim (token %s) is no longer held, another "
+                    "delivery worker has taken the alert since", alert.id, what, worker_name, alert.claim_token)
+        return False
+    for name, value in values.items():
+        set_committed_value(alert, name, value)
+    return True
+
+
 def record_success(session: Session, alert: Alert, *, now: datetime, worker_name: str,
-                   detail: str, accepted_only: bool = False) -> None:
-    """The transport took the message: attempt row, and the alert is sent (Teams: accepted)."""
+                   detail: str, accepted_only: bool = False) -> bool:
+    """The transport took the message: attempt row, and the alert is sent (Teams: accepted).
+
+    Only while ``alert``'s claim still holds (False otherwise: the attempt row is kept, marked,
+    the alert is left to its newer holder)."""
+    held = _apply_if_held(session, alert, {
+        "attempts": alert.attempts + 1, "state": AlertState.ACCEPTED if accepted_only else AlertState.SENT,
+        "sent_at": now, "claimed_by": None, "claimed_until": None, "last_error": None,
+    }, worker_name=worker_name, what="success")
     session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=True,
-                                detail=_clip(detail)))
-    alert.attempts += 1
-    alert.state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
-    alert.sent_at = now
-    alert.claimed_by = None
-    alert.claimed_until = None
-    alert.last_error = None
-    session.add(alert)
+                                detail=_clip(detail if held else f"{_STALE}{detail}")))
+    return held
 
 
 def record_failure(session: Session, alert: Alert, *, now: datetime, worker_name: str, detail: str,
                    permanent: bool, max_attempts: int, backoff_base_seconds: int,
-                   backoff_max_seconds: int) -> AlertState:
+                   backoff_max_seconds: int) -> AlertState | None:
     """A failed attempt: retry later with exponential backoff, or dead when permanent/exhausted.
 
-    Returns the alert's new state; DEAD means the caller must tell an operator.
+    Returns the alert's new state; DEAD means the caller must tell an operator. None: the claim
+    no longer holds, so nothing changed but the (marked) attempt row.
     """
-    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=False,
-                                permanent=permanent, detail=_clip(detail)))
-    alert.attempts += 1
-    alert.last_error = _clip(detail)
-    alert.claimed_by = None
-    alert.claimed_until = None
-    if permanent or alert.attempts >= max_attempts:
-        alert.state = AlertState.DEAD
+    attempts = alert.attempts + 1
+    values: dict = {"attempts": attempts, "last_error": _clip(detail), "claimed_by": None, "claimed_until": None}
+    if permanent or attempts >= max_attempts:
+        values["state"] = AlertState.DEAD
     else:
-        alert.state = AlertState.PENDING
-        alert.next_attempt_at = now + backoff(alert.attempts, base_seconds=backoff_base_seconds,
-                                              max_seconds=backoff_max_seconds)
-    session.add(alert)
-    return alert.state
+        values["state"] = AlertState.PENDING
+        values["next_attempt_at"] = now + backoff(attempts, base_seconds=backoff_base_seconds,
+                                                  max_seconds=backoff_max_seconds)
+    held = _apply_if_held(session, alert, values, worker_name=worker_name, what="failure")
+    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=False, permanent=permanent,
+                                detail=_clip(detail if held else f"{_STALE}{detail}")))
+    return values["state"] if held else None
 
 
-def record_cancelled(session: Session, alert: Alert, *, reason: str) -> None:
+def record_cancelled(session: Session, alert: Alert, *, reason: str) -> bool:
     """The alert is moot (its deadline closed while it waited, e.g. in retries): nothing is sent,
-    no attempt is made, and the reason stays on the row."""
-    alert.state = AlertState.CANCELLED
-    alert.last_error = _clip(f"not sent: {reason}")
-    alert.claimed_by = None
-    alert.claimed_until = None
-    session.add(alert)
+    no attempt is made, and the reason stays on the row. Only while the claim holds."""
+    return _apply_if_held(session, alert, {
+        "state": AlertState.CANCELLED, "last_error": _clip(f"not sent: {reason}"), "claimed_by": None,
+        "claimed_until": None}, worker_name=alert.claimed_by or "?", what="cancellation")
 
 
 def release(session: Session, alerts: Sequence[Alert], *, worker_name: str) -> int:
-    """Give back claims that were not attempted (shutdown), so no one waits for them to expire."""
-    ids = [a.id for a in alerts]
-    if not ids:
+    """Give back claims that were not attempted (shutdown), so no one waits for them to expire.
+    Only claims still held (the token each was claimed with)."""
+    rows = [{"b_id": a.id, "b_token": a.claim_token} for a in alerts]
+    if not rows:
         return 0
-    stmt = (
-        update(Alert)
-        .where(Alert.id.in_(ids), Alert.state == AlertState.CLAIMED, Alert.claimed_by == worker_name)
-        .values(state=AlertState.PENDING, claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount or 0
+    table = Alert.__table__
+    result = session.execute(update(table).where(
+        table.c.id == bindparam("b_id"), table.c.claim_token == bindparam("b_token"),
+        table.c.state == AlertState.CLAIMED, table.c.claimed_by == worker_name,
+    ).values(state=AlertState.PENDING, claimed_by=None, claimed_until=None), rows)
+    return result.rowcount or 0
 
 
 def planned_stages(session: Session, deadline_ids: Iterable[int]) -> set[tuple[int, str]]:

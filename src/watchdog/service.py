@@ -3,7 +3,9 @@
 I/O: the database, and the network through ``delivery.Transport``. The work of each stage is in
 its own module; this one only calls them, top to bottom::
 
-    poll(now):     deadlines.poll_deadlines      recompute what changed, mark breaches
+    poll(now):     deadlines.poll_deadlines      recompute the dirty cases, mark breaches; a case
+                                                 whose rules raise costs only itself
+                   ops_alerts                    an OPS alert once per such case
                    planning.plan                 which alerts are due now, to whom (pure),
                                                  for the deadlines whose next_alert_at has come
                    outbox.enqueue                store them once each (unique key)
@@ -13,8 +15,9 @@ its own module; this one only calls them, top to bottom::
                    render.render_alerts          one Danish message per recipient and channel
                    delivery.Transport.send       Apprise: email or Teams
                    outbox.record_success/failure an attempt row each; retry with backoff, or dead
+                                                 (only under the claim's token: a stale holder is dropped)
                    deadlines.record_alert_sent   the outcome log
-                   (dead letter)                 an OPS alert to settings.delivery.ops_urls
+                   (dead letter)                 ops_alerts: to settings.delivery.ops_urls
 
 The scheduler (``watchdog run``) and ``watchdog tick`` call ``poll`` and ``deliver`` with
 ``clock.utcnow()``; tests pass ``now`` in. Several replicas may run these at once: the outbox's
@@ -40,7 +43,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from watchdog import absences as web_absences
-from watchdog import acknowledgement_alerts, acknowledgements, deadlines, delivery, outbox, planning, render
+from watchdog import (
+    acknowledgement_alerts, acknowledgements, deadline_marks, deadlines, delivery, ops_alerts, outbox, planning,
+    render,
+)
 from watchdog.casestore import Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
 from watchdog.db import session_scope
@@ -54,7 +60,6 @@ from watchdog.reports.digest import enqueue_weekly_digests
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.rules.types import Duty, Status
 from watchdog.sensitive import contains_cpr
-from watchdog.settings import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,7 @@ _PLANNABLE = (Status.OPEN, Status.BREACHED, Status.EXCEPTED)
 @dataclass
 class PollReport:
     cases_recomputed: int = 0
+    cases_failed: int = 0  # cases whose rules raised: left dirty, tried again next poll
     deadlines_written: int = 0
     status_changes: int = 0
     planned: int = 0
@@ -92,6 +98,7 @@ class DeliveryReport:
     cancelled: int = 0
     ops_alerts: int = 0
     released: int = 0
+    stale: int = 0  # outcomes dropped: this worker's claim had expired and another had taken it
 
 
 # --- the poll -------------------------------------------------------------------------------
@@ -111,12 +118,14 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
         with session_scope(engine) as session:
             stats = deadlines.poll_deadlines(session, now=now, settings=settings)
         report.cases_recomputed = stats.cases_recomputed
+        report.cases_failed = stats.cases_failed
         report.deadlines_written = stats.deadlines_written
         report.status_changes = stats.status_changes
         with session_scope(engine) as session:
             alerts = plan_due_alerts(session, settings, now=now)
             report.planned = len(alerts)
-            report.enqueued = outbox.enqueue(session, alerts, now=now)
+            report.enqueued += outbox.enqueue(session, alerts, now=now)
+            report.enqueued += ops_alerts.report_recompute_failures(session, settings, now=now)
     except Exception as exc:
         heartbeat.round_finished(engine, settings, replica=replica, ok=False, now=now,
                                  duration_s=time.monotonic() - started, error=_one_line(exc))
@@ -133,9 +142,10 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
     heartbeat.round_finished(engine, settings, replica=replica, ok=report.ok, now=now,
                              duration_s=time.monotonic() - started,
                              error="; ".join(report.errors) or None)
-    log.info("poll: %d cases recomputed, %d status changes, %d alerts planned (%d new), "
-             "%d intake-silence alerts, %d digests", report.cases_recomputed, report.status_changes,
-             report.planned, report.enqueued, report.intake_silence_alerts, report.digests)
+    log.info("poll: %d cases recomputed, %d cases failed, %d status changes, %d alerts planned (%d new), "
+             "%d intake-silence alerts, %d digests", report.cases_recomputed, report.cases_failed,
+             report.status_changes, report.planned, report.enqueued, report.intake_silence_alerts,
+             report.digests)
     return report
 
 
@@ -190,10 +200,51 @@ def plan_due_alerts(session: Session, settings, *, now: datetime, everything: bo
     due_now = [d for d in map(OpenDeadline._make, session.connection().execute(query)) if d.status in _PLANNABLE]
     if not due_now:
         return []
-    result = planning.plan(due_now, _routing_facts(session, settings, due_now, now=now), settings.alerts,
-                           now=now, is_working_day=is_warning_day)
-    _store_next_times(session, due_now, result.next_at)
+    result = _plan_isolated(session, settings, due_now, _routing_facts(session, settings, due_now, now=now),
+                            now=now)
+    # A deadline whose planning failed has no next time: it keeps its own, and is tried again.
+    _store_next_times(session, [d for d in due_now if d.id in result.next_at], result.next_at)
     return result.alerts
+
+
+def _plan_isolated(session: Session, settings, due_now: list[OpenDeadline], routing: planning.RoutingFacts, *,
+                   now: datetime) -> planning.Plan:
+    """``planning.plan``, but a deadline whose planning raises (a due time in late 9999 overflows
+    the reminder arithmetic) costs only itself: it is planned again on its own, recorded as its
+    case's failure (``deadline_marks``: health, metric, one ops alert) and keeps its
+    ``next_alert_at``, so the next poll tries again. Every other deadline is planned."""
+    def plan(deadlines: list[OpenDeadline]) -> planning.Plan:
+        return planning.plan(deadlines, routing, settings.alerts, now=now, is_working_day=is_warning_day)
+
+    known_failures = deadline_marks.any_failures(session, stage=deadline_marks.PLANNING)
+    try:
+        result = plan(due_now)
+    except Exception:  # noqa: BLE001 - find the deadline(s) at fault, plan the rest
+        log.warning("planning: planning %d deadlines together failed; planning each on its own", len(due_now))
+    else:
+        if known_failures:
+            deadline_marks.forget_failures(session, {d.case_id for d in due_now}, stage=deadline_marks.PLANNING)
+        return result
+    alerts: list[NewAlert] = []
+    next_at: dict[int, datetime | None] = {}
+    failures: dict[int, BaseException] = {}
+    for deadline in due_now:
+        try:
+            one = plan([deadline])
+        except Exception as exc:  # noqa: BLE001
+            failure = RuntimeError(f"alert planning of deadline {deadline.id} ({deadline.duty}): "
+                                   f"{deadline_marks.describe(exc)}")
+            failure.__cause__ = exc
+            failures.setdefault(deadline.case_id, failure)
+            continue
+        alerts.extend(one.alerts)
+        next_at.update(one.next_at)
+    deadline_marks.record_failures(session, failures, now=now, stage=deadline_marks.PLANNING)
+    if known_failures:
+        deadline_marks.forget_failures(session, {d.case_id for d in due_now} - set(failures),
+                                       stage=deadline_marks.PLANNING)
+    alerts.sort(key=lambda a: (a.send_after, a.key))
+    return planning.Plan(alerts, next_at)
 
 
 def _policy_changed(session: Session, settings, now: datetime) -> bool:
@@ -358,10 +409,9 @@ def _cancel_moot(engine: Engine, group: list[Alert], report: DeliveryReport) -> 
             if reason is None:
                 keep.append(claimed)
                 continue
-            alert = session.get(Alert, claimed.id)
-            if alert is not None:
-                outbox.record_cancelled(session, alert, reason=reason)
-                moot.append(alert)
+            # The claimed copy carries the claim's token: a claim lost meanwhile changes nothing.
+            if outbox.record_cancelled(session, claimed, reason=reason):
+                moot.append(claimed)
     report.cancelled += len(moot)
     return keep
 
@@ -429,8 +479,8 @@ def _record(engine: Engine, settings, group: list[Alert], result, *, channel: Ch
         what=f"recording the delivery of alerts {[a.id for a in group]}",
         give_up_after=settings.delivery.claim_timeout_seconds / 2)
     for outcome, count in outcomes.items():
-        if outcome == "ops_alerts":
-            report.ops_alerts += count
+        if outcome in ("ops_alerts", "stale"):
+            setattr(report, outcome, getattr(report, outcome) + count)
             continue
         setattr(report, outcome, getattr(report, outcome) + count)
         for _ in range(count):
@@ -444,12 +494,14 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
     dead: list[Alert] = []
     with session_scope(engine) as session:
         for claimed in group:
-            alert = session.get(Alert, claimed.id)
-            if alert is None:
-                continue
+            # Recorded under the claim's token: if this process's claim expired and another replica
+            # took the alert, its result stands and ours is logged and dropped ("stale").
+            alert = Alert.model_validate(claimed.model_dump())  # a copy: a retry of this starts afresh
             if result.ok:
-                outbox.record_success(session, alert, now=now, worker_name=worker_name,
-                                      detail=result.detail, accepted_only=result.accepted_only)
+                if not outbox.record_success(session, alert, now=now, worker_name=worker_name,
+                                             detail=result.detail, accepted_only=result.accepted_only):
+                    outcomes["stale"] += 1
+                    continue
                 if alert.deadline_id is not None:
                     deadlines.record_alert_sent(session, deadline_id=alert.deadline_id, at=now,
                                                 detail=f"{alert.kind} {alert.stage} via {channel}")
@@ -460,6 +512,9 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
                     permanent=result.permanent, max_attempts=settings.delivery.max_attempts,
                     backoff_base_seconds=settings.delivery.backoff_base_seconds,
                     backoff_max_seconds=settings.delivery.backoff_max_seconds)
+                if state is None:
+                    outcomes["stale"] += 1
+                    continue
                 outcome = "dead" if state == AlertState.DEAD else "failed"
                 if state == AlertState.DEAD:
                     dead.append(alert)
@@ -551,15 +606,6 @@ def case_link(case: Case, settings) -> str:
 
 # --- dead letters ---------------------------------------------------------------------------
 
-def ops_recipient(url: str) -> tuple[str, Channel] | None:
-    """Where an operator URL points, in the terms of ``delivery.Recipient`` (see parse_ops_url)."""
-    target = parse_ops_url(url)
-    if target is None:
-        return None
-    address, kind = target
-    return address, Channel.TEAMS if kind == "teams" else Channel.EMAIL
-
-
 def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: datetime) -> int:
     """Tell the operators about alerts that will not be delivered: nothing is dropped silently.
 
@@ -576,19 +622,8 @@ def _report_dead_letters(session: Session, settings, dead: list[Alert], *, now: 
     # One operator alert per death: the key names the dead alerts and the instant, so an alert
     # that is retried by hand and dies again is reported again.
     ids = "-".join(str(a.id) for a in worth_telling[:10])
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    alerts = []
-    for url in settings.delivery.ops_urls:
-        target = ops_recipient(url)
-        if target is None:
-            log.error("delivery.ops_urls: cannot send an operator alert to %s (use a Teams workflow "
-                      "URL or mailto://MAILBOX)", mask_url(url))
-            continue
-        address, channel = target
-        alerts.append(NewAlert(key=f"ops:dead:{ids}:{stamp}:{address}:{channel.value}"[:300], kind=AlertKind.OPS,
-                               stage="dead_letter", recipient_address=address, channel=channel,
-                               send_after=now, payload=payload))
-    return outbox.enqueue(session, alerts, now=now)
+    return ops_alerts.enqueue(session, settings, key=f"ops:dead:{ids}", stage="dead_letter", payload=payload,
+                              now=now)
 
 
 def dead_letter_message(dead: list[Alert], *, now: datetime) -> render.Message:

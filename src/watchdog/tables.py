@@ -5,7 +5,7 @@ Alembic's env.py and the tests' schema set-up import this module.
 
 from sqlmodel import SQLModel
 
-from watchdog import casestore, deadlines, outbox  # noqa: F401  (registers the tables)
+from watchdog import casestore, deadline_marks, deadlines, outbox  # noqa: F401  (registers the tables)
 from watchdog.ops import heartbeat  # noqa: F401  (service_heartbeat)
 from watchdog.intake import quality, tokens  # noqa: F401  (data_quality_warning, api_token)
 from watchdog import acknowledgements  # noqa: F401  (acknowledgement)

@@ -87,6 +87,7 @@ def tick(
     typer.echo(
         f"poll: {polled.cases_recomputed} cases recomputed, {polled.status_changes} status changes, "
         f"{polled.enqueued} new alerts, {polled.digests} digests, {polled.intake_silence_alerts} intake alerts"
+        + (f"; {polled.cases_failed} cases could not be computed (see watchdog health)" if polled.cases_failed else "")
     )
     typer.echo(
         f"delivery: {delivered.messages} messages for {delivered.claimed} alerts: {delivered.sent} sent, "

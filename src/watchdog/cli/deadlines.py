@@ -108,7 +108,9 @@ def deadlines(
 
             stats = refresh_deadlines(session, now=now, settings=st.settings, progress=progress)
             typer.echo(f"recomputed {stats.cases_recomputed} cases: {stats.deadlines_written} deadlines written, "
-                       f"{stats.status_changes} status changes", err=True)
+                       f"{stats.status_changes} status changes"
+                       + (f"; {stats.cases_failed} cases could not be computed (see watchdog health)"
+                          if stats.cases_failed else ""), err=True)
         views = list_deadlines(session, statuses=statuses, duties=duties, team_ext_id=team,
                                worker_ext_id=worker, due_from=lower, due_to=upper, limit=limit or None)
     records = [_record(v) for v in views]

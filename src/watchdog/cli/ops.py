@@ -23,16 +23,18 @@ def health(
     from sqlmodel import Session
 
     from watchdog.clock import utcnow
+    from watchdog.deadline_marks import list_failures
     from watchdog.ops.health import check_ready
     from watchdog.ops.heartbeat import replica_state, replicas
 
     st = state(ctx)
     now = utcnow()
     result = check_ready(st.engine, st.settings, now=now, replica=replica)
-    rows = []
+    rows, failures = [], []
     if result.database == "ok":
         with Session(st.engine) as session:
             rows = replicas(session)
+            failures = list_failures(session, limit=20)
     silent_after = st.settings.http.ready_max_poll_age_seconds
     states = {r.replica: replica_state(r, now=now, silent_after_seconds=silent_after) for r in rows}
     if as_json:
@@ -41,7 +43,9 @@ def health(
              "last_poll_ok_at": r.last_poll_ok_at.isoformat() if r.last_poll_ok_at else None,
              "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
              "rounds_ok": r.rounds_ok, "rounds_failed": r.rounds_failed, "last_error": r.last_error}
-            for r in rows]}
+            for r in rows], "failing_cases_listed": [
+            {"case": f.case_ref, "error": f.error, "first_failed_at": f.first_failed_at.isoformat(),
+             "last_failed_at": f.last_failed_at.isoformat(), "attempts": f.attempts} for f in failures]}
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         typer.echo(f"{'ready' if result.ready else 'NOT READY'}: {result.reason}")
@@ -63,6 +67,11 @@ def health(
             if src["last_error"]:
                 line += f" (last error: {src['last_error']})"
             typer.echo(line)
+        if result.failing_cases:
+            typer.echo(f"  deadlines of {result.failing_cases} case(s) cannot be computed (tried again every poll):")
+            for f in failures:
+                typer.echo(f"    {f.case_ref}: {f.error} (since {f.first_failed_at.isoformat(timespec='seconds')}, "
+                           f"{f.attempts} attempts)")
     if result.ready:
         raise typer.Exit(0)
     raise typer.Exit(1 if result.database == "ok" else 2 if result.database == "no schema" else 3)

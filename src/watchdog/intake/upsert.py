@@ -10,8 +10,9 @@ comes in. The order is fixed:
 4. upsert in dependency order (teams → workers → absences → cases → notifications →
    investigations → measures → follow-ups → visits), comparing every field: identical data is
    left alone, so re-importing changes nothing;
-5. bump ``Case.facts_changed_at`` of every case whose facts changed (its row or any record under
-   it), so the poll recomputes only those.
+5. mark every case whose facts changed (its row or any record under it) dirty and stamp its
+   ``facts_changed_at``, in the same transaction (``watchdog.deadline_marks``), so the poll
+   recomputes those and no commit can be missed.
 
 ``import_records`` wraps it for the CLI and the API: one transaction, then the deadlines of the
 affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
@@ -20,6 +21,8 @@ affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +31,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
-from watchdog.casestore import Case, Measure, ReassessmentParticipant
+from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.clock import ensure_aware
+from watchdog.db import is_concurrency_conflict
+from watchdog.deadline_marks import mark_changed
 from watchdog.errors import Problem, ValidationFailed, WatchdogError
 from watchdog.intake.checks import check_records
 from watchdog.intake.parsing import RawRecord
@@ -239,10 +244,15 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
     measure_case: dict[int, int] = {row.id: row.case_id for row in stored["measures"].values()}
     participants = _stored_participants(session, records, stored)
 
+    # Every writer takes its locks in one order, so two imports of the same records (in any order
+    # in their files) wait for each other instead of deadlocking: entity by entity, new rows by
+    # ext_id, changed rows by id (the ORM's flush order), and stored cases' rows last, by id, in
+    # one step with their dirty marks (``mark_changed``).
+    case_changes: dict[int, dict[str, Any]] = {}
     for name in ENTITY_ORDER:
         spec = ENTITIES[name]
         written: list[tuple[ValidRecord, Any, bool, dict[str, Any]]] = []
-        for rec in batch[name].values():
+        for rec in sorted(batch[name].values(), key=_by_ext_id):
             if progress:
                 progress(1)
             row = stored[name].get(rec.ext_id)
@@ -255,8 +265,12 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
                 written.append((rec, row, True, {}))
             else:
                 before = {k: getattr(row, k) for k, v in values.items() if getattr(row, k) != v}
-                for k in before:
-                    setattr(row, k, values[k])
+                if name == "cases":
+                    if before:  # written at the end, with the case's dirty mark
+                        case_changes[row.id] = {k: values[k] for k in before}
+                else:
+                    for k in before:
+                        setattr(row, k, values[k])
                 written.append((rec, row, False, before))
         session.flush()  # new rows get their ids; later entities refer to them
         for rec, row, is_new, before in written:
@@ -278,12 +292,13 @@ def upsert_records(session: Session, records: Sequence[ValidRecord], *, now: dat
                 _note_affected_cases(session, result, name, row, before, measure_case)
         session.flush()
 
-    for case_id in result.affected_case_ids:
-        case = session.get(Case, case_id)
-        if case is not None and case.facts_changed_at != now:
-            case.facts_changed_at = now
-    session.flush()
+    # In this transaction: the poll sees these cases dirty exactly when it sees their facts.
+    mark_changed(session, result.affected_case_ids, now=now, changes=case_changes)
     return result
+
+
+def _by_ext_id(rec: ValidRecord) -> str:
+    return rec.ext_id
 
 
 def _column_values(rec: ValidRecord, ids: dict[str, dict[str, int]], *, new: bool) -> dict[str, Any]:
@@ -358,30 +373,50 @@ def _sync_participants(session: Session, rec: ValidRecord, row, ids, participant
 # The whole import: one transaction, then the deadlines of the affected cases
 # ------------------------------------------------------------------------------------------
 
+#: How often an import is run again after losing a race with a concurrent writer (a deadlock, a
+#: serialization failure, the same new records stored first) before it is refused with 409.
+CONFLICT_ATTEMPTS = 5
+
+
 def import_valid(engine: Engine, records: Sequence[ValidRecord], *, now: datetime, settings,
                  dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                 prior_problems: Sequence[Problem] = ()) -> UpsertResult:
-    """Write ``records`` in one transaction (or roll back for a dry run), then recompute deadlines."""
-    prior_problems = [*prior_problems, *check_records(records, settings=settings, now=now)]
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            result = upsert_records(session, records, now=now, progress=progress,
-                                    prior_problems=prior_problems)
-            from watchdog.intake.quality import check_imported
+                 prior_problems: Sequence[Problem] = (), sleep: Callable[[float], None] = time.sleep
+                 ) -> UpsertResult:
+    """Write ``records`` in one transaction (or roll back for a dry run), then recompute deadlines.
 
-            result.warnings = check_imported(session, records, now=now)
-            if dry_run:
+    A transaction that loses a race with a concurrent writer is rolled back and run again from
+    the start (it then sees what the other stored), at most ``CONFLICT_ATTEMPTS`` times; after
+    that ``IntakeConflict`` (HTTP 409). Nothing of a failed attempt is kept.
+    """
+    prior_problems = [*prior_problems, *check_records(records, settings=settings, now=now)]
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                result = upsert_records(session, records, now=now, progress=progress if attempt == 1 else None,
+                                        prior_problems=prior_problems)
+                from watchdog.intake.quality import check_imported
+
+                result.warnings = check_imported(session, records, now=now)
+                if dry_run:
+                    session.rollback()
+                else:
+                    session.commit()
+                break
+            except (DBAPIError, IntegrityError) as exc:
                 session.rollback()
-            else:
-                session.commit()
-        except IntegrityError as exc:
-            session.rollback()
-            raise IntakeConflict(
-                "another writer stored some of these records at the same moment; nothing of this "
-                f"batch was stored, send it again ({str(exc.orig).strip().splitlines()[0]})") from None
-        except BaseException:
-            session.rollback()
-            raise
+                if not (is_concurrency_conflict(exc) or isinstance(exc, IntegrityError)):
+                    raise
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise IntakeConflict(
+                        "concurrent writers kept storing the same records at the same moment; nothing "
+                        f"of this batch was stored, send it again ({reason})") from None
+                log.warning("import lost a race with a concurrent writer (attempt %d of %d): %s; "
+                            "running it again", attempt, CONFLICT_ATTEMPTS, reason)
+                sleep(min(0.05 * 2 ** attempt, 2.0) * (1 + random.random()))
+            except BaseException:
+                session.rollback()
+                raise
     result.dry_run = dry_run
     if not dry_run and result.affected_case_ids:
         result.deadlines_recomputed = recompute_deadlines(engine, result.affected_case_ids, now=now,
@@ -406,7 +441,8 @@ def recompute_deadlines(engine: Engine, case_ids: set[int], *, now: datetime, se
     """Recompute the deadlines of the given cases in their own transaction.
 
     Separate from the import's transaction on purpose: the imported facts are already safe, and
-    if this fails the next poll recomputes the same cases (their facts_changed_at was bumped).
+    if this fails (or the process dies) the next poll recomputes the same cases: their dirty marks
+    stay until a recompute clears them.
     """
     try:
         from watchdog.deadlines import refresh_deadlines

@@ -49,6 +49,9 @@ class Readiness:
     # Each configured source's state (watchdog.intake.sources): shown, never a reason for 503 (a
     # restart cannot fix an export that did not come; the silence raises an ops alert instead).
     sources: list[dict] = field(default_factory=list)
+    # Cases whose deadlines cannot be computed (their rules raise): shown, not a reason to be
+    # unready (the other cases are served; restarting would not help).
+    failing_cases: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +63,7 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
     from watchdog.ops.heartbeat import last_successful_poll
 
     from watchdog.db import NO_SCHEMA_HINT, is_schema_error
+    from watchdog.deadline_marks import count_failures
 
     limit = settings.http.ready_max_poll_age_seconds
     try:
@@ -67,6 +71,7 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
             session.execute(text("SELECT 1"))
             last_ok = last_successful_poll(session, replica=replica)
             sources = [s.as_dict() for s in source_overview(session, settings, now=now)]
+            failing = count_failures(session)
     except Exception as exc:
         reason = _one_line(exc)
         if is_schema_error(exc):  # the database answered: say so, and what to do
@@ -75,11 +80,11 @@ def check_ready(engine: Engine, settings, *, now: datetime, replica: str | None 
         return Readiness(False, reason, None, None, limit, replica, f"database unreachable: {reason}")
     if last_ok is None:
         who = f"replica {replica}" if replica else "any replica"
-        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}", sources)
+        return Readiness(False, "ok", None, None, limit, replica, f"no successful poll yet by {who}", sources, failing)
     age = (now - last_ok).total_seconds()
     ready = age <= limit
     reason = "ready" if ready else f"last successful poll {age:.0f}s ago (limit {limit}s)"
-    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason, sources)
+    return Readiness(ready, "ok", last_ok.isoformat(), round(age, 3), limit, replica, reason, sources, failing)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -86,10 +86,13 @@ class DbFigures:
     replicas: list[tuple[str, float | None]] = field(default_factory=list)  # (replica, last ok ts)
     # (source, last successful read ts, rows read, batches imported, batches refused)
     sources: list[tuple[str, float | None, int, int, int]] = field(default_factory=list)
+    failing_cases: int = 0  # cases whose rules raise (recompute_failure rows)
+    dirty_cases: int = 0  # cases whose changed facts no recompute has handled yet
 
 
 def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
     """The service-wide figures, from the database."""
+    from watchdog.deadline_marks import count_dirty, count_failures
     from watchdog.deadlines import Deadline
     from watchdog.ops.heartbeat import ServiceHeartbeat
     from watchdog.outbox import Alert, AlertState, DeliveryAttempt
@@ -120,6 +123,8 @@ def read_db_figures(session: Session, *, now: datetime) -> DbFigures:
     for row in session.exec(select(SourceState)):
         figures.sources.append((row.name, _timestamp(row.last_ok_at), row.rows_read, row.batches_ok,
                                 row.batches_refused))
+    figures.failing_cases = count_failures(session)
+    figures.dirty_cases = count_dirty(session)
     return figures
 
 
@@ -210,6 +215,15 @@ class DatabaseCollector:
                                    "Age of the oldest alert that is due and not yet delivered (0 if none).")
         oldest.add_metric([], figures.oldest_unsent_age_s)
         yield oldest
+        failing = GaugeMetricFamily("watchdog_cases_failing_recompute",
+                                    "Cases whose deadlines cannot be computed (their rules raise); "
+                                    "see watchdog health.")
+        failing.add_metric([], figures.failing_cases)
+        yield failing
+        dirty = GaugeMetricFamily("watchdog_cases_awaiting_recompute",
+                                  "Cases whose changed facts no recompute has handled yet (dirty marks).")
+        dirty.add_metric([], figures.dirty_cases)
+        yield dirty
         last = GaugeMetricFamily("watchdog_last_poll_ok_timestamp_seconds",
                                  "Each replica's last successful poll round (Unix time).", labels=["replica"])
         for replica, ts in figures.replicas:

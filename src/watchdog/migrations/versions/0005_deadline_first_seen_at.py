@@ -15,8 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deadline", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("first_seen_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    # Plain ADD COLUMN: a batch operation would copy and drop deadline, which SQLite refuses while
+    # the outbox and the outcome log reference its rows.
+    op.add_column("deadline", sa.Column("first_seen_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     # Existing rows: the first outcome event of the deadline (its first computation), else the
     # time it was last computed. Either way the upgrade does not turn old escalations into a
     # backlog, and a breach already escalated stays escalated (its stage is in the outbox).
