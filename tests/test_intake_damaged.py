@@ -174,3 +174,12 @@ def test_the_import_command_names_a_missing_file_a_fifo_and_warns_on_an_empty_on
     write(tmp_path / "workers.csv", "ext_id;name;" + ";".join(f"c{i}" for i in range(20_000)) + "\n")
     wide = run_cli("--database-url", url, "import", "workers.csv", cwd=tmp_path)
     assert wide.returncode == 2 and len(wide.stderr) < 2000
+
+
+def test_a_quoted_note_of_several_lines_is_not_mistaken_for_swallowed_rows(tmp_path):
+    header = "ext_id;case;kind;legal_basis;decided_at;child_conversation_exemption"
+    path = write(tmp_path / "measures.csv",
+                 f'{header}\nF-1;S-1;support;BL § 32;01-07-2024 10:00;"Barnet er 2 år;\nsamtale ikke mulig"\n')
+    (record,) = read_file(path)
+    assert record.problems == []
+    assert record.values["child_conversation_exemption"] == "Barnet er 2 år;\nsamtale ikke mulig"

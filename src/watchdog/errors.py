@@ -47,7 +47,7 @@ class Problem:
 
     def __init__(self, source: str, record: str, field: str, reason: str):
         # A refused value is often repeated in the reason: never a CPR number (watchdog.sensitive).
-        self.source = source  # file name or request
+        self.source = redact(source)  # file name or request
         self.record = record  # row number or record id
         self.field = redact(field)
         self.reason = redact(reason)

@@ -5,8 +5,8 @@ I/O: reads the files it is given; nothing else (no database, no clock).
 - CSV: ``;`` delimiter (``,`` or tab when the header has no ``;``); the encodings of
   ``watchdog.intake.encoding`` (UTF-8, UTF-16/32 with a byte-order mark, Windows-1252; damaged
   files refused with their line); cells as ``watchdog.intake.cells`` reads them (Danish dates and
-  times, comma decimals, ja/nej). A cell that holds line breaks and the delimiter is an unbalanced
-  quote that swallowed rows: refused with the lines. Thousands of unknown columns are named five
+  times, comma decimals, ja/nej). A cell whose later lines look like rows of the file (half a
+  row's delimiters) is an unbalanced quote that swallowed them: refused with the lines. Thousands of unknown columns are named five
   at a time and summarised.
 - XLSX: the first sheet (or the one named like the entity); header in row 1. Date cells are read as
   dates, date-time cells as Europe/Copenhagen local time; text cells as in CSV.
@@ -176,6 +176,15 @@ def resolve_entity(path: Path, entity: str | None) -> EntitySpec | None:
 _QUOTE_HINT = "an unbalanced quote (\") swallows the rows after it: close the quote or remove it"
 
 
+def _holds_rows(cell: str, delimiter: str, width: int) -> bool:
+    """Whether a cell holds what looks like rows of the file: a line after a line break with at
+    least half a row's delimiters. A note of several lines (one may hold a ';') is not refused."""
+    if "\n" not in cell and "\r" not in cell:
+        return False
+    needed = max(1, (width - 1) // 2)
+    return any(line.count(delimiter) >= needed for line in cell.splitlines()[1:])
+
+
 def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
     if not text.strip():
         return  # an empty file: read_file warns
@@ -200,7 +209,7 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
                 continue  # blank lines at the end of an Excel export
             record = tabular_record(spec, source, number, columns, row)
             swallowed = next((col for col, cell in zip(columns, row, strict=False)
-                              if ("\n" in cell or "\r" in cell) and delimiter in cell), None)
+                              if _holds_rows(cell, delimiter, len(columns))), None)
             if swallowed is not None:
                 record.problems = [p for p in record.problems if p.field != swallowed]
                 record.problems.append(Problem(
