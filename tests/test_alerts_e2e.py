@@ -307,7 +307,8 @@ def test_two_delivery_workers_in_parallel_never_send_the_same_alert_twice(
                         for k in range(5))
     session.commit()
     t0 = at("2025-06-04T09:00")
-    settings = settings_for(smtp_server, delivery={"batch_size": 30})
+    # Lists long enough for a caseworker's 25 warnings, so that every case can be seen in the mails.
+    settings = settings_for(smtp_server, delivery={"batch_size": 30}, alerts={"max_items_per_section": 30})
     service.poll(engine, settings, now=t0, replica="planner")
     warnings = session.exec(select(func.count()).select_from(Alert).where(Alert.kind == AlertKind.WARNING)).one()
     assert warnings == 500
