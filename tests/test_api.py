@@ -189,3 +189,17 @@ def test_the_api_keeps_its_own_openapi_contract(api):
                                    excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+def test_an_implausible_fact_is_stored_and_answered_as_a_warning_naming_record_and_field(engine, api):
+    url, tokens = api
+    with httpx.Client(base_url=url, headers=bearer(tokens["write"])) as c:
+        c.post("/v1/teams", json=[{"ext_id": "T1", "name": "Team 1"}])
+        c.post("/v1/cases", json=[{"ext_id": "S-1", "team": "T1", "opened_at": "2024-11-01T10:00:00+01:00"}])
+        answer = c.post("/v1/notifications", json=[
+            {"ext_id": "U-1", "case": "S-1", "received_at": "2024-11-01T09:30:00+01:00"},
+            {"ext_id": "U-2", "case": "S-1", "received_at": "2024-11-05T09:30:00+01:00",
+             "assessed_at": "2024-11-04T15:00:00+01:00"}])
+    assert answer.status_code == 200 and answer.json()["created"] == 2
+    assert [(w["record"], w["field"]) for w in answer.json()["warnings"]] == [("1", "assessed_at")]
+    assert "før den blev modtaget" in answer.json()["warnings"][0]["reason"]

@@ -16,7 +16,7 @@ from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind, refresh_dead
 from watchdog.outcome_log import events_to_write, replay, status_at
 from watchdog.reports.barometer import Period, barometer_report
 from watchdog.rules.engine import RulePolicy, compute_case_deadlines
-from watchdog.rules.facts import CaseFacts, InvestigationFacts, NotificationFacts
+from watchdog.rules.facts import CaseFacts, InvestigationFacts
 from watchdog.rules.status import history, settle
 from watchdog.rules.types import Duty, Status
 from watchdog.settings import load_settings

@@ -73,3 +73,17 @@ def test_caseload_and_digest_preview_from_the_command_line(db, tmp_path):
     out = run(db, "digest", "--preview", "--leader", "L1", "--week", "2024-W02", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Ugeoversigt uge 2" in out.stdout and "Kære Lea Leder" in out.stdout
+
+
+def test_as_known_at_reproduces_what_the_log_held_then_and_says_so(db, tmp_path):
+    # On 1 January 2024 the follow-up first logged in February 2024 was not yet known.
+    then = run(db, "report", "barometer", "--from", "2023-01-01", "--to", "2023-12-31",
+               "--as-known-at", "2024-01-01T00:00", cwd=tmp_path)
+    later = run(db, "report", "barometer", "--from", "2023-01-01", "--to", "2023-12-31",
+                "--as-known-at", "2024-03-01", cwd=tmp_path)
+    assert then.returncode == 0 and later.returncode == 0, then.stderr + later.stderr
+    assert "som watchdog kendte den 01-01-2024 kl. 00:00" in then.stdout
+    assert "registrerede dem først efter 01-01-2024" in then.stderr
+    out = run(db, "report", "barometer", "--from", "2023-01-01", "--to", "2023-12-31", "--as-known-at", "soon",
+              cwd=tmp_path)
+    assert out.returncode != 0 and "--as-known-at must be" in out.stderr

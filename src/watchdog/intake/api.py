@@ -65,6 +65,8 @@ class BatchResult(BaseModel):
     unchanged: int
     cases_affected: int
     deadlines_recomputed: int | None
+    # Implausible facts that were stored anyway (watchdog.intake.quality); `record` is the index.
+    warnings: list[ProblemOut] = []
 
 
 class DeadlineOut(BaseModel):
@@ -308,7 +310,9 @@ def _upsert_endpoint(spec: EntitySpec, settings, engine: Engine, auth):
         return BatchResult(entity=spec.name, received=len(records), created=counts.created,
                            updated=counts.updated, unchanged=counts.unchanged,
                            cases_affected=len(result.affected_case_ids),
-                           deadlines_recomputed=result.deadlines_recomputed)
+                           deadlines_recomputed=result.deadlines_recomputed,
+                           warnings=[ProblemOut(source=w.source, record=w.record, field=w.field, reason=w.message)
+                                     for w in result.warnings])
 
     upsert.__name__ = f"upsert_{spec.name}"
     return upsert
