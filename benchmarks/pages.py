@@ -42,7 +42,7 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
-def measure(url: str, *, repeat: int = 5) -> list[dict]:
+def measure(url: str, *, repeat: int = 5, skip: list[str] = ()) -> list[dict]:
     """Time each page and its floor on the store at ``url``; returns one row per page."""
     import re
 
@@ -102,6 +102,8 @@ def measure(url: str, *, repeat: int = 5) -> list[dict]:
     app = service_app(settings, engine, clock=lambda: NOW)
     rows = []
     for label, ext_id, path, query in pages:
+        if any(text in label for text in skip):
+            continue
         started = time.perf_counter()
         with Session(engine) as s:
             query(s)  # warm the caches once, for both sides alike
@@ -142,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip", action="append", default=[], metavar="TEXT",
+                        help="leave out the pages whose name contains TEXT (e.g. 'every case')")
     args = parser.parse_args(argv)
     texts, results = [], []
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         url, _store = working_copy(db, cases=args.cases, seed=args.seed, regenerate=False)
-        rows = measure(url, repeat=args.repeat)
+        rows = measure(url, repeat=args.repeat, skip=args.skip)
         results.append({"db": db, "cases": args.cases, "rows": rows})
         texts.append(report(db, args.cases, rows))
         print(texts[-1], flush=True)

@@ -80,11 +80,13 @@ def alerts_about(session: Session, deadline_ids: Sequence[int], *, delivered_onl
     """The alerts about each deadline, oldest first (only the delivered ones, or all with their state)."""
     found: dict[int, list[SentAlert]] = defaultdict(list)
     for part in chunks(list(deadline_ids), 500):
+        # Only the deadline_id condition in SQL: with kind or state in the WHERE clause SQLite may
+        # pick those (much less selective) indexes and scan a national outbox (benchmarks/pages.py).
         query = (select(Alert, Worker.name).outerjoin(Worker, Worker.id == Alert.recipient_worker_id)
-                 .where(Alert.deadline_id.in_(list(part)), Alert.kind.in_(DEADLINE_ALERT_KINDS)))
-        if delivered_only:
-            query = query.where(Alert.state.in_(DELIVERED))
+                 .where(Alert.deadline_id.in_(list(part))))
         for alert, name in session.execute(query.order_by(Alert.send_after, Alert.id)):
+            if alert.kind not in DEADLINE_ALERT_KINDS or (delivered_only and alert.state not in DELIVERED):
+                continue
             found[alert.deadline_id].append(SentAlert(
                 deadline_id=alert.deadline_id, alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage,
                 channel=str(alert.channel), state=AlertState(alert.state), at=alert.sent_at or alert.send_after,
@@ -166,8 +168,9 @@ def team_overview(session: Session, team: Team, *, now: datetime) -> TeamOvervie
                    func.sum(case((and_(is_open, Deadline.due > now, Deadline.due <= now + timedelta(days=7)), 1), else_=0)),
                    func.sum(case((and_(is_open, Deadline.due > now, Deadline.due <= now + timedelta(days=14)), 1), else_=0)),
                    func.sum(case((and_(is_open, Deadline.due > now), 1), else_=0)))
-            .where(Deadline.responsible_worker_id.in_(list(part)),
-                   Deadline.status.in_((Status.OPEN, Status.BREACHED)))
+            # No status condition in SQL: SQLite would scan the status index (every open deadline
+            # of the country) instead of the few thousand rows of the team's workers.
+            .where(Deadline.responsible_worker_id.in_(list(part)))
             .group_by(Deadline.responsible_worker_id)
         ):
             counts[wid] = (int(b or 0), int(d7 or 0), int(d14 or 0), int(o or 0))
