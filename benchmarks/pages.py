@@ -12,7 +12,8 @@ page's query function called directly on a session, in the same run (best of ``-
 - a caseworker's list (``/frister``: ``web.queries.worker_deadlines``), the caseworker with the most
   open deadlines,
 - a case page (``/sag/…``: ``web.case_history.case_history``), the case with the most deadlines,
-- a one-year barometer of every case (``/barometer``: ``reports.barometer.barometer_report``).
+- a one-year barometer (``/barometer``: ``reports.barometer.barometer_report``) of one team, and of
+  every case in the store (the whole country in one database: the heaviest page there is).
 
 Targets: every page within 3× its floor and under 300 ms.
 """
@@ -80,7 +81,7 @@ def measure(url: str, *, repeat: int = 5) -> list[dict]:
             s.commit()
             s.refresh(head)
         leader_id, worker_id, head_id = leader.ext_id, caseworker.ext_id, head.ext_id
-        team_pk, case_pk, case_ref = team.id, case.id, case.ext_id
+        team_pk, team_ref, case_pk, case_ref = team.id, team.ext_id, case.id, case.ext_id
     today = local_date(NOW)
     period = Period(today - timedelta(days=365), today)
     pages = [
@@ -91,26 +92,32 @@ def measure(url: str, *, repeat: int = 5) -> list[dict]:
                                     now=NOW, settings=settings)),
         ("case page", head_id, f"/sag/{case_ref}",
          lambda s: case_history(s, s.get(Case, case_pk), settings=settings)),
-        ("one-year barometer", head_id,
+        ("one-year barometer, one team", head_id,
+         f"/barometer?fra={period.start:%d-%m-%Y}&til={period.end:%d-%m-%Y}&team={team_ref}",
+         lambda s: barometer_report(s, period, now=NOW, team=team_ref, municipality=settings.municipality)),
+        ("one-year barometer, every case", head_id,
          f"/barometer?fra={period.start:%d-%m-%Y}&til={period.end:%d-%m-%Y}",
          lambda s: barometer_report(s, period, now=NOW, municipality=settings.municipality)),
     ]
     app = service_app(settings, engine, clock=lambda: NOW)
     rows = []
     for label, ext_id, path, query in pages:
+        started = time.perf_counter()
         with Session(engine) as s:
             query(s)  # warm the caches once, for both sides alike
+        # A query of many seconds is timed twice, not ``repeat`` times (its best is stable enough).
+        runs = repeat if time.perf_counter() - started < 2 else 2
         def floor(query=query) -> None:
             with Session(engine) as s:
                 query(s)
-        floor_s = _best(floor, repeat)
+        floor_s = _best(floor, runs)
         with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
             login = client.get("/logind")
             token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
             assert client.post("/logind/demo", data={"medarbejder": ext_id, "csrf_token": token}).status_code == 303
             first = client.get(path)
             assert first.status_code == 200, (path, first.status_code, first.text[:500])
-            page_s = _best(lambda path=path: client.get(path), repeat)
+            page_s = _best(lambda path=path: client.get(path), runs)
             size = len(first.content)
         rows.append({"page": label, "path": path.split("?")[0], "floor_s": floor_s, "page_s": page_s,
                      "ratio": page_s / floor_s, "bytes": size,

@@ -112,12 +112,12 @@ def test_a_leader_registers_an_absence_and_imported_rows_are_read_only(client, e
     form = client.get(f"/team/fravaer?team={t.team.id}")
     token = csrf_of(form.text)
     bad = client.post("/team/fravaer", data={"csrf_token": token, "team": t.team.id,
-                                             "medarbejder": t.workers["W1"].id, "fra": "10-07-2025",
-                                             "til": "09-07-2025", "vikar": t.workers["W1"].id})
+                                             "medarbejder": t.workers["W1"].id, "fravaer-fra": "10-07-2025",
+                                             "fravaer-til": "09-07-2025", "vikar": t.workers["W1"].id})
     assert bad.status_code == 400 and 'href="#fravaer-til"' in bad.text and 'href="#fravaer-vikar"' in bad.text
     ok = client.post("/team/fravaer", data={"csrf_token": token, "team": t.team.id,
-                                            "medarbejder": t.workers["W1"].id, "fra": "08-07-2025",
-                                            "til": "11-07-2025", "vikar": t.workers["W2"].id})
+                                            "medarbejder": t.workers["W1"].id, "fravaer-fra": "08-07-2025",
+                                            "fravaer-til": "11-07-2025", "vikar": t.workers["W2"].id})
     assert ok.status_code == 303
     with Session(engine) as s:
         web_row = s.exec(select(Absence).where(Absence.source == "web")).one()

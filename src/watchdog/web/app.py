@@ -17,15 +17,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.middleware.sessions import SessionMiddleware
 
+from watchdog.casestore import Worker
 from watchdog.clock import utcnow
 from watchdog.web.auth import make_oauth
 from watchdog.web.auth import router as auth_router
 from watchdog.web.pages import ROUTERS
 from watchdog.web.render import page
 from watchdog.web.security import CsrfRefused, SecurityHeaders
-from watchdog.web.session import Forbidden, NotSignedIn, WebContext
+from watchdog.web.session import Forbidden, NotSignedIn, WebContext, user_of
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,11 @@ def _not_signed_in(request: Request, exc: NotSignedIn):
 
 
 def _forbidden(request: Request, exc: Forbidden):
-    return page(request, "no_access.html", user=None, title="Ingen adgang", status_code=403, reason=exc.message)
+    # Signed in (the route checked): show the page frame with the person's own navigation.
+    with Session(request.app.state.web.engine) as session:
+        worker = session.get(Worker, request.session.get("worker_id"))
+        user = user_of(worker) if worker is not None else None
+    return page(request, "no_access.html", user=user, title="Ingen adgang", status_code=403, reason=exc.message)
 
 
 def _csrf_refused(request: Request, exc: CsrfRefused):
