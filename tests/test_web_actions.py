@@ -112,12 +112,12 @@ def test_a_leader_registers_an_absence_and_imported_rows_are_read_only(client, e
     form = client.get(f"/team/fravaer?team={t.team.id}")
     token = csrf_of(form.text)
     bad = client.post("/team/fravaer", data={"csrf_token": token, "team": t.team.id,
-                                             "medarbejder": t.workers["W1"].id, "fra": "10-07-2025",
-                                             "til": "09-07-2025", "vikar": t.workers["W1"].id})
+                                             "medarbejder": t.workers["W1"].id, "fravaer-fra": "10-07-2025",
+                                             "fravaer-til": "09-07-2025", "vikar": t.workers["W1"].id})
     assert bad.status_code == 400 and 'href="#fravaer-til"' in bad.text and 'href="#fravaer-vikar"' in bad.text
     ok = client.post("/team/fravaer", data={"csrf_token": token, "team": t.team.id,
-                                            "medarbejder": t.workers["W1"].id, "fra": "08-07-2025",
-                                            "til": "11-07-2025", "vikar": t.workers["W2"].id})
+                                            "medarbejder": t.workers["W1"].id, "fravaer-fra": "08-07-2025",
+                                            "fravaer-til": "11-07-2025", "vikar": t.workers["W2"].id})
     assert ok.status_code == 303
     with Session(engine) as s:
         web_row = s.exec(select(Absence).where(Absence.source == "web")).one()
@@ -125,8 +125,15 @@ def test_a_leader_registers_an_absence_and_imported_rows_are_read_only(client, e
         imported = s.exec(select(Absence).where(Absence.source == "import")).one()
     refused = client.post(f"/team/fravaer/{imported.id}/afslut", data={"csrf_token": token, "team": t.team.id})
     assert refused.status_code == 400 and "sagssystemet" in refused.text
+    # Carl's imported absence has no substitute; a web row for the same days names Bo, and the
+    # team page's "today" column shows what routing will do (the web row wins).
+    client.post("/team/fravaer", data={"csrf_token": token, "team": t.team.id, "medarbejder": t.workers["W3"].id,
+                                       "fravaer-fra": "08-07-2025", "fravaer-til": "09-07-2025",
+                                       "vikar": t.workers["W2"].id})
     page = client.get("/team")
     assert "Registreret her af Lise Leder" in page.text
+    assert "Fraværende til og med 09-07-2025; stedfortræder Bo Vikar" in page.text
+    assert "tilsidesat af en registrering her" in page.text
     # A caseworker cannot register absences.
     client.post("/logud", data={"csrf_token": csrf_of(page.text)})
     sign_in_as(client, "W1")

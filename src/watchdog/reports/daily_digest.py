@@ -29,6 +29,7 @@ from watchdog.clock import LOCAL_TZ, ensure_aware, format_due, local_date
 from watchdog.db import session_scope
 from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
+from watchdog.reports.digest import DigestDeadline, case_link_for
 from watchdog.rules.types import Duty, Status
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,9 @@ def digest_key(worker_id: int, day: date, channel: Channel) -> str:
 
 
 @dataclass(frozen=True)
-class DailyItem:
-    deadline_id: int
-    case_ref: str
-    case_link: str
-    duty: Duty
-    citation: str
-    due: datetime
-    status: Status
+class DailyItem(DigestDeadline):
+    """A deadline of the daily digest: the weekly digest's item, and whether someone is on it."""
+
     acknowledged_until: date | None = None
 
 
@@ -98,7 +94,6 @@ def _covered(session: Session, worker_id: int, today: date):
 
 def load_daily_items(session: Session, worker_id: int, *, now: datetime, settings) -> list[DailyItem]:
     from watchdog.acknowledgements import list_acknowledgements
-    from watchdog.reports.digest import case_link_for
 
     today = local_date(now)
     horizon = now + timedelta(days=HORIZON_DAYS)
@@ -110,8 +105,8 @@ def load_daily_items(session: Session, worker_id: int, *, now: datetime, setting
     acked = {a.deadline_id: a.ends_on for a in list_acknowledgements(
         session, now=now, deadline_ids=[d.id for d, *_ in rows])}
     return [DailyItem(deadline_id=d.id, case_ref=ref, case_link=case_link_for(ref, link, settings),
-                      duty=Duty(d.duty), citation=d.citation, due=d.due, status=Status(d.status),
-                      acknowledged_until=acked.get(d.id)) for d, ref, link in rows]
+                      duty=Duty(d.duty), citation=d.citation, due=d.due, status=Status(d.status), worker_name=None,
+                      municipal_policy=d.municipal_policy, acknowledged_until=acked.get(d.id)) for d, ref, link in rows]
 
 
 def render_daily_digest(name: str, items: list[DailyItem], *, now: datetime):
@@ -131,7 +126,8 @@ def render_daily_digest(name: str, items: list[DailyItem], *, now: datetime):
 
     def line(i: DailyItem) -> str:
         ack = f" Du/I er på sagen til og med {i.acknowledged_until:%d-%m-%Y}." if i.acknowledged_until else ""
-        return (f"- Sag {i.case_ref}: {DUTY_NAMES_DA.get(i.duty, i.duty.value)} ({i.citation}), frist "
+        policy = " (kommunal frist)" if i.municipal_policy else ""
+        return (f"- Sag {i.case_ref}: {DUTY_NAMES_DA.get(i.duty, i.duty.value)} ({i.citation}){policy}, frist "
                 f"{format_due(i.due)} – {describe_time_left(i.due, now)}.{ack}\n  Åbn sagen: {i.case_link}")
 
     text = [f"Kære {name},", "", "Her er dagens overblik over dine frister.", "",

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, select
 
+from watchdog.absences import effective_absences
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, local_date
 from watchdog.deadlines import Deadline, DeadlineView, chunks, list_deadlines
@@ -180,8 +181,9 @@ def team_overview(session: Session, team: Team, *, now: datetime) -> TeamOvervie
             cases[wid] = int(n)
     today = local_date(now)
     away: dict[int, tuple[date, int | None]] = {}
-    for a in session.exec(select(Absence).where(Absence.worker_id.in_(ids), Absence.starts_on <= today,
-                                                Absence.ends_on >= today)):
+    # As alert routing sees them: a web-registered absence wins over an imported one (watchdog.absences).
+    for a in effective_absences(session.exec(select(Absence).where(
+            Absence.worker_id.in_(ids), Absence.starts_on <= today, Absence.ends_on >= today)).all()):
         away[a.worker_id] = (a.ends_on, a.substitute_id)
     names = {w.id: w.name for w in workers}
     missing = {s for _, s in away.values() if s is not None and s not in names}

@@ -168,7 +168,8 @@ def _absence_page(request, session, user, team, *, problems, values, status_code
 @router.post("/team/fravaer", dependencies=[Depends(require_csrf)])
 def absence_submit(request: Request, user: CurrentUser, session: DbSession,
                    team: Annotated[int, Form()], medarbejder: Annotated[str, Form()] = "",
-                   fra: Annotated[str, Form()] = "", til: Annotated[str, Form()] = "",
+                   fra: Annotated[str, Form(alias="fravaer-fra")] = "",
+                   til: Annotated[str, Form(alias="fravaer-til")] = "",
                    vikar: Annotated[str, Form()] = ""):
     found = _team_of(session, user, team)
     problems = forms.Problems()
