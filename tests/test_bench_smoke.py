@@ -59,8 +59,27 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     changed = result.phases["poll_changed"]["detail"]
     assert changed["cases_changed"] == 3 and 3 <= changed["cases_recomputed"] < 30
     assert result.phases["planning"]["detail"]["deadlines_considered"] > 0
+    # Delivery: every message of the round reached the local SMTP sink, and the floor was measured.
+    delivered = result.phases["delivery"]["detail"]
+    assert delivered["messages"] > 0 and delivered["failed"] == 0 and delivered["dead"] == 0
+    assert delivered["alerts_sent"] >= delivered["messages"] and delivered["floor_messages_per_s"] > 0
     for name in bench.PHASES:
         assert result.ratio(name) > 0 and result.phases[name]["rss_mb"] > 0
     text = bench.report([result])
     assert "full recompute of all deadlines" in text and "≤ 3× floor" in text
-    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "rss"}
+    assert "delivery round to a local SMTP server" in text
+    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rss"}
+
+
+def test_the_floor_reads_the_same_typed_values_as_the_product_through_the_raw_driver(engine):
+    populate(engine, seed=2, now=bench.GENERATED_AT, cases=60)
+    with engine.connect() as conn:
+        for query in bench.floor_queries()[:-1]:  # the fact tables (no deadlines computed here)
+            through_sqlalchemy = [tuple(r) for r in conn.execute(query)]
+            raw = list(bench.raw_rows(engine, query))
+            assert len(raw) == len(through_sqlalchemy) > 0
+            for mine, theirs in zip(raw, through_sqlalchemy):
+                # Enums come back as their stored names from the raw driver; every other value,
+                # datetimes (aware, UTC) and dates included, is the same.
+                assert [a for a, b in zip(mine, theirs) if not hasattr(b, "value")] == \
+                       [b for b in theirs if not hasattr(b, "value")]
