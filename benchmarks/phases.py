@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -131,6 +132,83 @@ def phase_recompute(url: str) -> dict:
         engine.dispose()
 
 
+@contextmanager
+def _every_citation_corrected():
+    """A rule change that touches every deadline: each paragraph's text corrected (in this process,
+    until the block ends), as a correction in ``rules/citations.py`` would be, so the next refresh
+    rewrites every row."""
+    from watchdog.rules import citations
+
+    saved = dict(citations.CITATIONS)
+    for key, cited in saved.items():
+        citations.CITATIONS[key] = citations.Citation((cited.text + " (rettet)")[:100], cited.confidence)
+    try:
+        yield
+    finally:
+        citations.CITATIONS.clear()
+        citations.CITATIONS.update(saved)
+
+
+def phase_rule_change_floor(url: str) -> dict:
+    """The floor of a rule change: the raw reads of the floor, then one UPDATE per deadline row
+    (its citation) through the raw driver's executemany in one transaction; best of two, rolled back."""
+    from watchdog.db import make_engine
+    from watchdog.deadlines import _FIELDS
+
+    engine = make_engine(url)
+    queries = floor_queries()
+    best, rows = float("inf"), 0
+    try:
+        for _ in range(2):
+            started = time.perf_counter()
+            for q in queries[:-1]:
+                for _row in raw_rows(engine, q):
+                    pass
+            at = 2 + _FIELDS.index("citation")  # the deadline query reads id, key, then _FIELDS
+            deadlines = [(f"{r[at]} (rettet)"[:100], r[0]) for r in raw_rows(engine, queries[-1])]
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                marker = "?" if engine.dialect.name == "sqlite" else "%s"
+                cursor.executemany(f"UPDATE deadline SET citation = {marker} WHERE id = {marker}", deadlines)
+                raw.rollback()
+            finally:
+                raw.close()
+            rows = len(deadlines)
+            best = min(best, time.perf_counter() - started)
+    finally:
+        engine.dispose()
+    return {"seconds": best, "detail": {"deadline_rows": rows}}
+
+
+def phase_rule_change(url: str) -> dict:
+    """``refresh_deadlines`` over every case after every citation was corrected: every row rewritten.
+    Best of two, as its floor (the first rolled back, the second committed)."""
+    from sqlmodel import Session
+
+    from watchdog.db import make_engine, session_scope
+    from watchdog.deadlines import refresh_deadlines
+
+    settings, engine = settings_for(url), make_engine(url)
+    try:
+        _warm_up(engine, settings)
+        with _every_citation_corrected():
+            with Session(engine) as session:
+                started = time.perf_counter()
+                refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
+                session.flush()
+                first = time.perf_counter() - started
+                session.rollback()
+            started = time.perf_counter()
+            with session_scope(engine) as session:
+                stats = refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
+            second = time.perf_counter() - started
+        return {"seconds": min(first, second),
+                "detail": {**asdict(stats), "runs_s": [round(first, 3), round(second, 3)]}}
+    finally:
+        engine.dispose()
+
+
 def _warm_up(engine, settings) -> None:
     """Recompute one case and roll back: a running service has its rules and calendars loaded
     (the first use imports them and builds the holiday tables, about 0.3 s, once per process)."""
@@ -207,8 +285,11 @@ def phase_planning(url: str) -> dict:
     from watchdog.db import make_engine
     from watchdog.deadlines import Deadline
     from watchdog.rules.types import Status
-    from watchdog.service import plan_due_alerts
     from sqlmodel import Session
+
+    from watchdog import outbox
+    from watchdog.db import session_scope
+    from watchdog.service import plan_due_alerts
 
     settings, engine = settings_for(url), make_engine(url)
     try:
@@ -216,10 +297,13 @@ def phase_planning(url: str) -> dict:
             plannable = session.execute(select(func.count()).select_from(Deadline).where(
                 Deadline.status.in_([Status.OPEN, Status.BREACHED, Status.EXCEPTED]))).scalar_one()
         started = time.perf_counter()
-        with Session(engine) as session:  # not committed: as after a change of the alert policy
+        # As after a change of the alert policy: plan everything, enqueue, commit.
+        with session_scope(engine) as session:
             alerts = plan_due_alerts(session, settings, now=CHANGE_AT, everything=True)
+            enqueued = outbox.enqueue(session, alerts, now=CHANGE_AT)
         return {"seconds": time.perf_counter() - started,
-                "detail": {"deadlines_considered": plannable, "alerts_planned": len(alerts)}}
+                "detail": {"deadlines_considered": plannable, "alerts_planned": len(alerts),
+                           "alerts_enqueued": enqueued}}
     finally:
         engine.dispose()
 
@@ -233,4 +317,5 @@ def phase_delivery(url: str) -> dict:
 PHASE_FUNCTIONS: dict[str, Callable[[str], dict]] = {
     "floor": phase_floor, "recompute": phase_recompute, "poll_idle": phase_poll_idle,
     "poll_changed": phase_poll_changed, "planning": phase_planning, "delivery": phase_delivery,
+    "rule_change_floor": phase_rule_change_floor, "rule_change": phase_rule_change,
 }

@@ -48,19 +48,30 @@ from benchmarks.store import (  # noqa: F401 (re-exported)
     GENERATED_AT, OUT, ROOT, discard_working_copy, prepare_store, settings_for, store_key, working_copy,
 )
 
-PHASES = ("floor", "recompute", "poll_idle", "poll_changed", "planning", "delivery")
+# In the order they run: the rule change commits rewritten rows, so it comes last.
+PHASES = ("floor", "recompute", "poll_idle", "poll_changed", "planning", "delivery",
+          "rule_change_floor", "rule_change")
+#: Each figure's floor: the phase measured in the same run that it is divided by.
+FLOORS = {"recompute": "floor", "poll_changed": "floor", "poll_idle": "floor", "planning": "floor",
+          "rule_change": "rule_change_floor"}
 TARGETS = {  # figure → (target text, check(result by phase) → bool)
     "recompute": ("≤ 3× floor", lambda r: r["recompute"]["seconds"] <= 3 * r["floor"]["seconds"]),
-    "poll_changed": ("≤ 5 % of full recompute",
+    "poll_changed": ("≤ 5 % of the recompute",
                      lambda r: r["poll_changed"]["seconds"] <= 0.05 * r["recompute"]["seconds"]),
     "poll_idle": ("≤ 100 ms", lambda r: r["poll_idle"]["seconds"] <= 0.100),
     "delivery": ("≤ 5× its smtplib floor", lambda r: r["delivery"]["detail"]["ratio"] <= 5),
+    "rule_change": ("≤ 3× its floor",
+                    lambda r: r["rule_change"]["seconds"] <= 3 * r["rule_change_floor"]["seconds"]),
 }
-LABELS = {"floor": "floor: bare SQL reading the same rows", "recompute": "full recompute of all deadlines",
+LABELS = {"floor": "floor: bare SQL reading the same rows (raw driver, typed tuples)",
+          "recompute": "recompute, no rule changed (reads and compares every case; writes nothing)",
           "poll_changed": "poll after 1 % of cases changed", "poll_idle": "poll, nothing changed",
-          "planning": "alert planning over all open deadlines",
-          "delivery": "delivery round to a local SMTP server", "first": "first computation (generation)",
-          "first_plan": "first poll after it: planning, enqueueing and the digests (generation)"}
+          "planning": "alert planning over all open deadlines, enqueued and committed",
+          "delivery": "delivery round to a local SMTP server",
+          "rule_change_floor": "rule-change floor: the same reads, then every deadline row updated (executemany)",
+          "rule_change": "rule change: every citation corrected, every deadline row rewritten",
+          "first": "first computation (at generation: divided by this run's floor)",
+          "first_plan": "first poll after it: planning, enqueueing and the digests (at generation)"}
 RSS_TARGET_MB = 500
 
 def peak_rss_mb() -> float:
@@ -96,7 +107,7 @@ class Result:
     phases: dict[str, dict] = field(default_factory=dict)
 
     def ratio(self, name: str) -> float:
-        return self.phases[name]["seconds"] / self.phases["floor"]["seconds"]
+        return self.phases[name]["seconds"] / self.phases[FLOORS.get(name, "floor")]["seconds"]
 
     def verdicts(self) -> dict[str, bool]:
         met = {name: check(self.phases) for name, (_text, check) in TARGETS.items()}
@@ -137,12 +148,14 @@ def report(results: list[Result]) -> str:
         floor = r.phases["floor"]["detail"]
         lines += ["", f"{r.db}: {r.cases:,} cases, {floor['fact_rows']:,} fact rows, "
                       f"{floor['deadline_rows']:,} deadline rows",
-                  f"| figure | seconds | × floor | peak RSS MiB | target | met |",
+                  "| figure | seconds | × its floor | peak RSS MiB | target | met |",
                   "|---|---:|---:|---:|---|---|"]
-        for name in ("floor", "recompute", "poll_changed", "poll_idle", "planning"):
+        for name in ("floor", "recompute", "poll_changed", "poll_idle", "planning", "rule_change_floor",
+                     "rule_change"):
             p = r.phases[name]
             target, ok = TARGETS.get(name, ("", None))[0], met.get(name)
-            lines.append(f"| {LABELS[name]} | {p['seconds']:.3f} | {r.ratio(name):.2f} | {p['rss_mb']:.0f} | "
+            ratio = "" if name in ("floor", "rule_change_floor") else f"{r.ratio(name):.2f}"
+            lines.append(f"| {LABELS[name]} | {p['seconds']:.3f} | {ratio} | {p['rss_mb']:.0f} | "
                          f"{target} | {'' if ok is None else ('yes' if ok else 'NO')} |")
         lines.append(f"| {LABELS['first']} | {r.store['first_seconds']:.3f} | "
                      f"{r.store['first_seconds'] / r.phases['floor']['seconds']:.2f} | | | |")

@@ -66,9 +66,14 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     for name in bench.PHASES:
         assert result.ratio(name) > 0 and result.phases[name]["rss_mb"] > 0
     text = bench.report([result])
-    assert "full recompute of all deadlines" in text and "≤ 3× floor" in text
+    assert "recompute, no rule changed" in text and "≤ 3× floor" in text
     assert "delivery round to a local SMTP server" in text
-    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rss"}
+    # A rule change rewrites every row; the plain recompute writes none.
+    assert result.phases["recompute"]["detail"]["deadlines_written"] == 0
+    assert result.phases["rule_change"]["detail"]["deadlines_written"] == \
+        result.phases["rule_change_floor"]["detail"]["deadline_rows"] > 0
+    assert result.phases["planning"]["detail"]["alerts_enqueued"] >= 0
+    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rule_change", "rss"}
 
 
 def test_the_floor_reads_the_same_typed_values_as_the_product_through_the_raw_driver(engine):
