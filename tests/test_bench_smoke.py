@@ -73,7 +73,14 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     assert result.phases["rule_change"]["detail"]["deadlines_written"] == \
         result.phases["rule_change_floor"]["detail"]["deadline_rows"] > 0
     assert result.phases["planning"]["detail"]["alerts_enqueued"] >= 0
-    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rule_change", "rss"}
+    # Go-live, measured in this run: every deadline computed again from the facts alone, then the
+    # first poll planned and enqueued their alerts.
+    again = result.phases["first"]["detail"]
+    assert again["cases_recomputed"] == 300 and again["deadlines_written"] == first["deadlines_written"]
+    assert again["first_poll"]["alerts_enqueued"] > 0
+    assert result.phases["first_floor"]["detail"]["deadline"] == first["deadlines_written"]
+    assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rule_change",
+                                      "first", "rss"}
 
 
 def test_the_floor_reads_the_same_typed_values_as_the_product_through_the_raw_driver(engine):
