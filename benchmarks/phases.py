@@ -426,4 +426,17 @@ def phase_first(url: str) -> dict:
         engine.dispose()
 
 
-PHASE_FUNCTIONS.update({"first_floor": phase_first_floor, "first": phase_first})
+def phase_import(url: str) -> dict:
+    from benchmarks.intake import phase_import as measure
+
+    return measure(url)
+
+
+def phase_ingest(url: str) -> dict:
+    from benchmarks.intake import phase_ingest as measure
+
+    return measure(url)
+
+
+PHASE_FUNCTIONS.update({"first_floor": phase_first_floor, "first": phase_first, "import": phase_import,
+                        "ingest": phase_ingest})

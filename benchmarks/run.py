@@ -50,7 +50,7 @@ from benchmarks.store import (  # noqa: F401 (re-exported)
 
 # In the order they run: the rule change commits rewritten rows, so it comes last.
 PHASES = ("floor", "recompute", "poll_idle", "poll_changed", "planning", "delivery",
-          "rule_change_floor", "rule_change", "first_floor", "first")
+          "rule_change_floor", "rule_change", "first_floor", "first", "import", "ingest")
 #: Each figure's floor: the phase measured in the same run that it is divided by.
 FLOORS = {"recompute": "floor", "poll_changed": "floor", "poll_idle": "floor", "planning": "floor",
           "rule_change": "rule_change_floor", "first": "first_floor"}
@@ -63,6 +63,9 @@ TARGETS = {  # figure → (target text, check(result by phase) → bool)
     "rule_change": ("≤ 3× its floor",
                     lambda r: r["rule_change"]["seconds"] <= 3 * r["rule_change_floor"]["seconds"]),
     "first": ("≤ 3× its floor", lambda r: r["first"]["seconds"] <= 3 * r["first_floor"]["seconds"]),
+    "import": ("≤ 3× its floor, peak RSS ≤ 500 MiB",
+               lambda r: r["import"]["detail"]["ratio"] <= 3 and r["import"]["detail"]["import_peak_rss_mb"] <= 500),
+    "ingest": ("p50 ≤ 3× its floor", lambda r: r["ingest"]["detail"]["ratio"] <= 3),
 }
 LABELS = {"floor": "floor: bare SQL reading the same rows (raw driver, typed tuples)",
           "recompute": "recompute, no rule changed (reads and compares every case; writes nothing)",
@@ -74,7 +77,9 @@ LABELS = {"floor": "floor: bare SQL reading the same rows (raw driver, typed tup
           "first_floor": "first-computation floor: the same reads, then a bulk insert of every deadline "
                          "row and outcome event (executemany on SQLite, COPY on PostgreSQL)",
           "first": "first computation of every deadline (go-live), committed",
-          "first_poll": "first poll after it: planning everything, enqueueing, the digests of every leader"}
+          "first_poll": "first poll after it: planning everything, enqueueing, the digests of every leader",
+          "import": "`watchdog import` of the whole store's export into an empty database",
+          "ingest": "HTTP ingest (`watchdog serve`), new cases in batches of 1,000"}
 RSS_TARGET_MB = 500
 
 def peak_rss_mb() -> float:
@@ -163,6 +168,18 @@ def report(results: list[Result]) -> str:
         first = r.phases["first"]
         lines.append(f"| {LABELS['first_poll']} | {first['detail']['first_poll_seconds']:.3f} | | "
                      f"{first['rss_mb']:.0f} | | |")
+        if "import" in r.phases:
+            d = r.phases["import"]["detail"]
+            lines.append(f"| {LABELS['import']}: {d['records']:,} records, {d['records_per_s']:,} rec/s, peak RSS "
+                         f"{d['import_peak_rss_mb']} MiB (floor: csv + executemany/COPY, {d['floor_records_per_s']:,} "
+                         f"rec/s) | {r.phases['import']['seconds']:.3f} | {d['ratio']:.2f} | "
+                         f"{d['import_peak_rss_mb']} | {TARGETS['import'][0]} | {'yes' if met['import'] else 'NO'} |")
+        if "ingest" in r.phases:
+            d = r.phases["ingest"]["detail"]
+            lines.append(f"| {LABELS['ingest']}: {d['records']:,} records, {d['records_per_s']:,} rec/s, p50 "
+                         f"{d['p50_ms']} ms (floor: insert + commit per batch, p50 {d['floor_p50_ms']} ms) | "
+                         f"{r.phases['ingest']['seconds']:.3f} | {d['ratio']:.2f} | | {TARGETS['ingest'][0]} | "
+                         f"{'yes' if met['ingest'] else 'NO'} |")
         if "delivery" in r.phases:
             d = r.phases["delivery"]["detail"]
             lines.append(f"| {LABELS['delivery']}: {d['messages']:,} messages, {d['messages_per_s']:.0f} msg/s "

@@ -79,8 +79,14 @@ def test_benchmark_runs_every_phase_and_computes_ratios_to_the_floor(engine, dat
     assert again["cases_recomputed"] == 300 and again["deadlines_written"] == first["deadlines_written"]
     assert again["first_poll"]["alerts_enqueued"] > 0
     assert result.phases["first_floor"]["detail"]["deadline"] == first["deadlines_written"]
+    # Intake: the real `watchdog import` took the store's whole export, and `watchdog serve` the cases.
+    imported = result.phases["import"]["detail"]
+    assert imported["files"]["cases"] == 300 and imported["records"] == sum(imported["files"].values())
+    assert imported["floor_records_per_s"] > 0 and imported["import_peak_rss_mb"] > 0
+    ingested = result.phases["ingest"]["detail"]
+    assert ingested["records"] == 300 and ingested["batches"] == 1 and ingested["floor_p50_ms"] > 0
     assert set(result.verdicts()) == {"recompute", "poll_changed", "poll_idle", "delivery", "rule_change",
-                                      "first", "rss"}
+                                      "first", "import", "ingest", "rss"}
 
 
 def test_the_floor_reads_the_same_typed_values_as_the_product_through_the_raw_driver(engine):
