@@ -287,6 +287,32 @@ def test_ssl_mode_speaks_tls_from_the_first_byte(smtp_server_ssl):
     assert len(smtp_server_ssl.messages) == 1
 
 
+def test_the_tls_context_is_made_once_per_process_not_once_per_message(smtp_server_starttls, monkeypatch):
+    import ssl
+
+    from watchdog import delivery
+
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **kw: made.append(1) or real(*a, **kw))
+    monkeypatch.setattr(delivery._SharedTlsContexts, "_contexts", {})
+    transport = Transport(settings_for(smtp_server_starttls, smtp={"mode": "starttls", "verify_tls": False}))
+    for n in range(5):
+        assert transport.send(warning_message(), email(f"anne{n}@kommune.example.dk")).ok
+    assert len(smtp_server_starttls.messages) == 5
+    assert len(made) == 1  # before: one context, and one read of the CA bundle, per message
+
+
+def test_a_shared_unverified_context_never_weakens_a_later_verified_send(smtp_server_starttls):
+    unchecked = Transport(settings_for(smtp_server_starttls, smtp={"mode": "starttls", "verify_tls": False}))
+    assert unchecked.send(warning_message(), email("anne@kommune.example.dk")).ok
+    checked = Transport(settings_for(smtp_server_starttls, smtp={"mode": "starttls"}))
+    refused = checked.send(warning_message(), email("anne@kommune.example.dk"))
+    assert not refused.ok and "CERTIFICATE_VERIFY_FAILED" in refused.detail
+    assert unchecked.send(warning_message(), email("anne@kommune.example.dk")).ok
+    assert len(smtp_server_starttls.messages) == 2
+
+
 def test_error_text_from_apprise_is_scrubbed_of_passwords_and_signatures():
     from watchdog.delivery import _detail
 

@@ -21,16 +21,24 @@ How each channel is built (checked against apprise 2.2's plugins):
   it as is). A 200/202 means the workflow *accepted* the post, not that anybody read it:
   ``SendResult.accepted_only``.
 
+Apprise opens one SMTP connection per ``notify()`` and builds a fresh TLS context for each,
+reading the system's CA bundle every time, even for plain SMTP: that was two thirds of a delivery
+round's time. Apprise has no way to reuse a connection across messages with different bodies (one
+``notify()`` sends one body to all its targets), so each message keeps its own connection and its
+own outcome; the CA bundle is read once per process instead (``_SharedTlsContexts``).
+
 Apprise reports errors only through its logger, so each send captures the log lines of its own
 thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import re
+import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -147,7 +155,8 @@ class Transport:
             return SendResult(ok=False, permanent=True, detail=f"malformed email address {address!r}")
         secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
-        with _capture_apprise() as lines, _own_text_part(message):
+        verify = self.settings.smtp.verify_tls or self.settings.smtp.mode == "plain"
+        with _capture_apprise() as lines, _own_text_part(message), _SharedTlsContexts.use(verify=verify):
             plugin = _instantiate(self.email_url(address))
             ok = plugin is not None and plugin.notify(
                 body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
@@ -241,6 +250,62 @@ def _own_text_part(message: Message) -> Iterator[None]:
         yield
     finally:
         _own_text.message = None
+
+
+class _SharedTlsContexts:
+    """Stands in for the ``ssl`` module inside Apprise's SMTP controller: ``create_default_context()``
+    returns one context per process and verification choice instead of a new one per connection.
+
+    An ``SSLContext`` is safe to share between connections and threads. Apprise only ever weakens
+    a context it made (``check_hostname = False``, ``CERT_NONE``) when verification is off, so the
+    shared unverified context is made that way up front and the verified one is never touched.
+    Outside ``use()`` (another caller of that module) the real function runs. The CA bundle is read
+    at the first TLS send: a changed bundle needs a restart, as for any long-running TLS client.
+    """
+
+    _verify: contextvars.ContextVar[bool | None] = contextvars.ContextVar("watchdog_tls_verify", default=None)
+    _contexts: dict[bool, ssl.SSLContext] = {}
+    _lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(ssl, name)
+
+    def create_default_context(self, *args, **kwargs) -> ssl.SSLContext:
+        verify = self._verify.get()
+        if verify is None or args or kwargs:
+            return ssl.create_default_context(*args, **kwargs)
+        with self._lock:
+            context = self._contexts.get(verify)
+            if context is None:
+                context = ssl.create_default_context()
+                if not verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                self._contexts[verify] = context
+        return context
+
+    @classmethod
+    @contextmanager
+    def use(cls, *, verify: bool) -> Iterator[None]:
+        token = cls._verify.set(verify)
+        try:
+            yield
+        finally:
+            cls._verify.reset(token)
+
+    @classmethod
+    def install(cls) -> bool:
+        """Put the stand-in into Apprise's SMTP controller module (apprise 2.x); False if absent."""
+        try:
+            from apprise.plugins.email import smtp as apprise_smtp
+        except ImportError:  # an Apprise without the controller module: nothing to share
+            return False
+        if not isinstance(getattr(apprise_smtp, "ssl", None), cls):
+            apprise_smtp.ssl = cls()
+        return True
+
+
+_SharedTlsContexts.install()
 
 
 @contextmanager
