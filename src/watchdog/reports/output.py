@@ -17,7 +17,7 @@ import io
 from collections.abc import Sequence
 from decimal import Decimal
 
-from watchdog.clock import format_due
+from watchdog.clock import format_due, format_local
 from watchdog.reports import ReportInputError, charts
 from watchdog.reports.barometer import I_ALT, BarometerReport, BarometerTable
 from watchdog.reports.caseload import SOURCE_DA, SOURCE_URL, CaseloadReport, CaseloadRow
@@ -77,7 +77,7 @@ def _heading(report: BarometerReport) -> str:
 def _as_of_text(report: BarometerReport) -> str:
     if report.known_at is not None:
         return (f"Status pr. {format_due(report.as_of)} ifølge hændelsesloggen, som watchdog kendte den "
-                f"{format_due(report.known_at)} (genskaber en rapport udskrevet på det tidspunkt).")
+                f"{format_local(report.known_at)} (genskaber en rapport udskrevet på det tidspunkt).")
     return f"Status pr. {format_due(report.as_of)} ifølge hændelsesloggen."
 
 
