@@ -12,9 +12,6 @@ worker is an active leader).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +20,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.casestore import Worker, WorkerRole
 from watchdog.clock import ensure_aware
+from watchdog.secret_tokens import matches, new_token, token_hash
 from watchdog.errors import WatchdogError
 
 TOKEN_PREFIX = "wdc"
@@ -51,8 +49,6 @@ class NewFeedToken:
     record: CalendarToken
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def create_feed_token(session: Session, *, worker_id: int, scope: str = OWN, now: datetime) -> NewFeedToken:
@@ -67,9 +63,8 @@ def create_feed_token(session: Session, *, worker_id: int, scope: str = OWN, now
     if scope == TEAM and WorkerRole(worker.role) != WorkerRole.LEADER:
         raise FeedRefused("Kun teamledere kan abonnere på teamets kalender.")
     revoke_feed_tokens(session, worker_id=worker_id, scope=scope, now=now)
-    prefix = secrets.token_hex(4)
-    token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    record = CalendarToken(prefix=prefix, token_hash=_hash(token), worker_id=worker_id, scope=scope, created_at=now)
+    prefix, token = new_token(TOKEN_PREFIX)
+    record = CalendarToken(prefix=prefix, token_hash=token_hash(token), worker_id=worker_id, scope=scope, created_at=now)
     session.add(record)
     session.flush()
     return NewFeedToken(token, record)
@@ -97,7 +92,7 @@ def feed_owner(session: Session, token: str) -> tuple[CalendarToken, Worker] | N
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     record = session.exec(select(CalendarToken).where(CalendarToken.prefix == parts[1])).first()
-    if record is None or not hmac.compare_digest(record.token_hash, _hash(token)) or record.revoked_at:
+    if record is None or not matches(record.token_hash, token) or record.revoked_at:
         return None
     worker = session.get(Worker, record.worker_id)
     if worker is None or not worker.active:

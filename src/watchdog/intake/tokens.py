@@ -8,9 +8,6 @@ Scopes: ``read`` (GET deadlines) and ``write`` (POST records); a token may hold 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +15,7 @@ from enum import StrEnum
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware
+from watchdog.secret_tokens import matches, new_token, token_hash
 from watchdog.errors import WatchdogError
 
 TOKEN_PREFIX = "wdt"
@@ -62,8 +60,6 @@ class NewToken:
     record: ApiToken
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def create_token(session: Session, *, name: str, scopes: set[Scope] | set[str], now: datetime) -> NewToken:
@@ -76,9 +72,8 @@ def create_token(session: Session, *, name: str, scopes: set[Scope] | set[str], 
         raise TokenError(f"unknown scope in {sorted(scopes)}: use read and/or write") from None
     if not scope_values:
         raise TokenError("a token needs at least one scope (read, write)")
-    prefix = secrets.token_hex(4)
-    token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    record = ApiToken(prefix=prefix, token_hash=_hash(token), name=name.strip()[:200],
+    prefix, token = new_token(TOKEN_PREFIX)
+    record = ApiToken(prefix=prefix, token_hash=token_hash(token), name=name.strip()[:200],
                       scopes=",".join(scope_values), created_at=ensure_aware(now))
     session.add(record)
     session.flush()
@@ -97,7 +92,7 @@ def authenticate(session: Session, authorization: str | None) -> ApiToken:
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         raise AuthFailure("invalid", "invalid token")
     record = session.exec(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
-    if record is None or not hmac.compare_digest(record.token_hash, _hash(token)):
+    if record is None or not matches(record.token_hash, token):
         raise AuthFailure("invalid", "invalid token")
     if record.revoked_at is not None:
         raise AuthFailure("revoked", f"token {record.prefix} was revoked")
