@@ -106,28 +106,34 @@ def raw_rows(engine, query):
         raw.close()
 
 
-def phase_recompute(url: str) -> dict:
+def _full_refresh_best_of_two(engine, settings) -> dict:
+    """``refresh_deadlines`` over every case twice: the first run rolled back so that both do the
+    same work, the second committed. Best of two, as the floors: one run against a floor's best of
+    two would count this shared machine's drift against the product."""
     from sqlmodel import Session
 
-    from watchdog.db import make_engine, session_scope
+    from watchdog.db import session_scope
     from watchdog.deadlines import refresh_deadlines
+
+    with Session(engine) as session:
+        started = time.perf_counter()
+        refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
+        session.flush()
+        first = time.perf_counter() - started
+        session.rollback()
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        stats = refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
+    second = time.perf_counter() - started
+    return {"seconds": min(first, second), "detail": {**asdict(stats), "runs_s": [round(first, 3), round(second, 3)]}}
+
+
+def phase_recompute(url: str) -> dict:
+    from watchdog.db import make_engine
 
     settings, engine = settings_for(url), make_engine(url)
     try:
-        # Best of two, as the floor: the first run is rolled back so that both do the same work,
-        # the second is committed. One run against the floor's best of two would count this
-        # shared machine's drift against the recompute.
-        with Session(engine) as session:
-            started = time.perf_counter()
-            refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
-            session.flush()
-            first = time.perf_counter() - started
-            session.rollback()
-        started = time.perf_counter()
-        with session_scope(engine) as session:
-            stats = refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
-        second = time.perf_counter() - started
-        return {"seconds": min(first, second), "detail": {**asdict(stats), "runs_s": [round(first, 3), round(second, 3)]}}
+        return _full_refresh_best_of_two(engine, settings)
     finally:
         engine.dispose()
 
@@ -184,27 +190,13 @@ def phase_rule_change_floor(url: str) -> dict:
 def phase_rule_change(url: str) -> dict:
     """``refresh_deadlines`` over every case after every citation was corrected: every row rewritten.
     Best of two, as its floor (the first rolled back, the second committed)."""
-    from sqlmodel import Session
-
-    from watchdog.db import make_engine, session_scope
-    from watchdog.deadlines import refresh_deadlines
+    from watchdog.db import make_engine
 
     settings, engine = settings_for(url), make_engine(url)
     try:
         _warm_up(engine, settings)
         with _every_citation_corrected():
-            with Session(engine) as session:
-                started = time.perf_counter()
-                refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
-                session.flush()
-                first = time.perf_counter() - started
-                session.rollback()
-            started = time.perf_counter()
-            with session_scope(engine) as session:
-                stats = refresh_deadlines(session, now=RECOMPUTE_AT, settings=settings)
-            second = time.perf_counter() - started
-        return {"seconds": min(first, second),
-                "detail": {**asdict(stats), "runs_s": [round(first, 3), round(second, 3)]}}
+            return _full_refresh_best_of_two(engine, settings)
     finally:
         engine.dispose()
 
@@ -283,13 +275,12 @@ def phase_poll_changed(url: str) -> dict:
 def phase_planning(url: str) -> dict:
     from sqlalchemy import func, select
 
-    from watchdog.db import make_engine
-    from watchdog.deadlines import Deadline
-    from watchdog.rules.types import Status
     from sqlmodel import Session
 
     from watchdog import outbox
-    from watchdog.db import session_scope
+    from watchdog.db import make_engine, session_scope
+    from watchdog.deadlines import Deadline
+    from watchdog.rules.types import Status
     from watchdog.service import plan_due_alerts
 
     settings, engine = settings_for(url), make_engine(url)
