@@ -278,6 +278,7 @@ def test_check_config_refuses_the_demo_sign_in_on_an_address_others_can_reach(tm
     refused = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
     assert "web.demo_login" in refused.stderr and "loopback" in refused.stderr
+    assert "(root)" not in refused.stderr and "invalid configuration (in " in refused.stderr
     config.write_text('[http]\nhost = "127.0.0.1"\n[web]\ndemo_login = true\n', encoding="utf-8")
     assert subprocess.run(run, capture_output=True, text=True, timeout=120).returncode == 0
 

@@ -562,10 +562,12 @@ def _refuse_unknown_top_level_keys(path: Path) -> None:
 
 def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+    loc = ".".join(str(p) for p in err["loc"])
     where = f" (in {path} or the environment)" if path else ""
     if err["type"] == "extra_forbidden":
         return f"unknown setting {loc!r}{where}"
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    if not loc:  # a rule across sections (its message names the settings it concerns)
+        return f"invalid configuration{where}: {msg}{more}"
     return f"invalid setting {loc!r}: {msg}{more}"
