@@ -46,7 +46,8 @@ def floor_queries() -> list:
     from watchdog.casestore import (
         Case, FollowUp, Investigation, Measure, Notification, ReassessmentParticipant, SupervisionVisit,
     )
-    from watchdog.deadlines import _FIELDS, Deadline
+    from watchdog.deadlines import Deadline
+    from watchdog.recompute import _FIELDS
 
     return [
         select(Case.id, Case.opened_at, Case.worker_id, Case.birth_date, Case.closed_at,
@@ -113,7 +114,7 @@ def _full_refresh_best_of_two(engine, settings) -> dict:
     from sqlmodel import Session
 
     from watchdog.db import session_scope
-    from watchdog.deadlines import refresh_deadlines
+    from watchdog.recompute import refresh_deadlines
 
     with Session(engine) as session:
         started = time.perf_counter()
@@ -159,7 +160,7 @@ def phase_rule_change_floor(url: str) -> dict:
     """The floor of a rule change: the raw reads of the floor, then one UPDATE per deadline row
     (its citation) through the raw driver's executemany in one transaction; best of two, rolled back."""
     from watchdog.db import make_engine
-    from watchdog.deadlines import _FIELDS
+    from watchdog.recompute import _FIELDS
 
     engine = make_engine(url)
     queries = floor_queries()
@@ -208,7 +209,7 @@ def _warm_up(engine, settings) -> None:
     from sqlmodel import Session
 
     from watchdog.casestore import Case
-    from watchdog.deadlines import refresh_deadlines
+    from watchdog.recompute import refresh_deadlines
 
     with Session(engine) as session:
         first = session.execute(select(Case.id).limit(1)).scalar()
@@ -394,7 +395,7 @@ def phase_first(url: str) -> dict:
     from sqlmodel import Session
 
     from watchdog.db import make_engine, session_scope
-    from watchdog.deadlines import poll_deadlines
+    from watchdog.recompute import poll_deadlines
 
     settings, engine = settings_for(url), make_engine(url)
     try:

@@ -11,10 +11,9 @@ from conftest import at
 from watchdog.casestore import (
     Case, FollowUp, Investigation, Measure, MeasureKind, Notification, ReassessmentParticipant, Team, Worker,
 )
-from watchdog.deadlines import (
-    Deadline, OutcomeEvent, OutcomeKind, load_case_facts, poll_deadlines, record_alert_sent,
-    refresh_deadlines,
-)
+from watchdog.case_facts import load_case_facts
+from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind, record_alert_sent
+from watchdog.recompute import poll_deadlines, refresh_deadlines
 from watchdog.rules.types import Duty, Regime, Status
 from watchdog.settings import load_settings
 
@@ -165,7 +164,7 @@ def test_poll_recomputes_only_changed_cases_and_cases_whose_deadline_passed(sess
 
 
 def test_poll_takes_every_dirty_case_exactly_once_over_several_batches(session, world, monkeypatch):
-    import watchdog.deadlines as module
+    import watchdog.recompute as module
 
     monkeypatch.setattr(module, "BATCH_SIZE", 2)  # force several batches over equal timestamps
     team, (w0, *_) = world
@@ -320,7 +319,7 @@ def test_every_stored_fact_reaches_the_rules_in_its_own_field(session, world):
 
 
 def test_the_full_recompute_reports_its_progress_batch_by_batch(session, world, monkeypatch):
-    import watchdog.deadlines as module
+    import watchdog.recompute as module
 
     team, (w0, _w1, _w2) = world
     cases = [make_case(session, team, w0, f"S-{i}") for i in range(5)]
