@@ -126,20 +126,21 @@ def _stage(cursor, table: Table, columns: Sequence[str], rows: list[tuple]) -> N
 
 
 def _converted(dialect: str, table: Table, columns: Sequence[str], rows: list[tuple]) -> list[tuple]:
-    """``rows`` with each value as SQLAlchemy would bind it for ``dialect``."""
-    converters = [(i, f) for i, f in enumerate(_converter(dialect, table.c[name].type) for name in columns)
-                  if f is not None]
-    if not converters:
+    """``rows`` with each value as SQLAlchemy would bind it for ``dialect``: one generated function
+    per write, so a row costs one call and one per value that needs converting."""
+    env: dict = {}
+    parts = []
+    for i, name in enumerate(columns):
+        convert = _converter(dialect, table.c[name].type)
+        if convert is None:
+            parts.append(f"r[{i}]")
+        else:
+            env[f"f{i}"] = convert
+            parts.append(f"(None if r[{i}] is None else f{i}(r[{i}]))")
+    if not env:
         return rows
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, convert in converters:
-            value = values[i]
-            if value is not None:
-                values[i] = convert(value)
-        out.append(tuple(values))
-    return out
+    row = eval(f"lambda r: ({', '.join(parts)},)", env)  # noqa: S307 - built from column indices only
+    return [row(r) for r in rows]
 
 
 def _converter(dialect: str, kind) -> Callable | None:
@@ -157,24 +158,24 @@ def _converter(dialect: str, kind) -> Callable | None:
 
 
 def _aware(value):
-    if value.utcoffset() is None:
+    if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: every instant must be aware")
     return value
 
 
 def _sqlite_instant() -> Callable:
     """An aware instant as SQLAlchemy stores it on SQLite: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``.
-    Memoised per write: most of a batch's instants are its ``now``."""
-    memo: dict = {}
+    Memoised by object for one write (its rows keep every value alive, so an id is never reused
+    within it): most of a batch's instants are its one ``now``."""
+    memo: dict[int, str] = {}
 
     def convert(value):
-        text = memo.get(value)
+        text = memo.get(id(value))
         if text is None:
-            if value.utcoffset() is None:
+            if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: every instant must be aware")
             v = value.astimezone(UTC)
-            text = memo[value] = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
+            text = memo[id(value)] = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
                 v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
         return text
     return convert
-

@@ -14,7 +14,7 @@ Functions take the session and never commit: the caller owns the transaction
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -118,10 +118,22 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
             if progress is not None:
                 progress(done, len(ids))
         return stats
-    ids = sorted(set(case_ids))
-    for batch in chunks(ids, BATCH_SIZE):
-        batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, clear_marks=clear_marks))
+    for batch, whole_range in _batches(sorted(set(case_ids))):
+        batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, whole_range=whole_range,
+                                         clear_marks=clear_marks))
     return stats
+
+
+def _batches(ids: list[int]) -> Iterator[tuple[Sequence[int], bool]]:
+    """Sorted ``ids`` in batches, each with whether it is a whole id range: a run of consecutive
+    ids (every case dirty, as after an import or at go-live) goes in range batches of
+    ``RANGE_BATCH_SIZE`` (the range holds exactly those cases), the rest in IN lists of ``BATCH_SIZE``."""
+    for part in chunks(ids, RANGE_BATCH_SIZE):
+        if part[-1] - part[0] + 1 == len(part):
+            yield part, True
+        else:
+            for batch in chunks(part, BATCH_SIZE):
+                yield batch, False
 
 
 def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, policy,
@@ -236,7 +248,7 @@ def poll_deadlines(session: Session, *, now: datetime, settings) -> RefreshStats
     done: set[int] = set()
     after = 0
     while True:
-        ids = marks.dirty_case_ids(session, after=after, limit=BATCH_SIZE)
+        ids = marks.dirty_case_ids(session, after=after, limit=RANGE_BATCH_SIZE)
         if not ids:
             break
         stats.add(refresh_deadlines(session, now=now, settings=settings, case_ids=ids))
