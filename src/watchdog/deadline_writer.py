@@ -53,6 +53,25 @@ def insert_new(session: Session, table: Table, columns: Sequence[str], rows: lis
         if cursor.rowcount == len(rows):
             return [(first + i, row[key_at]) for i, row in enumerate(rows)]
         return cursor.execute(f'SELECT id, "key" FROM "{table.name}" WHERE id >= ? ORDER BY id', (first,)).fetchall()
+    from psycopg.errors import UniqueViolation
+
+    # Ids from the table's sequence in one query, then COPY straight into the table. A key already
+    # stored (a subject moved here from another case, a concurrent refresh) fails the COPY: then
+    # back to the savepoint, and the rows go through the staging table, skipping such keys.
+    cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, %s)",
+                   (len(rows),))
+    ids = [i for (i,) in cursor.fetchall()]
+    key_at = list(columns).index("key")
+    cursor.execute("SAVEPOINT deadline_writer")
+    try:
+        with cursor.copy(f'COPY "{table.name}" (id, {names}) FROM STDIN') as copy:
+            for new_id, row in zip(ids, rows):
+                copy.write_row((new_id, *row))
+    except UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT deadline_writer")
+    else:
+        cursor.execute("RELEASE SAVEPOINT deadline_writer")
+        return [(new_id, row[key_at]) for new_id, row in zip(ids, rows)]
     _stage(cursor, table, columns, rows)
     cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {_STAGE} '
                    'ON CONFLICT ("key") DO NOTHING RETURNING id, "key"')
