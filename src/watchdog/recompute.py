@@ -159,8 +159,8 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
     stats.cases_failed = len(stats.failures)
 
     cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
-    existing = {r.key: r for r in session.connection().execute(
-        select(*cols).where(case_filter(Deadline.case_id, case_ids, whole_range)))}
+    existing = {r.key: r for r in writer.read_stored(
+        session, select(*cols).where(case_filter(Deadline.case_id, case_ids, whole_range)))}
 
     inserts: list[tuple] = []  # _INSERTED columns
     # Fields changed, status did not: grouped by which fields changed, so each UPDATE sets only
@@ -213,7 +213,7 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         # a first computation on PostgreSQL (a table without statistics yet is scanned).
         conflicted = [row[0] for row in inserts if row[0] not in inserted]
         for chunk in chunks(conflicted, BATCH_SIZE):
-            for old in session.connection().execute(select(*cols).where(Deadline.key.in_(chunk))):
+            for old in writer.read_stored(session, select(*cols).where(Deadline.key.in_(chunk))):
                 d = computed[old.key]
                 compare(d, _row_values(d), old)
     for changed, rows in quiet_updates.items():
