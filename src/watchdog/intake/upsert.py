@@ -15,7 +15,7 @@ comes in. The order is fixed:
    recomputes those and no commit can be missed.
 
 ``import_records`` wraps it for the CLI and the API: one transaction, then the deadlines of the
-affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
+affected cases are recomputed (``watchdog.recompute.refresh_deadlines``).
 """
 
 from __future__ import annotations
