@@ -58,7 +58,8 @@ def store_key(cases: int, seed: int) -> str:
 
     digest = hashlib.sha256()
     src = ROOT / "src" / "watchdog"
-    stored_by = [src / name for name in ("deadlines.py", "planning.py", "outbox.py", "service.py")]
+    stored_by = [src / name for name in ("deadlines.py", "recompute.py", "deadline_writer.py", "case_facts.py",
+                                        "outcome_log.py", "planning.py", "outbox.py", "service.py")]
     for path in sorted([*(src / "migrations" / "versions").glob("*.py"), *(src / "rules").glob("*.py"), *stored_by]):
         digest.update(path.read_bytes())
     return f"{cases}-s{seed}-g{GENERATOR_VERSION}-{digest.hexdigest()[:8]}"
@@ -68,7 +69,7 @@ def prepare_store(url: str, *, cases: int, seed: int, progress=print) -> dict:
     """Create the schema, write the national store and run the service's first poll over it
     (every deadline computed, planned, and its due alerts enqueued), as a running service has."""
     from watchdog.db import make_engine, session_scope, upgrade
-    from watchdog.deadlines import poll_deadlines
+    from watchdog.recompute import poll_deadlines
 
     from benchmarks.generate import populate
 

@@ -11,10 +11,9 @@ from conftest import at
 from watchdog.casestore import (
     Case, FollowUp, Investigation, Measure, MeasureKind, Notification, ReassessmentParticipant, Team, Worker,
 )
-from watchdog.deadlines import (
-    Deadline, OutcomeEvent, OutcomeKind, load_case_facts, poll_deadlines, record_alert_sent,
-    refresh_deadlines,
-)
+from watchdog.case_facts import load_case_facts
+from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind, record_alert_sent
+from watchdog.recompute import poll_deadlines, refresh_deadlines
 from watchdog.rules.types import Duty, Regime, Status
 from watchdog.settings import load_settings
 
@@ -165,9 +164,10 @@ def test_poll_recomputes_only_changed_cases_and_cases_whose_deadline_passed(sess
 
 
 def test_poll_takes_every_dirty_case_exactly_once_over_several_batches(session, world, monkeypatch):
-    import watchdog.deadlines as module
+    import watchdog.recompute as module
 
     monkeypatch.setattr(module, "BATCH_SIZE", 2)  # force several batches over equal timestamps
+    monkeypatch.setattr(module, "RANGE_BATCH_SIZE", 2)
     team, (w0, *_) = world
     cases = [make_case(session, team, w0, f"S-{i}", changed="2024-05-01 08:00") for i in range(5)]
     for c in cases:
@@ -320,7 +320,7 @@ def test_every_stored_fact_reaches_the_rules_in_its_own_field(session, world):
 
 
 def test_the_full_recompute_reports_its_progress_batch_by_batch(session, world, monkeypatch):
-    import watchdog.deadlines as module
+    import watchdog.recompute as module
 
     team, (w0, _w1, _w2) = world
     cases = [make_case(session, team, w0, f"S-{i}") for i in range(5)]
@@ -333,3 +333,13 @@ def test_the_full_recompute_reports_its_progress_batch_by_batch(session, world, 
                               progress=lambda done, total: seen.append((done, total)))
     assert seen == [(2, 5), (4, 5), (5, 5)]
     assert stats.cases_recomputed == 5 and len(deadlines_of(session)) == 5  # one 24-hour assessment each
+
+
+def test_consecutive_case_ids_go_in_range_batches_and_the_rest_in_in_lists(monkeypatch):
+    import watchdog.recompute as module
+
+    monkeypatch.setattr(module, "RANGE_BATCH_SIZE", 4)
+    monkeypatch.setattr(module, "BATCH_SIZE", 2)
+    batches = [(list(batch), whole) for batch, whole in module._batches([1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 20, 21])]
+    assert batches == [([1, 2, 3, 4], True), ([5, 6, 7, 8], True), ([10, 11], False), ([13, 20], False),
+                       ([21], True)]

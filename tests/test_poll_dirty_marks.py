@@ -29,7 +29,7 @@ HELPER = textwrap.dedent('''
     import os, signal, sys, time
     from pathlib import Path
 
-    from watchdog import deadlines
+    from watchdog import recompute
     from watchdog.clock import utcnow
     from watchdog.db import make_engine
     from watchdog.intake import upsert
@@ -44,7 +44,7 @@ HELPER = textwrap.dedent('''
         while not Path(go).exists():
             time.sleep(0.05)
 
-    real_upsert, real_batch = upsert.upsert_records, deadlines._refresh_batch
+    real_upsert, real_batch = upsert.upsert_records, recompute._refresh_batch
     def upsert_then_wait(*args, **kwargs):
         if mode == "before-write":
             wait_for_go()
@@ -57,7 +57,7 @@ HELPER = textwrap.dedent('''
         result = real_batch(*args, **kwargs)
         batches.append(1)
         os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of its own recompute
-    upsert.upsert_records, deadlines._refresh_batch = upsert_then_wait, batch_then_die
+    upsert.upsert_records, recompute._refresh_batch = upsert_then_wait, batch_then_die
     records, problems = read_files([Path(f) for f in files])
     assert not problems, problems
     upsert.import_records(make_engine(url), records, now=now, settings=load_settings())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Field, Session, SQLModel
 
 from watchdog.db import dialect_insert
@@ -122,10 +122,19 @@ def clear(session: Session, versions: Mapping[int, int]) -> int:
         pairs = [(c, v) for c, v in pairs if c in free]
         if not pairs:
             return 0
-    result = session.execute(update(Case).where(tuple_(Case.id, Case.facts_version).in_(pairs),
-                                                Case.dirty == True)  # noqa: E712
-                             .values(dirty=False).execution_options(synchronize_session=False))
-    return result.rowcount or 0
+    # One UPDATE per version read (after an import nearly every case has the same one), each an
+    # id IN list: a (id, version) tuple IN list of 2,000 pairs was planned on PostgreSQL as a
+    # filter tried on every row, a third of a first computation there.
+    by_version: dict[int, list[int]] = {}
+    for case_id, version in pairs:
+        by_version.setdefault(version, []).append(case_id)
+    cleared = 0
+    for version, ids in sorted(by_version.items()):
+        result = session.execute(update(Case).where(Case.id.in_(ids), Case.facts_version == version,
+                                                    Case.dirty == True)  # noqa: E712
+                                 .values(dirty=False).execution_options(synchronize_session=False))
+        cleared += result.rowcount or 0
+    return cleared
 
 
 def count_dirty(session: Session) -> int:

@@ -155,30 +155,35 @@ class OutcomeWriter:
 
     def flush(self, session: Session) -> int:
         """Insert the collected events; returns how many. Does not commit."""
-        rows: list[dict] = []
+        from watchdog import deadline_writer
+
+        rows: list[tuple] = []
         for c in self._created:
-            rows.extend(self._rows(c, c.timeline, None))
+            self._rows(rows, c, c.timeline, None)
         if self._changed:
             known = load_timelines(session, [c.deadline_id for c in self._changed])
             for c in self._changed:
                 points = events_to_write(known.get(c.deadline_id, []), c.timeline)
                 if not points:  # the log already says so; still record that the status changed
                     points = [c.timeline[-1]]
-                rows.extend(self._rows(c, points, c.from_status))
-        if rows:
-            session.execute(OutcomeEvent.__table__.insert(), rows)
+                self._rows(rows, c, points, c.from_status)
+        deadline_writer.insert_rows(session, OutcomeEvent.__table__, _EVENT_COLUMNS, rows)
         self._created, self._changed = [], []
         return len(rows)
 
-    def _rows(self, c: _Change, points: Iterable[tuple[datetime, Status]], before: Status | None) -> list[dict]:
-        out = []
+    def _rows(self, out: list[tuple], c: _Change, points: Iterable[tuple[datetime, Status]],
+              before: Status | None) -> None:
+        """Append the rows of ``c``'s ``points`` to ``out`` (``_EVENT_COLUMNS``)."""
+        now, key, case_id, duty, detail, deadline_id = self.now, c.key, c.case_id, c.duty, c.detail, c.deadline_id
         for occurred, status in points:
-            # Core insert: enums are stored by name (SQLAlchemy's Enum type), as the ORM would.
-            out.append({"occurred_at": occurred, "recorded_at": self.now, "kind": OutcomeKind.STATUS,
-                        "deadline_id": c.deadline_id, "deadline_key": c.key, "case_id": c.case_id,
-                        "duty": c.duty, "from_status": before, "to_status": Status(status), "detail": c.detail})
+            # Enums are stored by name (SQLAlchemy's Enum type), as the ORM would.
+            out.append((occurred, now, OutcomeKind.STATUS, deadline_id, key, case_id, duty, before, status, detail))
             before = status
-        return out
+
+
+# The columns of a status event row, in the order ``OutcomeWriter._rows`` gives them.
+_EVENT_COLUMNS = ("occurred_at", "recorded_at", "kind", "deadline_id", "deadline_key", "case_id", "duty",
+                  "from_status", "to_status", "detail")
 
 
 def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detail: str | None) -> None:

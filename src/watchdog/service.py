@@ -3,7 +3,7 @@
 I/O: the database, and the network through ``delivery.Transport``. The work of each stage is in
 its own module; this one only calls them, top to bottom::
 
-    poll(now):     deadlines.poll_deadlines      recompute the dirty cases, mark breaches; a case
+    poll(now):     recompute.poll_deadlines      recompute the dirty cases, mark breaches; a case
                                                  whose rules raise costs only itself
                    ops_alerts                    an OPS alert once per such case
                    planning.plan                 which alerts are due now, to whom (pure),
@@ -45,7 +45,7 @@ from sqlmodel import Session, select
 from watchdog import absences as web_absences
 from watchdog import (
     acknowledgement_alerts, acknowledgements, deadline_marks, deadlines, delivery, ops_alerts, outbox, planning,
-    render,
+    recompute, render,
 )
 from watchdog.casestore import Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, format_local, local_date
@@ -116,7 +116,7 @@ def poll(engine: Engine, settings, *, now: datetime, replica: str | None = None)
     report = PollReport()
     try:
         with session_scope(engine) as session:
-            stats = deadlines.poll_deadlines(session, now=now, settings=settings)
+            stats = recompute.poll_deadlines(session, now=now, settings=settings)
         report.cases_recomputed = stats.cases_recomputed
         report.cases_failed = stats.cases_failed
         report.deadlines_written = stats.deadlines_written

@@ -80,7 +80,8 @@ def deadlines(
     """List deadlines with their duty, regime, paragraph, due time and status, soonest due first."""
     from watchdog.clock import utcnow
     from watchdog.db import session_scope
-    from watchdog.deadlines import list_deadlines, refresh_deadlines
+    from watchdog.deadlines import list_deadlines
+    from watchdog.recompute import refresh_deadlines
     from watchdog.durations import parse_period
     from watchdog.rules.types import Duty, Status
 

@@ -15,7 +15,7 @@ comes in. The order is fixed:
    recomputes those and no commit can be missed.
 
 ``import_records`` wraps it for the CLI and the API: one transaction, then the deadlines of the
-affected cases are recomputed (``watchdog.deadlines.refresh_deadlines``).
+affected cases are recomputed (``watchdog.recompute.refresh_deadlines``).
 """
 
 from __future__ import annotations
@@ -445,7 +445,7 @@ def recompute_deadlines(engine: Engine, case_ids: set[int], *, now: datetime, se
     stay until a recompute clears them.
     """
     try:
-        from watchdog.deadlines import refresh_deadlines
+        from watchdog.recompute import refresh_deadlines
     except ImportError:  # the rules stage has not landed in this build: the poll will do it
         log.warning("deadline refresh unavailable; %d cases wait for the next poll", len(case_ids))
         return None

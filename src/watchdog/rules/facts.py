@@ -1,6 +1,6 @@
 """The case facts the rules count from: frozen, plain values. Pure.
 
-Built from case-store rows by ``watchdog.deadlines.load_case_facts`` (one bulk load per batch of
+Built from case-store rows by ``watchdog.case_facts.load_case_facts`` (one bulk load per batch of
 cases). Every instant is aware UTC; plain calendar dates (birth date, planned follow-up) are
 ``date``. Kinds are the case store's own enums (plain ``StrEnum`` values, no I/O).
 """
