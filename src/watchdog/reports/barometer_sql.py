@@ -8,9 +8,12 @@ the status the log recorded last, which is the ``deadline`` row's own status (``
 changes a row's status and appends its events in one transaction; the log is append-only and
 deadline rows are never deleted). So:
 
-- ``replayed_cases``: the cases with a deadline of the period that has a status event after the
-  as-of instant (or recorded after ``known_at``), found through the log's time indexes. Those few
-  cases go the replaying way (``reports.barometer.load_barometer_rows``), every deadline of them;
+- ``replayed_cases``: the cases with a deadline of the period that has an event occurred after
+  the as-of instant (or recorded after ``known_at``), found through the log's time indexes. Those
+  few cases go the replaying way (``reports.barometer.load_barometer_rows``), every deadline of
+  them. (This relies on every deadline row having its creation event, which ``refresh_deadlines``
+  writes with the row: a row without any event would count here by its status, where the replay
+  finds no status.)
 - ``count_in_sql``: every other case of the period counted by one GROUP BY over the period's
   deadline rows (answer, first deadline per case and question, month), in the database.
 
