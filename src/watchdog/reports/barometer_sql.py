@@ -85,11 +85,15 @@ def replayed_cases(period: Period, *, as_of: datetime, known_at: datetime | None
     late = OutcomeEvent.occurred_at > as_of
     if known_at is not None:
         late = or_(late, OutcomeEvent.recorded_at > known_at)
-    later_events = select(OutcomeEvent.deadline_id).where(late)
-    stmt = select(Deadline.case_id).where(in_period(period), Deadline.id.in_(later_events))
-    if team_id is not None:
-        stmt = stmt.join(Case, Case.id == Deadline.case_id).where(Case.team_id == team_id)
-    return stmt
+    if team_id is None:  # the late events first (few), through the time index
+        return select(Deadline.case_id).where(in_period(period),
+                                              Deadline.id.in_(select(OutcomeEvent.deadline_id).where(late)))
+    # One team: its cases' deadlines first, each looked up in the log (as "id IN (late events)"
+    # SQLite probed every case of the team against every late event of the country).
+    return (select(Deadline.case_id).select_from(OutcomeEvent)
+            .join(Deadline, Deadline.id == OutcomeEvent.deadline_id)
+            .join(Case, Case.id == Deadline.case_id)
+            .where(late, in_period(period), Case.team_id == team_id))
 
 
 def _check_disjoint(specs) -> None:
