@@ -77,8 +77,9 @@ def period_rows(period: Period, *, team_id: int | None = None, dialect: str = ""
 
 def replayed_cases(period: Period, *, as_of: datetime, known_at: datetime | None = None,
                    team_id: int | None = None):
-    """The ids of the cases (a select) with a deadline of the period whose status events do not
-    all lie by ``as_of`` (occurred) and ``known_at`` (recorded): their rows need the log replayed."""
+    """The ids of the cases (a select) with a deadline of the period whose events do not all lie
+    by ``as_of`` (occurred) and ``known_at`` (recorded): their rows need the log replayed. For a
+    period long past, that is most cases with later history: correct, only as slow as before."""
     # Any event, not only status events: an alert sent after ``as_of`` sends its deadline the
     # replaying way too, which is never wrong, and the time indexes alone answer (ix_outcome_event_
     # occurred_at, ix_outcome_event_recorded_at; with the kind too, SQLite reads every status event).
