@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.casestore import Case, Worker, WorkerRole
@@ -321,14 +322,17 @@ def active_until(session: Session, deadline_ids, *, now: datetime) -> dict[int, 
     return found
 
 
+# Made once: an alias built per call cost more than the query itself on the pages that list a
+# worker's deadlines (each new alias adapts every column it is used with afresh).
+_ACK_BY, _ACK_ENDER = aliased(Worker, name="ack_by"), aliased(Worker, name="ack_ender")
+
+
 def list_acknowledgements(session: Session, *, now: datetime, team_id: int | None = None,
                           case_id: int | None = None, worker_id: int | None = None,
                           deadline_ids=None, open_only: bool = True) -> list[AckView]:
     """Acknowledgements as pages show them, soonest end first: a team's, a case's, a worker's
     (made by them) or some deadlines'; only the open ones unless ``open_only`` is False."""
-    from sqlalchemy.orm import aliased
-
-    by, ender = aliased(Worker), aliased(Worker)
+    by, ender = _ACK_BY, _ACK_ENDER
     query = (select(Acknowledgement, Case.ext_id, Deadline.duty, Deadline.due, Deadline.status, by.name, ender.name)
              .join(Deadline, Deadline.id == Acknowledgement.deadline_id)
              .join(Case, Case.id == Deadline.case_id)

@@ -49,7 +49,7 @@ class OutcomeEvent(SQLModel, table=True):
 
     __tablename__ = "outcome_event"
     id: int | None = Field(default=None, primary_key=True)
-    occurred_at: datetime  # when it happened in the case
+    occurred_at: datetime = Field(index=True)  # when it happened in the case (the barometer: events after as-of)
     recorded_at: datetime = Field(index=True)  # when the service learned it
     kind: str = Field(max_length=20, index=True)
     deadline_id: int = Field(foreign_key="deadline.id", index=True)

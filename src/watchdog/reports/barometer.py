@@ -1,9 +1,11 @@
 """The barometer report: one table per duty in the form of Ankestyrelsen's Børnesagsbarometer.
 
 ``load_barometer_rows`` reads the deadlines of a period with their status as of an instant,
-taken from the append-only outcome log (I/O: the database). ``compute_barometer`` is pure: rows
-in, a ``BarometerReport`` of plain dataclasses out, which the renderers in
-``watchdog.reports.output`` write in every format with the same numbers.
+taken from the append-only outcome log (I/O: the database). ``compute_barometer``
+(``watchdog.reports.barometer_tables``) is pure: rows in, a ``BarometerReport`` of plain
+dataclasses out, which the renderers in ``watchdog.reports.output`` write in every format with
+the same numbers. ``barometer_report`` replays the log only for the cases that need it and counts
+the rest in the database (``watchdog.reports.barometer_sql``): the same numbers either way.
 
 The counting rules (also in the README and in every report's footer):
 
@@ -36,259 +38,29 @@ The counting rules (also in the README and in every report's footer):
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import and_
 from sqlmodel import Session, select
 
 from watchdog.casestore import Case, Investigation, InvestigationKind, Notification, Team
-from watchdog.clock import ensure_aware, end_of_local_day, format_local, local_date, local_midnight
+from watchdog.clock import ensure_aware, format_local
 from watchdog.deadlines import Deadline
 from watchdog.outcome_log import first_recorded, load_timelines, status_at
 from watchdog.reports import ReportInputError
-from watchdog.reports.national import NationalFigure, figures_for
-from watchdog.rules.citations import citation_for
-from watchdog.rules.types import Duty, Regime, Status, SubjectKind
+from watchdog.reports.barometer_sql import count_in_sql, in_period, replayed_cases
+from watchdog.rules.types import Duty, Regime, SubjectKind
 
+# The pure part (the tables and how they are counted) is part of this module's API.
+from watchdog.reports.barometer_tables import (  # noqa: F401
+    FOOTER_DA, AnswerRow, BarometerReport, BarometerTable, DeadlineRow, Period, Tally, TrendPoint, answer_for,
+    applies, compute_barometer, percent_of, tally_rows,
+)
 from watchdog.reports.questions import (  # noqa: F401  (the answers are part of this module's API)
     MONTHS_DA, I_ALT, JA, NEJ, NEJ_GENVURDERING, NEJ_LOVLIG, NEJ_VURDERING, QUESTIONS, QuestionSpec,
 )
-
-
-@dataclass(frozen=True)
-class Period:
-    """Calendar dates, both inclusive, in Europe/Copenhagen."""
-
-    start: date
-    end: date
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise ReportInputError(f"the period ends ({self.end}) before it starts ({self.start})")
-
-    @property
-    def start_instant(self) -> datetime:
-        return local_midnight(self.start)
-
-    @property
-    def end_instant(self) -> datetime:
-        return end_of_local_day(self.end)
-
-    def months(self) -> list[tuple[int, int]]:
-        out, (y, m) = [], (self.start.year, self.start.month)
-        while (y, m) <= (self.end.year, self.end.month):
-            out.append((y, m))
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        return out
-
-
-@dataclass(frozen=True)
-class DeadlineRow:
-    """One deadline of the period with its status as of the report's instant (None: nothing logged)."""
-
-    deadline_id: int
-    case_id: int
-    case_ref: str
-    duty: Duty
-    seq: int
-    regime: Regime
-    citation: str
-    due: datetime
-    status: Status | None
-    investigation_kind: InvestigationKind | None = None
-    reasoning_recorded: bool | None = None  # Notification.reassessment_reasoning_recorded
-
-
-@dataclass(frozen=True)
-class AnswerRow:
-    answer: str
-    count: int
-    percent: int | None  # None when the question applies to no case
-
-
-@dataclass(frozen=True)
-class TrendPoint:
-    month: str  # "2024-03"
-    label: str  # "mar 2024"
-    total: int
-    ja: int
-    percent: int | None  # the "Ja" percent of the month's cases
-    partial: bool = False  # the month had not ended at the as-of instant: a provisional figure
-
-
-@dataclass(frozen=True)
-class BarometerTable:
-    key: str
-    number: int
-    duty: Duty
-    question: str
-    citation: str
-    applies_to: str
-    ast_table: str | None
-    rows: tuple[AnswerRow, ...]
-    total: int
-    trend: tuple[TrendPoint, ...] = ()
-    national: tuple[NationalFigure, ...] = ()  # Ankestyrelsen's figures for the period's years
-
-    @property
-    def title(self) -> str:
-        return f"Tabel {self.number}. {self.question}"
-
-    def count(self, answer: str) -> int:
-        return next((r.count for r in self.rows if r.answer == answer), 0)
-
-    def percent(self, answer: str) -> int | None:
-        return next((r.percent for r in self.rows if r.answer == answer), None)
-
-
-@dataclass(frozen=True)
-class BarometerReport:
-    municipality: str
-    team: str | None
-    period: Period
-    as_of: datetime
-    tables: tuple[BarometerTable, ...]
-    not_logged: int = 0  # deadlines due by as_of with no status in the outcome log at as_of
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    known_at: datetime | None = None  # as the outcome log knew it then (None: as known now)
-
-    def table(self, key: str) -> BarometerTable:
-        for t in self.tables:
-            if t.key == key:
-                return t
-        raise KeyError(key)
-
-
-FOOTER_DA = (
-    "Opgjort efter watchdogs hændelseslog. En frist hører til perioden, når dens forfaldstidspunkt "
-    "ligger i perioden. Status er den seneste, loggen havde registreret på opgørelsestidspunktet; en "
-    "frist, der da var overskredet uden at være registreret opfyldt, tæller som \"Nej\". Der tælles "
-    "sager: har en sag flere frister til samme spørgsmål i perioden, tæller den første. Procenter er "
-    "af de sager, spørgsmålet vedrører, afrundet til hele tal (halve op)."
-)
-
-
-def percent_of(count: int, total: int) -> int | None:
-    """Whole-number percent, rounded half up (Ankestyrelsen: 1 of 6 → 17, 5 of 6 → 83)."""
-    if total <= 0:
-        return None
-    # Integer arithmetic: floor(100*count/total + 1/2) without binary floating-point surprises.
-    return (200 * count + total) // (2 * total)
-
-
-def answer_for(spec: QuestionSpec, row: DeadlineRow, as_of: datetime) -> str | None:
-    """The answer a deadline gives to its question as of ``as_of``, or None if it does not count."""
-    status = row.status
-    if status is None or status == Status.NOT_APPLICABLE:
-        return None
-    if status == Status.OPEN:
-        if row.due > as_of:
-            return None  # not yet due: no answer yet
-        status = Status.BREACHED  # overdue but the poll had not marked it yet
-    if spec.duty == Duty.REASSESSMENT:
-        if status in (Status.MET, Status.MET_LATE):
-            return NEJ_VURDERING if row.reasoning_recorded is False else JA
-        if status == Status.EXCEPTED:
-            return NEJ_LOVLIG
-        return NEJ_GENVURDERING
-    if status == Status.MET:
-        return JA
-    if status == Status.EXCEPTED:
-        return NEJ_LOVLIG
-    return NEJ  # met late or breached
-
-
-def applies(spec: QuestionSpec, row: DeadlineRow) -> bool:
-    if row.duty != spec.duty:
-        return False
-    if spec.duty == Duty.INVESTIGATION_4M and row.investigation_kind == InvestigationKind.UPDATE:
-        return False
-    if spec.first_follow_up_only and row.seq != 0:
-        return False
-    if spec.later_follow_ups_only and row.seq == 0:
-        return False
-    return True
-
-
-def _citation_text(spec: QuestionSpec, rows: Sequence[DeadlineRow], period: Period) -> str:
-    """The paragraph(s) the period's deadlines were computed under, or what the period spans."""
-    found = sorted({r.citation for r in rows}, key=lambda c: (not c.startswith("SEL"), c))
-    if found:
-        return " / ".join(found)
-    regimes = []
-    for day in (period.start, period.end):
-        regime = Regime.SEL if day < date(2024, 1, 1) else Regime.BL
-        if regime not in regimes:
-            regimes.append(regime)
-    variant = "later" if spec.later_follow_ups_only else None
-    return " / ".join(citation_for(spec.duty, r, variant).text for r in regimes)
-
-
-def _month_end(year: int, month: int) -> datetime:
-    return local_midnight(date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1))
-
-
-def _due_day(due: datetime) -> date:
-    # A duty due "on a date" is due at the next local midnight: it belongs to the date before.
-    return local_date(due - timedelta(microseconds=1))
-
-
-def compute_barometer(
-    rows: Iterable[DeadlineRow],
-    period: Period,
-    *,
-    as_of: datetime,
-    municipality: str = "Kommune",
-    team: str | None = None,
-    specs: Sequence[QuestionSpec] = QUESTIONS,
-    known_at: datetime | None = None,
-) -> BarometerReport:
-    """The barometer tables for ``rows`` (the period's deadlines with their as-of status). Pure."""
-    as_of = ensure_aware(as_of, what="as_of")
-    rows = list(rows)
-    tables: list[BarometerTable] = []
-    for number, spec in enumerate(specs, start=1):
-        relevant = [r for r in rows if applies(spec, r)]
-        # Ankestyrelsen counts cases: the earliest counted deadline of the period is the case's answer.
-        per_case: dict[int, tuple[DeadlineRow, str]] = {}
-        for r in sorted(relevant, key=lambda r: (r.due, r.deadline_id)):
-            answer = answer_for(spec, r, as_of)
-            if answer is not None and r.case_id not in per_case:
-                per_case[r.case_id] = (r, answer)
-        counts: dict[str, int] = defaultdict(int)
-        for _row, answer in per_case.values():
-            counts[answer] += 1
-        answers = list(spec.answers) + sorted(a for a in counts if a not in spec.answers)
-        total = len(per_case)
-        answer_rows = tuple(AnswerRow(a, counts[a], percent_of(counts[a], total)) for a in answers)
-        by_month: dict[tuple[int, int], list[str]] = defaultdict(list)
-        for row, answer in per_case.values():
-            d = _due_day(row.due)
-            by_month[(d.year, d.month)].append(answer)
-        trend = tuple(
-            TrendPoint(
-                month=f"{y:04d}-{m:02d}", label=f"{MONTHS_DA[m - 1]} {y}",
-                total=len(by_month[(y, m)]), ja=by_month[(y, m)].count(JA),
-                percent=percent_of(by_month[(y, m)].count(JA), len(by_month[(y, m)])),
-                partial=_month_end(y, m) > as_of,
-            )
-            for (y, m) in period.months()
-        )
-        citation = _citation_text(spec, [r for r, _ in per_case.values()] or relevant, period)
-        tables.append(BarometerTable(
-            key=spec.key, number=number, duty=spec.duty,
-            question=spec.question.format(citation=citation), citation=citation,
-            applies_to=spec.applies_to, ast_table=spec.ast_table, rows=answer_rows, total=total,
-            trend=trend, national=figures_for(spec.key, range(period.start.year, period.end.year + 1)),
-        ))
-    not_logged = sum(1 for r in rows if r.status is None and r.due <= as_of)
-    return BarometerReport(
-        municipality=municipality, team=team, period=period, as_of=as_of, tables=tuple(tables),
-        not_logged=not_logged, notes=(FOOTER_DA,), known_at=known_at,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,12 +88,12 @@ def default_as_of(period: Period, now: datetime) -> datetime:
 
 def load_barometer_rows(
     session: Session, period: Period, *, as_of: datetime, team_id: int | None = None,
-    known_at: datetime | None = None,
+    known_at: datetime | None = None, case_ids=None,
 ) -> list[DeadlineRow]:
-    """The deadlines due in ``period`` (of one team's cases, or all), with their status at the
-    occurred instant ``as_of``, as the outcome log knew it at ``known_at`` (None: as known now)."""
+    """The deadlines due in ``period`` (of one team's cases, or all; of ``case_ids``, a select of
+    ids, if given), with their status at the occurred instant ``as_of``, as the outcome log knew
+    it at ``known_at`` (None: as known now), replayed from the log."""
     as_of = ensure_aware(as_of, what="as_of")
-    in_period = and_(Deadline.due > period.start_instant, Deadline.due <= period.end_instant)
     stmt = (
         select(Deadline, Case.ext_id, Investigation.kind, Notification.reassessment_reasoning_recorded)
         .join(Case, Case.id == Deadline.case_id)
@@ -329,17 +101,18 @@ def load_barometer_rows(
                                        Investigation.id == Deadline.subject_id))
         .outerjoin(Notification, and_(Deadline.subject_kind == SubjectKind.NOTIFICATION,
                                       Notification.id == Deadline.subject_id))
-        .where(in_period)
+        .where(in_period(period))
     )
+    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period(period))
     if team_id is not None:
         stmt = stmt.where(Case.team_id == team_id)
+        ids_in_period = ids_in_period.where(Case.team_id == team_id)
+    if case_ids is not None:
+        stmt = stmt.where(Deadline.case_id.in_(case_ids))
+        ids_in_period = ids_in_period.where(Deadline.case_id.in_(case_ids))
     found = session.exec(stmt).all()
     if not found:
         return []
-
-    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period)
-    if team_id is not None:
-        ids_in_period = ids_in_period.where(Case.team_id == team_id)
     timelines = load_timelines(session, ids_in_period, known_at=known_at)
 
     out = []
@@ -378,12 +151,18 @@ def unsettled_notes(session: Session, rows: Sequence[DeadlineRow], *, as_of: dat
 def barometer_report(
     session: Session, period: Period, *, now: datetime, as_of: datetime | None = None,
     team: str | None = None, municipality: str = "Kommune", known_at: datetime | None = None,
+    replay_all: bool = False,
 ) -> BarometerReport:
     """Load and compute: the report as the CLI, the API and the web app serve it.
 
     ``as_of``: the instant in the cases the statuses are taken at (default: the period's end, or
     ``known_at``/``now`` while the period runs). ``known_at``: only what the outcome log had
-    recorded by then, to reproduce a report printed at that instant (default: all it knows)."""
+    recorded by then, to reproduce a report printed at that instant (default: all it knows).
+
+    The cases with a status event after ``as_of`` (or recorded after ``known_at``) are replayed
+    from the outcome log; every other case is counted in the database from its deadline rows
+    (``watchdog.reports.barometer_sql``). ``replay_all``: replay every case instead (the same
+    numbers, slower: the reference the counting in the database is tested against)."""
     found_team = find_team(session, team)
     if known_at is not None:
         known_at = ensure_aware(known_at, what="known_at")
@@ -392,9 +171,15 @@ def barometer_report(
     if as_of <= period.start_instant:
         raise ReportInputError(
             f"the as-of instant {as_of.isoformat()} is not after the period's start {period.start}")
-    rows = load_barometer_rows(session, period, as_of=as_of, known_at=known_at,
-                               team_id=found_team.id if found_team else None)
+    team_id = found_team.id if found_team else None
+    counted = None
+    replayed = None
+    if not replay_all:
+        replayed = replayed_cases(period, as_of=as_of, known_at=known_at, team_id=team_id)
+        counted = count_in_sql(session, period, as_of=as_of, team_id=team_id, exclude_cases=replayed)
+    rows = load_barometer_rows(session, period, as_of=as_of, known_at=known_at, team_id=team_id, case_ids=replayed)
     report = compute_barometer(rows, period, as_of=as_of, municipality=municipality,
-                               team=found_team.name if found_team else None, known_at=known_at)
+                               team=found_team.name if found_team else None, known_at=known_at,
+                               counted_elsewhere=counted)
     notes = unsettled_notes(session, rows, as_of=as_of, known_at=known_at)
     return replace(report, notes=(*notes, *report.notes)) if notes else report

@@ -46,13 +46,14 @@ def record_view(session: Session, *, worker_id: int, worker_ext_id: str, page: s
                 case_refs: Iterable[str], now: datetime) -> int:
     """Write one view and its case references (the caller commits); returns the view's id."""
     refs = list(dict.fromkeys(case_refs))  # once each, in the order shown
-    row = AccessLog(at=ensure_aware(now, what="now"), worker_id=worker_id, worker_ext_id=worker_ext_id,
-                    page=page, path=path[:1000], cases=len(refs))
-    session.add(row)
-    session.flush()
+    # Core inserts (the view, then its references in one executemany): the ORM's unit of work
+    # cost more than both statements on every page view.
+    view_id = session.execute(insert(AccessLog).returning(AccessLog.id), {
+        "at": ensure_aware(now, what="now"), "worker_id": worker_id, "worker_ext_id": worker_ext_id,
+        "page": page, "path": path[:1000], "cases": len(refs)}).scalar_one()
     if refs:
-        session.execute(insert(AccessLogCase), [{"access_id": row.id, "case_ref": r} for r in refs])
-    return row.id
+        session.execute(insert(AccessLogCase), [{"access_id": view_id, "case_ref": r} for r in refs])
+    return view_id
 
 
 @dataclass(frozen=True)
