@@ -225,7 +225,7 @@ def test_smtp_down_then_back_delivers_the_alert_later_exactly_once(engine, sessi
     assert smtp_server.to(ANNE) == []  # the retry is not due yet
     for seconds in (61, 62, 120):
         delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
-                        worker_name="e2e")
+                               worker_name="e2e")
     assert len(smtp_server.to(ANNE)) == 1
     session.expire_all()
     alert = session.get(Alert, alert.id)
@@ -252,7 +252,7 @@ def test_a_process_stopped_between_claim_and_send_is_delivered_once_after_the_cl
     assert smtp_server.messages == []
     for seconds in (301, 302, 900):
         delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
-                        worker_name="e2e")
+                               worker_name="e2e")
     assert len(smtp_server.to(ANNE)) == 1
     (attempt,) = session.exec(select(DeliveryAttempt).where(
         DeliveryAttempt.alert_id == the_warning(session).id)).all()
@@ -316,7 +316,7 @@ def test_two_delivery_workers_in_parallel_never_send_the_same_alert_twice(
 
     def worker(name: str) -> None:
         reports[name] = delivery_round.deliver(engine_factory(), settings, now=t0, transport=Transport(settings),
-                                        worker_name=name)
+                                               worker_name=name)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in ("w1", "w2")]
     for t in threads:

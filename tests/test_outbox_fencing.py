@@ -98,11 +98,12 @@ def test_a_replica_that_records_its_failure_after_another_delivered_the_alert_is
     report = delivery_round.deliver(engine, settings, now=later, transport=Transport(settings), worker_name="B")
     assert report.sent == 1 and len(smtp_server.to("anne@kommune.example.dk")) == 1
     outcomes = delivery_round._record_outcome(replica_a, settings, [held_by_a],
-                                       SendResult(ok=False, detail="timed out", permanent=False),
-                                       channel=Channel.EMAIL, now=later + timedelta(seconds=5), worker_name="A")
+                                              SendResult(ok=False, detail="timed out", permanent=False),
+                                              channel=Channel.EMAIL, now=later + timedelta(seconds=5),
+                                              worker_name="A")
     assert outcomes == {"stale": 1}
     row = stored(engine)
     assert row.state == AlertState.SENT and row.attempts == 1
     # Sent stays sent: the next round has nothing to send again.
-    assert delivery_round.deliver(engine, settings, now=later + timedelta(minutes=10), transport=Transport(settings),
-                           worker_name="B").claimed == 0
+    assert delivery_round.deliver(engine, settings, now=later + timedelta(minutes=10),
+                                  transport=Transport(settings), worker_name="B").claimed == 0

@@ -26,7 +26,7 @@ def test_each_claim_batch_of_a_long_round_uses_the_clock_not_the_rounds_start(en
     ticks = iter([t0 + timedelta(minutes=10 * n) for n in range(10)])
     settings = settings_for(smtp_server, delivery={"batch_size": 1, "claim_timeout_seconds": 300})
     report = delivery_round.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w",
-                             clock=lambda: next(ticks))
+                                    clock=lambda: next(ticks))
     assert report.sent == 3 and len(smtp_server.messages) == 3
     with Session(engine) as s:
         instants = [a.at for a in s.exec(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()]

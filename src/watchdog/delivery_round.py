@@ -8,7 +8,7 @@ speaks to the network). One round, top to bottom::
                    delivery.Transport.send       Apprise: email or Teams
                    outbox.record_success/failure an attempt row each; retry with backoff, or dead
                                                  (only under the claim's token: a stale holder is dropped)
-                   deadlines.record_alert_sent   the outcome log
+                   outcome_log.record_alerts_sent  the outcome log
                    (dead letter)                 ops_alerts: to settings.delivery.ops_urls
 
 The scheduler (``watchdog run``) and ``watchdog tick`` (``service.tick``) call ``deliver`` with
@@ -31,12 +31,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from watchdog import acknowledgement_alerts, deadlines, delivery, ops_alerts, outbox, render
-from watchdog.casestore import Case, Team, Worker
+from watchdog import acknowledgement_alerts, delivery, ops_alerts, outcome_log, outbox, render
+from watchdog.casestore import Team, Worker
 from watchdog.clock import ensure_aware, format_local
 from watchdog.db import session_scope
-from watchdog.deadlines import Deadline
-from watchdog.message_context import message_context
+from watchdog.message_context import BatchRows, batch_rows, message_context
 from watchdog.ops import metrics
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel
 from watchdog.reports import daily_digest
@@ -88,6 +87,8 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
         if len(claimed) >= settings.delivery.batch_size:
             claimed += _claim_rest_of_last_recipient(engine, settings, claimed, now=now, worker_name=worker_name)
         report.claimed += len(claimed)
+        with Session(engine, expire_on_commit=False) as session:
+            rows = batch_rows(session, claimed)
         groups = _message_groups(claimed)
         for index, group in enumerate(groups):
             if stop is not None and stop.is_set():
@@ -96,7 +97,7 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
                     report.released += outbox.release(session, rest, worker_name=worker_name)
                 break
             _deliver_one_message(engine, settings, group, now=now, transport=transport,
-                                 worker_name=worker_name, report=report)
+                                 worker_name=worker_name, report=report, rows=rows)
     if report.claimed:
         log.info("delivery: %d alerts in %d messages: %d sent, %d accepted, %d failed, %d dead, "
                  "%d cancelled", report.claimed, report.messages, report.sent, report.accepted,
@@ -131,25 +132,28 @@ def _message_groups(claimed: list[Alert]) -> list[list[Alert]]:
     return list(grouped.values()) + singles
 
 
-def _cancel_moot(engine: Engine, group: list[Alert], report: DeliveryReport) -> list[Alert]:
+def _cancel_moot(engine: Engine, group: list[Alert], report: DeliveryReport, rows: BatchRows) -> list[Alert]:
     """Drop the alerts whose deadline closed after they were planned (typically while they waited
     for a retry): a caseworker must not be warned about a deadline they have met. Returns the rest."""
     keep, moot = [], []
-    with session_scope(engine) as session:
-        for claimed in group:
-            deadline = session.get(Deadline, claimed.deadline_id) if claimed.deadline_id else None
-            reason = _moot_reason(claimed, deadline)
-            if reason is None:
-                keep.append(claimed)
-                continue
-            # The claimed copy carries the claim's token: a claim lost meanwhile changes nothing.
-            if outbox.record_cancelled(session, claimed, reason=reason):
-                moot.append(claimed)
+    reasons = {}
+    for claimed in group:
+        reason = _moot_reason(claimed, rows.deadlines.get(claimed.deadline_id) if claimed.deadline_id else None)
+        if reason is None:
+            keep.append(claimed)
+        else:
+            reasons[claimed.id] = reason
+    if reasons:
+        with session_scope(engine) as session:
+            for claimed in group:
+                # The claimed copy carries the claim's token: a claim lost meanwhile changes nothing.
+                if claimed.id in reasons and outbox.record_cancelled(session, claimed, reason=reasons[claimed.id]):
+                    moot.append(claimed)
     report.cancelled += len(moot)
     return keep
 
 
-def _moot_reason(alert: Alert, deadline: Deadline | None) -> str | None:
+def _moot_reason(alert: Alert, deadline) -> str | None:
     if deadline is None or AlertKind(alert.kind) not in DEADLINE_KINDS:
         return None
     status = Status(deadline.status)
@@ -163,8 +167,8 @@ def _moot_reason(alert: Alert, deadline: Deadline | None) -> str | None:
 
 
 def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: datetime, transport,
-                         worker_name: str, report: DeliveryReport) -> None:
-    group = _cancel_moot(engine, group, report)
+                         worker_name: str, report: DeliveryReport, rows: BatchRows) -> None:
+    group = _cancel_moot(engine, group, report, rows)
     group = acknowledgement_alerts.hold_acknowledged(engine, group, now=now, worker_name=worker_name)
     kept = daily_digest.absorb_into_digest(engine, group, now=now)
     report.cancelled += len(group) - len(kept)
@@ -175,7 +179,7 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
     channel = Channel(first.channel)
     try:
         with Session(engine) as session:
-            message, name, held = _build_message(session, settings, group, now=now)
+            message, name, held = _build_message(session, settings, group, now=now, rows=rows)
         if held:
             # The net, one item at a time: only the offending alerts die; the others still go.
             _record(engine, settings, [a for a in group if a.id in held], _HELD_BACK, channel=channel,
@@ -222,36 +226,39 @@ def _record(engine: Engine, settings, group: list[Alert], result, *, channel: Ch
 
 def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, channel: Channel,
                     now: datetime, worker_name: str) -> dict[str, int]:
-    """One transaction: an attempt row and the new state of each alert of a sent message."""
+    """One transaction: an attempt row and the new state of each alert of a sent message.
+
+    Recorded under each claim's token: if this process's claim expired and another replica took
+    an alert, its result stands and ours is logged and dropped ("stale"). A success is a few
+    statements for the whole message (``outbox.record_successes``, one outcome event per alert
+    with a deadline); a failure is recorded alert by alert (each has its own attempt count)."""
     outcomes: dict[str, int] = defaultdict(int)
     dead: list[Alert] = []
     with session_scope(engine) as session:
+        if result.ok:
+            held = outbox.record_successes(session, group, now=now, worker_name=worker_name,
+                                           detail=result.detail, accepted_only=result.accepted_only)
+            outcome_log.record_alerts_sent(session, [
+                (a.deadline_id, f"{a.kind} {a.stage} via {channel}")
+                for a in group if a.id in held and a.deadline_id is not None], at=now)
+            if len(held) < len(group):
+                outcomes["stale"] = len(group) - len(held)
+            if held:
+                outcomes["accepted" if result.accepted_only else "sent"] = len(held)
+            return dict(outcomes)
         for claimed in group:
-            # Recorded under the claim's token: if this process's claim expired and another replica
-            # took the alert, its result stands and ours is logged and dropped ("stale").
             alert = Alert.model_validate(claimed.model_dump())  # a copy: a retry of this starts afresh
-            if result.ok:
-                if not outbox.record_success(session, alert, now=now, worker_name=worker_name,
-                                             detail=result.detail, accepted_only=result.accepted_only):
-                    outcomes["stale"] += 1
-                    continue
-                if alert.deadline_id is not None:
-                    deadlines.record_alert_sent(session, deadline_id=alert.deadline_id, at=now,
-                                                detail=f"{alert.kind} {alert.stage} via {channel}")
-                outcome = "accepted" if result.accepted_only else "sent"
-            else:
-                state = outbox.record_failure(
-                    session, alert, now=now, worker_name=worker_name, detail=result.detail,
-                    permanent=result.permanent, max_attempts=settings.delivery.max_attempts,
-                    backoff_base_seconds=settings.delivery.backoff_base_seconds,
-                    backoff_max_seconds=settings.delivery.backoff_max_seconds)
-                if state is None:
-                    outcomes["stale"] += 1
-                    continue
-                outcome = "dead" if state == AlertState.DEAD else "failed"
-                if state == AlertState.DEAD:
-                    dead.append(alert)
-            outcomes[outcome] += 1
+            state = outbox.record_failure(
+                session, alert, now=now, worker_name=worker_name, detail=result.detail,
+                permanent=result.permanent, max_attempts=settings.delivery.max_attempts,
+                backoff_base_seconds=settings.delivery.backoff_base_seconds,
+                backoff_max_seconds=settings.delivery.backoff_max_seconds)
+            if state is None:
+                outcomes["stale"] += 1
+                continue
+            if state == AlertState.DEAD:
+                dead.append(alert)
+            outcomes["dead" if state == AlertState.DEAD else "failed"] += 1
         if dead:
             outcomes["ops_alerts"] += _report_dead_letters(session, settings, dead, now=now)
     return dict(outcomes)
@@ -273,37 +280,36 @@ def _retry_on_database_error(work, *, what: str, give_up_after: float, sleep=tim
             pause = min(pause * 2, 10.0)
 
 
-def _build_message(session: Session, settings, group: list[Alert], *, now: datetime):
+def _build_message(session: Session, settings, group: list[Alert], *, now: datetime, rows: BatchRows):
     """The message for one group, the recipient's name (for the greeting), and the ids of the
-    alerts held back because an item of theirs looks like it holds a CPR number."""
+    alerts held back because an item of theirs looks like it holds a CPR number. The deadlines,
+    cases, workers and teams come from ``rows`` (read once per claimed batch); ``session`` is for
+    the message's context (``message_context``)."""
     first = group[0]
-    recipient = session.get(Worker, first.recipient_worker_id) if first.recipient_worker_id else None
+    recipient = rows.workers.get(first.recipient_worker_id) if first.recipient_worker_id else None
     name = _shown_name(recipient)
     if AlertKind(first.kind) not in DEADLINE_KINDS or first.deadline_id is None:
         return render.message_from_payload(outbox.payload_of(first)), name, set()
     items = []
     held: set[int] = set()
     team_ids: set[int] = set()
-    teams: dict[int, Team | None] = {}
     for alert in group:
-        deadline = session.get(Deadline, alert.deadline_id)
+        deadline = rows.deadlines.get(alert.deadline_id)
         if deadline is None:
             raise LookupError(f"alert {alert.id}: deadline {alert.deadline_id} no longer exists")
-        case = session.get(Case, deadline.case_id)
-        responsible = (session.get(Worker, deadline.responsible_worker_id)
+        case = rows.cases[deadline.case_id]
+        responsible = (rows.workers.get(deadline.responsible_worker_id)
                        if deadline.responsible_worker_id else None)
         # The caseworker's name helps a leader or substitute; the caseworker knows their own.
         responsible_name = (_shown_name(responsible) if responsible is not None
                             and responsible.id != alert.recipient_worker_id else None)
-        if case.team_id not in teams:
-            teams[case.team_id] = session.get(Team, case.team_id)
         team_ids.add(case.team_id)
         item = render.AlertItem(
             alert_id=alert.id, kind=AlertKind(alert.kind), stage=alert.stage, duty=deadline.duty,
             regime=deadline.regime, citation=deadline.citation, case_ref=case.ext_id,
             case_link=case_link(case, settings), due=deadline.due, status=deadline.status,
             municipal_policy=deadline.municipal_policy, responsible_name=responsible_name,
-            team_name=_shown_name(teams[case.team_id]),
+            team_name=_shown_name(rows.teams.get(case.team_id)),
             deadline_id=deadline.id,
         )
         if render.item_sensitive(item):
@@ -330,7 +336,7 @@ def _shown_name(row: Worker | Team | None) -> str | None:
     return row.name
 
 
-def case_link(case: Case, settings) -> str:
+def case_link(case, settings) -> str:
     """The case's own link if the store has one, else the configured template."""
     if case.link:
         return case.link

@@ -197,6 +197,32 @@ def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detai
     }])
 
 
+def record_alerts_sent(session: Session, sent: Sequence[tuple[int, str | None]], *, at: datetime) -> int:
+    """``record_alert_sent`` for many alerts at once: ``sent`` holds (deadline id, detail) pairs;
+    one SELECT of their deadlines and one INSERT. Returns the number of events written."""
+    from watchdog.deadlines import Deadline
+
+    if not sent:
+        return 0
+    at = ensure_aware(at, what="at")
+    ids = sorted({deadline_id for deadline_id, _detail in sent})
+    known: dict[int, tuple] = {}
+    for start in range(0, len(ids), _CHUNK):
+        known.update((r.id, r) for r in session.execute(
+            select(Deadline.id, Deadline.key, Deadline.case_id, Deadline.duty)
+            .where(Deadline.id.in_(ids[start:start + _CHUNK]))))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise LookupError(f"deadline {missing[0]} does not exist")
+    session.execute(OutcomeEvent.__table__.insert(), [{
+        "occurred_at": at, "recorded_at": at, "kind": OutcomeKind.ALERT_SENT, "deadline_id": deadline_id,
+        "deadline_key": known[deadline_id].key, "case_id": known[deadline_id].case_id,
+        "duty": known[deadline_id].duty, "from_status": None, "to_status": None,
+        "detail": (detail or None) and detail[:2000],
+    } for deadline_id, detail in sent])
+    return len(sent)
+
+
 # --------------------------------------------------------------------------------------------
 # Loading timelines (I/O): the one reading of the log that reports, digest and pages share
 
