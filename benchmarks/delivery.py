@@ -61,6 +61,9 @@ class _StopAfter:
         self.sent = 0
         self.sizes: list[int] = []
 
+    def round(self):
+        return self.transport.round()  # the real transport's round: its connections are kept
+
     def send(self, message, recipient):
         result = self.transport.send(message, recipient)
         self.sent += 1

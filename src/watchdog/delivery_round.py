@@ -18,6 +18,7 @@ claims and their tokens keep every alert single.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -66,6 +67,8 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
             clock: Callable[[], datetime] | None = None) -> DeliveryReport:
     """Deliver every due alert: claim, render, send, record. Returns what happened.
 
+    The messages of a round share the transport's connection (``Transport.round``); each still
+    gets its own outcome, recorded sent only when the server accepted it.
     ``stop`` (set on SIGTERM) is checked between messages: the send in progress finishes and is
     recorded, the claims not yet attempted are released for the next round or replica.
     ``clock`` (the daemon and ``watchdog tick`` pass ``clock.utcnow``) gives each claim batch of
@@ -75,29 +78,33 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
     """
     now = ensure_aware(now, what="now")
     report = DeliveryReport()
-    while not (stop is not None and stop.is_set()):
-        if clock is not None:
-            now = ensure_aware(clock(), what="clock()")
-        with Session(engine, expire_on_commit=False) as session:
-            claimed = outbox.claim_due(session, now=now, worker_name=worker_name,
-                                       claim_seconds=settings.delivery.claim_timeout_seconds,
-                                       limit=settings.delivery.batch_size)
-        if not claimed:
-            break
-        if len(claimed) >= settings.delivery.batch_size:
-            claimed += _claim_rest_of_last_recipient(engine, settings, claimed, now=now, worker_name=worker_name)
-        report.claimed += len(claimed)
-        with Session(engine, expire_on_commit=False) as session:
-            rows = batch_rows(session, claimed)
-        groups = _message_groups(claimed)
-        for index, group in enumerate(groups):
-            if stop is not None and stop.is_set():
-                rest = [a for g in groups[index:] for a in g]
-                with session_scope(engine) as session:
-                    report.released += outbox.release(session, rest, worker_name=worker_name)
+    # One round of the transport: the SMTP connection is kept from one message to the next
+    # (``delivery.Transport.round``); a stand-in transport (tests) may have none.
+    with getattr(transport, "round", contextlib.nullcontext)():
+        while not (stop is not None and stop.is_set()):
+            if clock is not None:
+                now = ensure_aware(clock(), what="clock()")
+            with Session(engine, expire_on_commit=False) as session:
+                claimed = outbox.claim_due(session, now=now, worker_name=worker_name,
+                                           claim_seconds=settings.delivery.claim_timeout_seconds,
+                                           limit=settings.delivery.batch_size)
+            if not claimed:
                 break
-            _deliver_one_message(engine, settings, group, now=now, transport=transport,
-                                 worker_name=worker_name, report=report, rows=rows)
+            if len(claimed) >= settings.delivery.batch_size:
+                claimed += _claim_rest_of_last_recipient(engine, settings, claimed, now=now,
+                                                         worker_name=worker_name)
+            report.claimed += len(claimed)
+            with Session(engine, expire_on_commit=False) as session:
+                rows = batch_rows(session, claimed)
+            groups = _message_groups(claimed)
+            for index, group in enumerate(groups):
+                if stop is not None and stop.is_set():
+                    rest = [a for g in groups[index:] for a in g]
+                    with session_scope(engine) as session:
+                        report.released += outbox.release(session, rest, worker_name=worker_name)
+                    break
+                _deliver_one_message(engine, settings, group, now=now, transport=transport,
+                                     worker_name=worker_name, report=report, rows=rows)
     if report.claimed:
         log.info("delivery: %d alerts in %d messages: %d sent, %d accepted, %d failed, %d dead, "
                  "%d cancelled", report.claimed, report.messages, report.sent, report.accepted,

@@ -213,11 +213,12 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
     session.commit()
     if not ids:
         return []
+    # populate_existing: the identity map may hold a stale copy from before the UPDATE (one
+    # query, not a refresh per row).
     claimed = session.exec(
         select(Alert).where(Alert.id.in_(ids)).order_by(Alert.recipient_address, Alert.channel, Alert.id)
+        .execution_options(populate_existing=True)
     ).all()
-    for alert in claimed:
-        session.refresh(alert)  # the identity map may hold a stale copy from before the UPDATE
     return list(claimed)
 
 
