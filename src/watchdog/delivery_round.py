@@ -95,7 +95,7 @@ def deliver(engine: Engine, settings, *, now: datetime, transport, worker_name: 
                                                          worker_name=worker_name)
             report.claimed += len(claimed)
             with Session(engine, expire_on_commit=False) as session:
-                rows = batch_rows(session, claimed)
+                rows = batch_rows(session, claimed, now=now)
             groups = _message_groups(claimed)
             for index, group in enumerate(groups):
                 if stop is not None and stop.is_set():
@@ -176,10 +176,14 @@ def _moot_reason(alert: Alert, deadline) -> str | None:
 def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: datetime, transport,
                          worker_name: str, report: DeliveryReport, rows: BatchRows) -> None:
     group = _cancel_moot(engine, group, report, rows)
-    group = acknowledgement_alerts.hold_acknowledged(engine, group, now=now, worker_name=worker_name)
-    kept = daily_digest.absorb_into_digest(engine, group, now=now)
-    report.cancelled += len(group) - len(kept)
-    group = kept
+    # Only a message with an acknowledged deadline, an end notice or a digest recipient needs
+    # those checks' own reads (``rows`` knows which, for the whole batch).
+    if any(AlertKind(a.kind) == AlertKind.ACK_ENDED or a.deadline_id in rows.acknowledged for a in group):
+        group = acknowledgement_alerts.hold_acknowledged(engine, group, now=now, worker_name=worker_name)
+    if group and group[0].recipient_worker_id in rows.digest_recipients:
+        kept = daily_digest.absorb_into_digest(engine, group, now=now)
+        report.cancelled += len(group) - len(kept)
+        group = kept
     if not group:
         return
     first = group[0]
@@ -190,7 +194,7 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
         if held:
             # The net, one item at a time: only the offending alerts die; the others still go.
             _record(engine, settings, [a for a in group if a.id in held], _HELD_BACK, channel=channel,
-                    now=now, worker_name=worker_name, report=report)
+                    now=now, worker_name=worker_name, report=report, rows=rows)
             group = [a for a in group if a.id not in held]
             if not group:
                 return
@@ -200,7 +204,7 @@ def _deliver_one_message(engine: Engine, settings, group: list[Alert], *, now: d
         result = delivery.SendResult(ok=False, detail=f"internal error: {_one_line(exc)}", permanent=True)
     report.messages += 1
     _record(engine, settings, group, result, channel=channel, now=now, worker_name=worker_name,
-            report=report)
+            report=report, rows=rows)
 
 
 # What a held-back alert's attempt says: never the number itself (the ops alert repeats it).
@@ -212,14 +216,14 @@ _HELD_BACK = delivery.SendResult(
 
 
 def _record(engine: Engine, settings, group: list[Alert], result, *, channel: Channel, now: datetime,
-            worker_name: str, report: DeliveryReport) -> None:
+            worker_name: str, report: DeliveryReport, rows: BatchRows | None = None) -> None:
     """Record a send's outcome on its alerts, and count it in the report and the metrics."""
     # The message has left: its outcome must be recorded even if the database blips right now
     # (a PostgreSQL restart, a failover). Unrecorded, the claim would expire and another replica
     # would send the same message again.
     outcomes = _retry_on_database_error(
         lambda: _record_outcome(engine, settings, group, result, channel=channel, now=now,
-                                worker_name=worker_name),
+                                worker_name=worker_name, rows=rows),
         what=f"recording the delivery of alerts {[a.id for a in group]}",
         give_up_after=settings.delivery.claim_timeout_seconds / 2)
     for outcome, count in outcomes.items():
@@ -232,7 +236,7 @@ def _record(engine: Engine, settings, group: list[Alert], result, *, channel: Ch
 
 
 def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, channel: Channel,
-                    now: datetime, worker_name: str) -> dict[str, int]:
+                    now: datetime, worker_name: str, rows: BatchRows | None = None) -> dict[str, int]:
     """One transaction: an attempt row and the new state of each alert of a sent message.
 
     Recorded under each claim's token: if this process's claim expired and another replica took
@@ -247,7 +251,8 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
                                            detail=result.detail, accepted_only=result.accepted_only)
             outcome_log.record_alerts_sent(session, [
                 (a.deadline_id, f"{a.kind} {a.stage} via {channel}")
-                for a in group if a.id in held and a.deadline_id is not None], at=now)
+                for a in group if a.id in held and a.deadline_id is not None], at=now,
+                known=rows.deadlines if rows is not None else None)
             if len(held) < len(group):
                 outcomes["stale"] = len(group) - len(held)
             if held:

@@ -11,7 +11,7 @@ days) of the teams the message concerns, and the link to the full list in the we
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,14 +114,21 @@ class BatchRows:
     cases: dict[int, Any]
     workers: dict[int, Worker]
     teams: dict[int, Team]
+    acknowledged: dict[int, datetime] = field(default_factory=dict)  # deadline id → open ack's end
+    digest_recipients: frozenset[int] = frozenset()  # recipients who chose a daily digest
 
 
 _CHUNK = 500
 
 
-def batch_rows(session: Session, alerts: Iterable[Alert]) -> BatchRows:
-    """The rows ``alerts`` need, each read once. Read when the batch is claimed: a deadline that
-    closes while the batch is being sent is seen by the next round, as one that closes during a send."""
+def batch_rows(session: Session, alerts: Iterable[Alert], *, now: datetime) -> BatchRows:
+    """The rows ``alerts`` need, each read once, and which of their deadlines have an open
+    acknowledgement and which recipients chose a daily digest (so a message without either skips
+    those checks). Read when the batch is claimed: a deadline closed or acknowledged while the
+    batch is being sent is seen by the next batch, as one closed during a send."""
+    from watchdog.acknowledgements import active_until
+    from watchdog.reports.daily_digest import WorkerPreference
+
     alerts = list(alerts)
 
     def by_id(query, column, ids) -> dict[int, Any]:
@@ -149,4 +156,11 @@ def batch_rows(session: Session, alerts: Iterable[Alert]) -> BatchRows:
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         teams.update((t.id, t) for t in session.scalars(select(Team).where(Team.id.in_(chunk))))
-    return BatchRows(deadlines=deadlines, cases=cases, workers=workers, teams=teams)
+    recipients = sorted({a.recipient_worker_id for a in alerts if a.recipient_worker_id is not None})
+    digest: set[int] = set()
+    for start in range(0, len(recipients), _CHUNK):
+        digest.update(session.scalars(select(WorkerPreference.worker_id).where(
+            WorkerPreference.worker_id.in_(recipients[start:start + _CHUNK]),
+            WorkerPreference.daily_digest_hour.is_not(None))))
+    return BatchRows(deadlines=deadlines, cases=cases, workers=workers, teams=teams,
+                     acknowledged=active_until(session, deadlines, now=now), digest_recipients=frozenset(digest))

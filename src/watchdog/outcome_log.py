@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Field, Session, SQLModel
@@ -197,21 +198,23 @@ def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detai
     }])
 
 
-def record_alerts_sent(session: Session, sent: Sequence[tuple[int, str | None]], *, at: datetime) -> int:
+def record_alerts_sent(session: Session, sent: Sequence[tuple[int, str | None]], *, at: datetime,
+                       known: Mapping[int, Any] | None = None) -> int:
     """``record_alert_sent`` for many alerts at once: ``sent`` holds (deadline id, detail) pairs;
-    one SELECT of their deadlines and one INSERT. Returns the number of events written."""
+    one SELECT of their deadlines (those not in ``known``: rows with ``key``, ``case_id`` and
+    ``duty`` the caller has read already) and one INSERT. Returns the number of events written."""
     from watchdog.deadlines import Deadline
 
     if not sent:
         return 0
     at = ensure_aware(at, what="at")
-    ids = sorted({deadline_id for deadline_id, _detail in sent})
-    known: dict[int, tuple] = {}
+    known = dict(known or {})
+    ids = sorted({deadline_id for deadline_id, _detail in sent if deadline_id not in known})
     for start in range(0, len(ids), _CHUNK):
         known.update((r.id, r) for r in session.execute(
             select(Deadline.id, Deadline.key, Deadline.case_id, Deadline.duty)
             .where(Deadline.id.in_(ids[start:start + _CHUNK]))))
-    missing = [i for i in ids if i not in known]
+    missing = [deadline_id for deadline_id, _detail in sent if deadline_id not in known]
     if missing:
         raise LookupError(f"deadline {missing[0]} does not exist")
     session.execute(OutcomeEvent.__table__.insert(), [{
