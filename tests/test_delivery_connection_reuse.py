@@ -155,3 +155,21 @@ def test_a_relay_that_goes_away_mid_round_fails_the_rest_and_loses_none(engine):
         back.stop()
     assert sorted(received(back)) == ADDRESSES[2:]
     assert set(states(engine).values()) == {AlertState.SENT}
+
+
+def test_a_kept_connection_the_relay_dropped_while_idle_is_replaced_not_failed(monkeypatch):
+    from watchdog import apprise_email
+
+    monkeypatch.setattr(apprise_email, "IDLE_CHECK_SECONDS", 0.0)  # check before every reuse
+    server = serve(CountingServer())
+    transport = Transport(settings_for(server))
+    message = Message(subject="Test", text="Prøve.", html="<p>Prøve.</p>")
+    try:
+        with transport.round():
+            assert transport.send(message, Recipient(ADDRESSES[0], Channel.EMAIL)).ok
+            server.stop()  # the relay restarts: the kept connection is dead
+            server.start()
+            assert transport.send(message, Recipient(ADDRESSES[1], Channel.EMAIL)).ok
+    finally:
+        server.stop()
+    assert received(server) == ADDRESSES[:2] and len(set(server.peers)) == 2
