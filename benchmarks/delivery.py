@@ -2,7 +2,7 @@
 
 I/O: starts an SMTP sink (aiosmtpd's ``Sink`` handler, which accepts and discards every message) in
 its own process on a free loopback port, so the server's work does not share this process's GIL
-with the code under test; sends only to it. The product side is ``service.deliver`` over the
+with the code under test; sends only to it. The product side is ``delivery_round.deliver`` over the
 benchmark store's outbox (claim, render, send through Apprise, record each outcome), stopped after
 ``MESSAGES`` messages; the floor is plain ``smtplib`` sending the same number of messages of the
 same size over one connection, best of two, to the same server in the same run.
@@ -54,12 +54,15 @@ def smtp_sink():
 
 class _StopAfter:
     """Wraps the real transport: sets ``stop`` once ``limit`` messages went out, so the round ends
-    after that many (``service.deliver`` checks ``stop`` between messages and releases the rest)."""
+    after that many (``delivery_round.deliver`` checks ``stop`` between messages and releases the rest)."""
 
     def __init__(self, transport, limit: int, stop: threading.Event):
         self.transport, self.limit, self.stop = transport, limit, stop
         self.sent = 0
         self.sizes: list[int] = []
+
+    def round(self):
+        return self.transport.round()  # the real transport's round: its connections are kept
 
     def send(self, message, recipient):
         result = self.transport.send(message, recipient)
@@ -91,8 +94,8 @@ def floor_messages_per_second(port: int, *, count: int, size: int) -> float:
 
 
 def phase_delivery(url: str, *, now: datetime, settings_for, messages: int = MESSAGES) -> dict:
-    """``service.deliver`` of ``messages`` messages from the store's outbox, and its floor."""
-    from watchdog import service
+    """``delivery_round.deliver`` of ``messages`` messages from the store's outbox, and its floor."""
+    from watchdog import delivery_round
     from watchdog.db import make_engine
     from watchdog.delivery import Transport
 
@@ -104,7 +107,7 @@ def phase_delivery(url: str, *, now: datetime, settings_for, messages: int = MES
             stop = threading.Event()
             transport = _StopAfter(Transport(settings), messages, stop)
             started = time.perf_counter()
-            report = service.deliver(engine, settings, now=now, transport=transport, worker_name="bench",
+            report = delivery_round.deliver(engine, settings, now=now, transport=transport, worker_name="bench",
                                      stop=stop)
             seconds = time.perf_counter() - started
             if transport.sent == 0:

@@ -85,7 +85,8 @@ def run(*, seed: int, weeks: int, start: date, cases: int, out: Path = OUT, prog
     from watchdog.demo_data import Scale, generate, populate
     from watchdog.mailsink import MailSink
     from watchdog.outbox import Alert, AlertKind, AlertState
-    from watchdog.service import deliver, is_warning_day, poll
+    from watchdog.delivery_round import deliver
+    from watchdog.service import is_warning_day, poll
     from watchdog.settings import load_settings
 
     if out.exists():

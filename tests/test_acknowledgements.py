@@ -17,7 +17,7 @@ from fixtures_servers import settings_for
 from sqlmodel import Session, select
 from test_alerts_e2e import ANNE, LISE, Town, assert_nothing_sensitive, deadline_mails, rounds
 
-from watchdog import service
+from watchdog import delivery_round, service
 from watchdog.acknowledgement_alerts import handle_ended
 from watchdog.acknowledgements import (
     AckEvent,
@@ -218,7 +218,7 @@ def test_an_acknowledgement_made_while_a_replica_plans_the_reminder_is_neither_l
     b.join(30)
     assert not errors, errors
     assert session.exec(select(Acknowledgement)).one().ends_on == date(2025, 7, 16)  # not lost
-    service.deliver(engine, settings, now=REMINDER_1 + timedelta(minutes=1), transport=transport, worker_name="a")
+    delivery_round.deliver(engine, settings, now=REMINDER_1 + timedelta(minutes=1), transport=transport, worker_name="a")
     rounds(engine, settings, transport, at("2025-07-15T09:00"), at("2025-07-16T15:00"))
     assert deadline_mails(session, smtp_server, ANNE) == []
     held = _reminders(session)

@@ -1,7 +1,7 @@
 """Alerts end to end: case store → deadlines → planning → outbox → Apprise → a real SMTP server
 (aiosmtpd) and a real HTTPS Teams-workflow receiver, on SQLite and on PostgreSQL.
 
-Time is simulated by passing ``now`` to ``service.poll`` / ``service.deliver``; only the servers
+Time is simulated by passing ``now`` to ``service.poll`` / ``delivery_round.deliver``; only the servers
 are live. Every message the servers receive is scanned for CPR-like numbers.
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from fixtures_servers import settings_for
-from watchdog import outbox, service
+from watchdog import delivery_round, outbox, service
 from watchdog.casestore import Absence, Case, Investigation, Notification, Team, Worker, WorkerRole
 from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind
 from watchdog.delivery import Transport
@@ -75,7 +75,7 @@ class Town:
 def rounds(engine, settings, transport, *instants: datetime) -> None:
     for now in instants:
         service.poll(engine, settings, now=now, replica="e2e")
-        service.deliver(engine, settings, now=now, transport=transport, worker_name="e2e")
+        delivery_round.deliver(engine, settings, now=now, transport=transport, worker_name="e2e")
 
 
 def deadline_mails(session: Session, smtp_server, address: str):
@@ -221,11 +221,11 @@ def test_smtp_down_then_back_delivers_the_alert_later_exactly_once(engine, sessi
     assert alert.next_attempt_at == t0 + timedelta(seconds=60)
     assert alert.last_error
     smtp_server.start()
-    service.deliver(engine, settings, now=t0 + timedelta(seconds=30), transport=transport, worker_name="e2e")
+    delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=30), transport=transport, worker_name="e2e")
     assert smtp_server.to(ANNE) == []  # the retry is not due yet
     for seconds in (61, 62, 120):
-        service.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
-                        worker_name="e2e")
+        delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
+                               worker_name="e2e")
     assert len(smtp_server.to(ANNE)) == 1
     session.expire_all()
     alert = session.get(Alert, alert.id)
@@ -248,11 +248,11 @@ def test_a_process_stopped_between_claim_and_send_is_delivered_once_after_the_cl
     with Session(engine) as s:  # the crashed process: it claimed, then died before sending
         claimed = outbox.claim_due(s, now=t0, worker_name="crashed", claim_seconds=300, limit=10)
         assert the_warning(session).id in {a.id for a in claimed}
-    service.deliver(engine, settings, now=t0 + timedelta(seconds=299), transport=transport, worker_name="e2e")
+    delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=299), transport=transport, worker_name="e2e")
     assert smtp_server.messages == []
     for seconds in (301, 302, 900):
-        service.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
-                        worker_name="e2e")
+        delivery_round.deliver(engine, settings, now=t0 + timedelta(seconds=seconds), transport=transport,
+                               worker_name="e2e")
     assert len(smtp_server.to(ANNE)) == 1
     (attempt,) = session.exec(select(DeliveryAttempt).where(
         DeliveryAttempt.alert_id == the_warning(session).id)).all()
@@ -279,7 +279,7 @@ def test_a_permanent_failure_is_a_dead_letter_and_the_operator_is_told(engine, s
     with Session(engine) as s:
         assert outbox.retry(s, now=t0 + timedelta(hours=1), alert_ids=[dead.id]) == 1
         s.commit()
-    service.deliver(engine, settings, now=t0 + timedelta(hours=1), transport=Transport(settings), worker_name="e2e")
+    delivery_round.deliver(engine, settings, now=t0 + timedelta(hours=1), transport=Transport(settings), worker_name="e2e")
     assert len(smtp_server.to(ANNE)) == 1
     assert_nothing_sensitive(smtp_server)
 
@@ -315,8 +315,8 @@ def test_two_delivery_workers_in_parallel_never_send_the_same_alert_twice(
     reports = {}
 
     def worker(name: str) -> None:
-        reports[name] = service.deliver(engine_factory(), settings, now=t0, transport=Transport(settings),
-                                        worker_name=name)
+        reports[name] = delivery_round.deliver(engine_factory(), settings, now=t0, transport=Transport(settings),
+                                               worker_name=name)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in ("w1", "w2")]
     for t in threads:

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from fixtures_servers import settings_for
-from watchdog import service
+from watchdog import delivery_round, service
 from watchdog.casestore import Case, Investigation, Measure, MeasureKind, Team, Worker, WorkerRole
 from watchdog.delivery import Transport
 from watchdog.outbox import Alert, AlertState, DeliveryAttempt
@@ -54,7 +54,7 @@ def team_with_breaches(session: Session, *, breaches: int, aware, caseworkers: i
 
 def rounds(engine, settings, transport, now) -> None:
     service.poll(engine, settings, now=now, replica="r1")
-    service.deliver(engine, settings, now=now, transport=transport, worker_name="r1")
+    delivery_round.deliver(engine, settings, now=now, transport=transport, worker_name="r1")
 
 
 def lines(mail) -> int:
@@ -170,7 +170,7 @@ def test_each_step_is_sent_once_across_two_polls_and_two_replicas(engine, engine
             for eng, name in replicas:
                 service.poll(eng, settings, now=day, replica=name)
         for eng, name in replicas:
-            service.deliver(eng, settings, now=day, transport=transport, worker_name=name)
+            delivery_round.deliver(eng, settings, now=day, transport=transport, worker_name=name)
         day += timedelta(days=1)
     session.expire_all()
     alerts = session.exec(select(Alert).where(Alert.deadline_id.is_not(None))).all()

@@ -290,12 +290,12 @@ def test_ssl_mode_speaks_tls_from_the_first_byte(smtp_server_ssl):
 def test_the_tls_context_is_made_once_per_process_not_once_per_message(smtp_server_starttls, monkeypatch):
     import ssl
 
-    from watchdog import delivery
+    from watchdog import apprise_email
 
     made = []
     real = ssl.create_default_context
     monkeypatch.setattr(ssl, "create_default_context", lambda *a, **kw: made.append(1) or real(*a, **kw))
-    monkeypatch.setattr(delivery._SharedTlsContexts, "_contexts", {})
+    monkeypatch.setattr(apprise_email.SharedTlsContexts, "_contexts", {})
     transport = Transport(settings_for(smtp_server_starttls, smtp={"mode": "starttls", "verify_tls": False}))
     for n in range(5):
         assert transport.send(warning_message(), email(f"anne{n}@kommune.example.dk")).ok

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from conftest import at
 from fixtures_servers import settings_for
-from watchdog import outbox, service
+from watchdog import delivery_round, outbox
 from watchdog.delivery import SendResult, Transport
 from watchdog.outbox import Alert, AlertKind, AlertState, Channel, DeliveryAttempt, NewAlert
 
@@ -95,14 +95,15 @@ def test_a_replica_that_records_its_failure_after_another_delivered_the_alert_is
     replica_a = engine_factory()
     [held_by_a] = claim(replica_a, "A", T0)  # A sends … and hangs past its claim
     later = T0 + timedelta(seconds=CLAIM + 1)
-    report = service.deliver(engine, settings, now=later, transport=Transport(settings), worker_name="B")
+    report = delivery_round.deliver(engine, settings, now=later, transport=Transport(settings), worker_name="B")
     assert report.sent == 1 and len(smtp_server.to("anne@kommune.example.dk")) == 1
-    outcomes = service._record_outcome(replica_a, settings, [held_by_a],
-                                       SendResult(ok=False, detail="timed out", permanent=False),
-                                       channel=Channel.EMAIL, now=later + timedelta(seconds=5), worker_name="A")
+    outcomes = delivery_round._record_outcome(replica_a, settings, [held_by_a],
+                                              SendResult(ok=False, detail="timed out", permanent=False),
+                                              channel=Channel.EMAIL, now=later + timedelta(seconds=5),
+                                              worker_name="A")
     assert outcomes == {"stale": 1}
     row = stored(engine)
     assert row.state == AlertState.SENT and row.attempts == 1
     # Sent stays sent: the next round has nothing to send again.
-    assert service.deliver(engine, settings, now=later + timedelta(minutes=10), transport=Transport(settings),
-                           worker_name="B").claimed == 0
+    assert delivery_round.deliver(engine, settings, now=later + timedelta(minutes=10),
+                                  transport=Transport(settings), worker_name="B").claimed == 0

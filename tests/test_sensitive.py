@@ -217,9 +217,9 @@ def test_the_transport_net_refuses_a_prerendered_payload_that_hides_a_number(eng
                                              recipient_address=LISE, channel=outbox.Channel.EMAIL,
                                              send_after=NOW, payload=payload)], now=NOW)
     session.commit()
-    from watchdog import service
+    from watchdog import delivery_round
 
-    report = service.deliver(engine, settings, now=NOW, transport=Transport(settings), worker_name="t")
+    report = delivery_round.deliver(engine, settings, now=NOW, transport=Transport(settings), worker_name="t")
     assert report.dead == 1 and smtp_server.messages == []
 
 

@@ -1,4 +1,4 @@
-"""service.deliver: a long round claims each batch at its own instant, so claims do not expire
+"""delivery_round.deliver: a long round claims each batch at its own instant, so claims do not expire
 in the middle of their owner's round."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from fixtures_servers import settings_for
-from watchdog import outbox, service
+from watchdog import delivery_round, outbox
 from watchdog.delivery import Transport
 from watchdog.outbox import AlertKind, Channel, DeliveryAttempt, NewAlert
 
@@ -25,8 +25,8 @@ def test_each_claim_batch_of_a_long_round_uses_the_clock_not_the_rounds_start(en
         s.commit()
     ticks = iter([t0 + timedelta(minutes=10 * n) for n in range(10)])
     settings = settings_for(smtp_server, delivery={"batch_size": 1, "claim_timeout_seconds": 300})
-    report = service.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w",
-                             clock=lambda: next(ticks))
+    report = delivery_round.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w",
+                                    clock=lambda: next(ticks))
     assert report.sent == 3 and len(smtp_server.messages) == 3
     with Session(engine) as s:
         instants = [a.at for a in s.exec(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()]
@@ -59,7 +59,7 @@ def test_a_database_blip_after_the_send_is_retried_so_the_message_is_not_sent_ag
     event.listen(engine, "before_cursor_execute", drop_once)
     try:
         settings = settings_for(smtp_server)
-        report = service.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w")
+        report = delivery_round.deliver(engine, settings, now=t0, transport=Transport(settings), worker_name="w")
     finally:
         event.remove(engine, "before_cursor_execute", drop_once)
     assert failures, "the simulated database error never happened"

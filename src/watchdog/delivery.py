@@ -1,6 +1,7 @@
 """Stage 5b, delivery: send one rendered message to one recipient through Apprise.
 
-I/O: the network (SMTP, HTTPS). This is the only module that imports apprise. Its contract is one
+I/O: the network (SMTP, HTTPS), through Apprise: the only module that sends (``apprise_email`` holds
+its stand-ins inside Apprise's email plugin, and sends nothing itself). Its contract is one
 call, ``Transport(settings).send(message, recipient) -> SendResult``, which never raises for a
 delivery failure: the result says whether it worked, the error text, and whether a retry can help
 (``permanent``). Retries belong to the outbox (they survive a restart), so Apprise's own stay off.
@@ -12,8 +13,8 @@ How each channel is built (checked against apprise 2.2's plugins):
   that Apprise never swaps in a provider's defaults guessed from an address. Apprise sends an
   HTML body as ``multipart/alternative``; it has no way to take our own text part, so the
   ``text/plain`` part would be Apprise's conversion of our HTML, which puts every table cell on
-  a line of its own and drops the links. ``_own_text_part`` therefore hands Apprise's email
-  plugin our own ``Message.text`` for exactly that conversion (and nothing else), so the plain
+  a line of its own and drops the links. ``apprise_email.own_text_part`` therefore hands Apprise's
+  email plugin our own ``Message.text`` for exactly that conversion (and nothing else), so the plain
   part is the text ``render`` wrote to be read on its own.
 - **Teams** (``workflows://HOST/WORKFLOW/SIGNATURE`` or the native ``https://…/workflows/…`` URL):
   our own Adaptive Card goes in through the plugin's ``template=`` option (a JSON file holding
@@ -21,11 +22,10 @@ How each channel is built (checked against apprise 2.2's plugins):
   it as is). A 200/202 means the workflow *accepted* the post, not that anybody read it:
   ``SendResult.accepted_only``.
 
-Apprise opens one SMTP connection per ``notify()`` and builds a fresh TLS context for each,
-reading the system's CA bundle every time, even for plain SMTP: that was two thirds of a delivery
-round's time. Apprise has no way to reuse a connection across messages with different bodies (one
-``notify()`` sends one body to all its targets), so each message keeps its own connection and its
-own outcome; the CA bundle is read once per process instead (``_SharedTlsContexts``).
+Apprise opens an SMTP connection, and reads the system's CA bundle, for every ``notify()``, and
+has no way to keep a connection across messages; ``apprise_email`` adjusts that from inside
+Apprise's email plugin: one TLS context per process, and within ``Transport.round()`` (a delivery
+round) one connection for many messages, each message still its own ``notify()`` and outcome.
 
 Apprise reports errors only through its logger, so each send captures the log lines of its own
 thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
@@ -33,12 +33,10 @@ thread and puts them in ``SendResult.detail``, with passwords and workflow signa
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
 import re
-import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -49,6 +47,7 @@ from urllib.parse import quote, urlsplit
 import apprise
 from apprise.logger import LOGGER_NAME
 
+from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, own_text_part
 from watchdog.outbox import Channel
 from watchdog.render import Message, simple_card
 from watchdog.sensitive import message_sensitive
@@ -86,12 +85,20 @@ class SendResult:
 
 
 class Transport:
-    """Apprise behind one call. Builds a fresh plugin instance per send (see ``_instantiate``)."""
+    """Apprise behind one call. Builds a fresh plugin instance per send (see ``_instantiate``);
+    within ``round()`` the SMTP connection is kept from one message to the next."""
 
     def __init__(self, settings):
         self.settings = settings
 
     # -- public --------------------------------------------------------------------------------
+
+    @contextmanager
+    def round(self) -> Iterator[None]:
+        """A delivery round: the emails sent on this thread inside it share SMTP connections
+        (``RoundSMTPController``); every connection is closed (QUIT) at its end."""
+        with RoundSMTPController.round(self.settings.smtp.messages_per_connection):
+            yield
 
     def send(self, message: Message, recipient: Recipient) -> SendResult:
         """Send ``message`` to ``recipient``; never raises for a delivery failure."""
@@ -156,7 +163,7 @@ class Transport:
         secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
         verify = self.settings.smtp.verify_tls or self.settings.smtp.mode == "plain"
-        with _capture_apprise() as lines, _own_text_part(message), _SharedTlsContexts.use(verify=verify):
+        with _capture_apprise() as lines, own_text_part(message), SharedTlsContexts.use(verify=verify):
             plugin = _instantiate(self.email_url(address))
             ok = plugin is not None and plugin.notify(
                 body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
@@ -217,95 +224,6 @@ def _instantiate(url: str):
         return None
     plugin.request_rate_per_sec = 0
     return plugin
-
-
-_own_text = threading.local()
-
-
-def _convert_with_own_text(from_format, to_format, content, *args, **kwargs):
-    """Apprise's ``convert_between`` as its email plugin sees it: the HTML → text conversion of
-    the message being sent on this thread gives that message's own text; all else is Apprise's."""
-    mine = getattr(_own_text, "message", None)
-    # Apprise strips the body before it converts it.
-    if (mine is not None and (content or "").strip() == mine.html.strip() and from_format == apprise.NotifyFormat.HTML
-            and to_format == apprise.NotifyFormat.TEXT and mine.text):
-        return mine.text
-    return _apprise_convert_between(from_format, to_format, content, *args, **kwargs)
-
-
-try:  # the email plugin converts the HTML body for its text/plain part with this function
-    import apprise.plugins.email.base as _email_base
-
-    _apprise_convert_between = _email_base.convert_between
-    _email_base.convert_between = _convert_with_own_text
-except (ImportError, AttributeError):  # another Apprise layout: its own conversion is used
-    _email_base = None
-
-
-@contextmanager
-def _own_text_part(message: Message) -> Iterator[None]:
-    """While sending ``message`` on this thread, its text/plain part is ``message.text``."""
-    _own_text.message = message
-    try:
-        yield
-    finally:
-        _own_text.message = None
-
-
-class _SharedTlsContexts:
-    """Stands in for the ``ssl`` module inside Apprise's SMTP controller: ``create_default_context()``
-    returns one context per process and verification choice instead of a new one per connection.
-
-    An ``SSLContext`` is safe to share between connections and threads. Apprise only ever weakens
-    a context it made (``check_hostname = False``, ``CERT_NONE``) when verification is off, so the
-    shared unverified context is made that way up front and the verified one is never touched.
-    Outside ``use()`` (another caller of that module) the real function runs. The CA bundle is read
-    at the first TLS send: a changed bundle needs a restart, as for any long-running TLS client.
-    """
-
-    _verify: contextvars.ContextVar[bool | None] = contextvars.ContextVar("watchdog_tls_verify", default=None)
-    _contexts: dict[bool, ssl.SSLContext] = {}
-    _lock = threading.Lock()
-
-    def __getattr__(self, name: str):
-        return getattr(ssl, name)
-
-    def create_default_context(self, *args, **kwargs) -> ssl.SSLContext:
-        verify = self._verify.get()
-        if verify is None or args or kwargs:
-            return ssl.create_default_context(*args, **kwargs)
-        with self._lock:
-            context = self._contexts.get(verify)
-            if context is None:
-                context = ssl.create_default_context()
-                if not verify:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._contexts[verify] = context
-        return context
-
-    @classmethod
-    @contextmanager
-    def use(cls, *, verify: bool) -> Iterator[None]:
-        token = cls._verify.set(verify)
-        try:
-            yield
-        finally:
-            cls._verify.reset(token)
-
-    @classmethod
-    def install(cls) -> bool:
-        """Put the stand-in into Apprise's SMTP controller module (apprise 2.x); False if absent."""
-        try:
-            from apprise.plugins.email import smtp as apprise_smtp
-        except ImportError:  # an Apprise without the controller module: nothing to share
-            return False
-        if not isinstance(getattr(apprise_smtp, "ssl", None), cls):
-            apprise_smtp.ssl = cls()
-        return True
-
-
-_SharedTlsContexts.install()
 
 
 @contextmanager

@@ -56,7 +56,8 @@ def run_demo(*, out: Path, seed: int, now: datetime, scale: Scale = Scale(),
              progress=lambda message: None, max_rounds: int = 50) -> DemoResult:
     """Build the municipality and run poll + delivery rounds until nothing due is left."""
     from watchdog.delivery import Transport
-    from watchdog.service import deliver, poll
+    from watchdog.delivery_round import deliver
+    from watchdog.service import poll
 
     out = Path(out)
     if out.exists():

@@ -1,6 +1,7 @@
 """Stage 5a's inputs: what a message shows beyond its own alerts.
 
-I/O: reads the database (the outbox and the deadlines), never writes. For one recipient's
+I/O: reads the database (the outbox and the deadlines), never writes. ``batch_rows`` reads, for a
+whole claimed batch at once, the deadlines, cases, workers and teams its messages show. For one recipient's
 message, ``message_context`` gives rendering (pure) a ``render.MessageContext``: when the
 recipient last had a message on this channel (so breaches due after it are "new"), and for a
 team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
@@ -10,7 +11,9 @@ days) of the teams the message concerns, and the link to the full list in the we
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlmodel import Session
@@ -96,3 +99,68 @@ def message_context(session: Session, settings, *, recipient: Worker | None, add
     return MessageContext(new_since=new_since, leader=leader, counts=counts, counts_scope=scope,
                           list_url=full_list_url(settings, leader=leader),
                           max_items=settings.alerts.max_items_per_section)
+
+
+# --- the rows of a claimed batch ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchRows:
+    """What the messages of one claimed batch are built from, read in a few queries for the whole
+    batch (not a ``Session.get`` per alert): the alerts' deadlines (plain rows), their cases
+    (plain rows), the recipients and responsible workers, and the cases' teams (detached ORM rows,
+    as ``message_context`` and the name checks read them)."""
+
+    deadlines: dict[int, Any]
+    cases: dict[int, Any]
+    workers: dict[int, Worker]
+    teams: dict[int, Team]
+    acknowledged: dict[int, datetime] = field(default_factory=dict)  # deadline id → open ack's end
+    digest_recipients: frozenset[int] = frozenset()  # recipients who chose a daily digest
+
+
+_CHUNK = 500
+
+
+def batch_rows(session: Session, alerts: Iterable[Alert], *, now: datetime) -> BatchRows:
+    """The rows ``alerts`` need, each read once, and which of their deadlines have an open
+    acknowledgement and which recipients chose a daily digest (so a message without either skips
+    those checks). Read when the batch is claimed: a deadline closed or acknowledged while the
+    batch is being sent is seen by the next batch, as one closed during a send."""
+    from watchdog.acknowledgements import active_until
+    from watchdog.reports.daily_digest import WorkerPreference
+
+    alerts = list(alerts)
+
+    def by_id(query, column, ids) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        ids = sorted(ids)
+        for start in range(0, len(ids), _CHUNK):
+            out.update((r.id, r) for r in session.execute(query.where(column.in_(ids[start:start + _CHUNK]))))
+        return out
+
+    deadlines = by_id(select(Deadline.id, Deadline.key, Deadline.case_id, Deadline.duty, Deadline.regime,
+                             Deadline.citation, Deadline.due, Deadline.status, Deadline.met_at,
+                             Deadline.municipal_policy, Deadline.responsible_worker_id),
+                      Deadline.id, {a.deadline_id for a in alerts if a.deadline_id is not None})
+    cases = by_id(select(Case.id, Case.ext_id, Case.link, Case.team_id), Case.id,
+                  {d.case_id for d in deadlines.values()})
+    worker_ids = ({a.recipient_worker_id for a in alerts if a.recipient_worker_id is not None}
+                  | {d.responsible_worker_id for d in deadlines.values() if d.responsible_worker_id is not None})
+    workers: dict[int, Worker] = {}
+    teams: dict[int, Team] = {}
+    ids = sorted(worker_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        workers.update((w.id, w) for w in session.scalars(select(Worker).where(Worker.id.in_(chunk))))
+    ids = sorted({c.team_id for c in cases.values()})
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        teams.update((t.id, t) for t in session.scalars(select(Team).where(Team.id.in_(chunk))))
+    recipients = sorted({a.recipient_worker_id for a in alerts if a.recipient_worker_id is not None})
+    digest: set[int] = set()
+    for start in range(0, len(recipients), _CHUNK):
+        digest.update(session.scalars(select(WorkerPreference.worker_id).where(
+            WorkerPreference.worker_id.in_(recipients[start:start + _CHUNK]),
+            WorkerPreference.daily_digest_hour.is_not(None))))
+    return BatchRows(deadlines=deadlines, cases=cases, workers=workers, teams=teams,
+                     acknowledged=active_until(session, deadlines, now=now), digest_recipients=frozenset(digest))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import and_, bindparam, func, or_, tuple_, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -213,11 +213,12 @@ def claim_due(session: Session, *, now: datetime, worker_name: str, claim_second
     session.commit()
     if not ids:
         return []
+    # populate_existing: the identity map may hold a stale copy from before the UPDATE (one
+    # query, not a refresh per row).
     claimed = session.exec(
         select(Alert).where(Alert.id.in_(ids)).order_by(Alert.recipient_address, Alert.channel, Alert.id)
+        .execution_options(populate_existing=True)
     ).all()
-    for alert in claimed:
-        session.refresh(alert)  # the identity map may hold a stale copy from before the UPDATE
     return list(claimed)
 
 
@@ -265,6 +266,36 @@ def record_success(session: Session, alert: Alert, *, now: datetime, worker_name
     }, worker_name=worker_name, what="success")
     session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=True,
                                 detail=_clip(detail if held else f"{_STALE}{detail}")))
+    return held
+
+
+def record_successes(session: Session, alerts: Sequence[Alert], *, now: datetime, worker_name: str,
+                     detail: str, accepted_only: bool = False) -> set[int]:
+    """``record_success`` for the alerts of one sent message in two statements: one UPDATE of the
+    rows still held under the token each was claimed with (``RETURNING`` their ids), one INSERT of
+    an attempt row each. Returns the ids recorded; the others were stale (their attempt is kept,
+    marked, the alert is left to its newer holder). Does not commit."""
+    if not alerts:
+        return set()
+    state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
+    held: set[int] = set()
+    for start in range(0, len(alerts), _ENQUEUE_CHUNK):
+        chunk = alerts[start:start + _ENQUEUE_CHUNK]
+        # Under its token, a row's attempts are still the claimed copy's: ``attempts + 1`` in SQL
+        # is what record_success writes from the copy.
+        held.update(session.execute(
+            update(Alert).where(Alert.state == AlertState.CLAIMED,
+                                tuple_(Alert.id, Alert.claim_token).in_([(a.id, a.claim_token) for a in chunk]))
+            .values(attempts=Alert.attempts + 1, state=state, sent_at=now, claimed_by=None, claimed_until=None,
+                    last_error=None)
+            .returning(Alert.id).execution_options(synchronize_session=False)).scalars())
+    for alert in alerts:
+        if alert.id not in held:
+            log.warning("alert %s: success by %s dropped: its claim (token %s) is no longer held, another "
+                        "delivery worker has taken the alert since", alert.id, worker_name, alert.claim_token)
+    session.execute(DeliveryAttempt.__table__.insert(), [
+        {"alert_id": a.id, "at": now, "worker": worker_name, "ok": True, "permanent": False,
+         "detail": _clip(detail if a.id in held else f"{_STALE}{detail}")} for a in alerts])
     return held
 
 

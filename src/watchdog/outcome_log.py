@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Field, Session, SQLModel
@@ -200,6 +201,34 @@ def record_alert_sent(session: Session, *, deadline_id: int, at: datetime, detai
         "deadline_key": row.key, "case_id": row.case_id, "duty": row.duty, "from_status": None,
         "to_status": None, "detail": (detail or None) and detail[:2000],
     }])
+
+
+def record_alerts_sent(session: Session, sent: Sequence[tuple[int, str | None]], *, at: datetime,
+                       known: Mapping[int, Any] | None = None) -> int:
+    """``record_alert_sent`` for many alerts at once: ``sent`` holds (deadline id, detail) pairs;
+    one SELECT of their deadlines (those not in ``known``: rows with ``key``, ``case_id`` and
+    ``duty`` the caller has read already) and one INSERT. Returns the number of events written."""
+    from watchdog.deadlines import Deadline
+
+    if not sent:
+        return 0
+    at = ensure_aware(at, what="at")
+    known = dict(known or {})
+    ids = sorted({deadline_id for deadline_id, _detail in sent if deadline_id not in known})
+    for start in range(0, len(ids), _CHUNK):
+        known.update((r.id, r) for r in session.execute(
+            select(Deadline.id, Deadline.key, Deadline.case_id, Deadline.duty)
+            .where(Deadline.id.in_(ids[start:start + _CHUNK]))))
+    missing = [deadline_id for deadline_id, _detail in sent if deadline_id not in known]
+    if missing:
+        raise LookupError(f"deadline {missing[0]} does not exist")
+    session.execute(OutcomeEvent.__table__.insert(), [{
+        "occurred_at": at, "recorded_at": at, "kind": OutcomeKind.ALERT_SENT, "deadline_id": deadline_id,
+        "deadline_key": known[deadline_id].key, "case_id": known[deadline_id].case_id,
+        "duty": known[deadline_id].duty, "from_status": None, "to_status": None,
+        "detail": (detail or None) and detail[:2000],
+    } for deadline_id, detail in sent])
+    return len(sent)
 
 
 # --------------------------------------------------------------------------------------------

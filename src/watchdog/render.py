@@ -69,7 +69,7 @@ def item_sensitive(item: AlertItem) -> bool:
     """Whether any text of one item (case reference, link, names, citation) holds a CPR-like number.
 
     The transport checks whole messages; this lets delivery hold back the one offending item of a
-    grouped message and send the others (see ``service._deliver_one_message``).
+    grouped message and send the others (see ``delivery_round._deliver_one_message``).
     """
     return any(isinstance(value, str) and contains_cpr(value)
                for value in (getattr(item, f.name) for f in fields(item)))

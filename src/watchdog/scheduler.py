@@ -1,7 +1,7 @@
 """The daemon (``watchdog run``): APScheduler 3.x triggers the poll, delivery and digest rounds.
 
-I/O: through ``watchdog.service`` (database, network) and the health server. The scheduler only
-triggers; the work is in ``service.poll`` / ``service.deliver`` (which ``watchdog tick`` calls too).
+I/O: through ``watchdog.service`` and ``watchdog.delivery_round`` (database, network) and the health server. The scheduler only
+triggers; the work is in ``service.poll`` / ``delivery_round.deliver`` (which ``watchdog tick`` calls too).
 
 What was found true about APScheduler 3.x and is relied on here (STACK.md):
 
@@ -34,7 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from watchdog import service
+from watchdog import delivery_round, service
 from watchdog.clock import LOCAL_TZ, utcnow
 from watchdog.db import session_scope
 from watchdog.intake.sources import runner as sources
@@ -100,8 +100,8 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            service.deliver(self.engine, self.settings, now=self.clock(), transport=self.transport,
-                            worker_name=self.replica, stop=self.stop, clock=self.clock)
+            delivery_round.deliver(self.engine, self.settings, now=self.clock(), transport=self.transport,
+                                   worker_name=self.replica, stop=self.stop, clock=self.clock)
         except Exception:
             log.exception("delivery round failed; the next round tries again")
 

@@ -131,6 +131,9 @@ class SmtpSettings(_Section):
     from_name: str = "Frister (watchdog)"
     timeout_seconds: int = Field(default=30, ge=1, le=600)
     verify_tls: bool = True  # check the relay's certificate (starttls/ssl); off only for tests
+    # Within a delivery round one connection carries this many messages, then a new one is opened
+    # (a relay may cap messages per connection); 1: a connection per message.
+    messages_per_connection: int = Field(default=100, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _secret_and_transport(self) -> SmtpSettings:

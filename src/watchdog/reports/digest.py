@@ -126,7 +126,7 @@ class DigestContent:
 
 
 def case_link_for(case_ref: str, link: str | None, settings) -> str:
-    """The case's own link, else the configured template (as ``service.case_link`` does)."""
+    """The case's own link, else the configured template (as ``delivery_round.case_link`` does)."""
     if link:
         return link
     return settings.alerts.case_link_template.format(case_ref=quote(case_ref, safe=""))

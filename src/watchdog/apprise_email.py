@@ -1,0 +1,244 @@
+"""Stand-ins inside Apprise's email plugin, so that Apprise still does all the talking to the
+network (``delivery`` is the only module that sends; this one only adjusts how Apprise does it).
+
+- ``own_text_part``: the ``text/plain`` part of an email is our own ``Message.text``, not
+  Apprise's conversion of our HTML (which puts every table cell on a line of its own).
+- ``SharedTlsContexts``: Apprise's SMTP controller calls ``ssl.create_default_context()`` (reading
+  the system's CA bundle) for every connection, even plain SMTP; it gets one per process.
+- ``RoundSMTPController``: Apprise opens an SMTP connection per ``notify()`` (connect, EHLO,
+  STARTTLS, login, the one body's messages, QUIT) and has no way to keep it across calls, and a
+  ``notify()`` sends one body to all its targets, so messages with different bodies cannot share
+  a call. Within ``RoundSMTPController.round()`` (``Transport.round``: a delivery round) its
+  controller is kept open after a message and lent to the next ``notify()`` for the same relay
+  and login, up to ``smtp.messages_per_connection`` messages. Each message is still its own
+  ``notify()`` with its own result, ok only when the server answered 250 to it. A failed send
+  closes the connection (the next message opens a new one), so a connection that dies mid-round
+  fails only the message in flight, and those after it only if no new connection can be opened;
+  a connection idle for more than ``IDLE_CHECK_SECONDS`` is checked with NOOP before it is lent.
+
+Each stand-in falls back to Apprise's own behaviour when Apprise's layout differs (2.2 checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import apprise
+
+from watchdog.render import Message
+
+_own_text = threading.local()
+
+
+def _convert_with_own_text(from_format, to_format, content, *args, **kwargs):
+    """Apprise's ``convert_between`` as its email plugin sees it: the HTML → text conversion of
+    the message being sent on this thread gives that message's own text; all else is Apprise's."""
+    mine = getattr(_own_text, "message", None)
+    # Apprise strips the body before it converts it.
+    if (mine is not None and (content or "").strip() == mine.html.strip() and from_format == apprise.NotifyFormat.HTML
+            and to_format == apprise.NotifyFormat.TEXT and mine.text):
+        return mine.text
+    return _apprise_convert_between(from_format, to_format, content, *args, **kwargs)
+
+
+try:  # the email plugin converts the HTML body for its text/plain part with this function
+    import apprise.plugins.email.base as _email_base
+
+    _apprise_convert_between = _email_base.convert_between
+    _email_base.convert_between = _convert_with_own_text
+except (ImportError, AttributeError):  # another Apprise layout: its own conversion is used
+    _email_base = None
+
+
+@contextmanager
+def own_text_part(message: Message) -> Iterator[None]:
+    """While sending ``message`` on this thread, its text/plain part is ``message.text``."""
+    _own_text.message = message
+    try:
+        yield
+    finally:
+        _own_text.message = None
+
+
+class SharedTlsContexts:
+    """Stands in for the ``ssl`` module inside Apprise's SMTP controller: ``create_default_context()``
+    returns one context per process and verification choice instead of a new one per connection.
+
+    An ``SSLContext`` is safe to share between connections and threads. Apprise only ever weakens
+    a context it made (``check_hostname = False``, ``CERT_NONE``) when verification is off, so the
+    shared unverified context is made that way up front and the verified one is never touched.
+    Outside ``use()`` (another caller of that module) the real function runs. The CA bundle is read
+    at the first TLS send: a changed bundle needs a restart, as for any long-running TLS client.
+    """
+
+    _verify: contextvars.ContextVar[bool | None] = contextvars.ContextVar("watchdog_tls_verify", default=None)
+    _contexts: dict[bool, ssl.SSLContext] = {}
+    _lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(ssl, name)
+
+    def create_default_context(self, *args, **kwargs) -> ssl.SSLContext:
+        verify = self._verify.get()
+        if verify is None or args or kwargs:
+            return ssl.create_default_context(*args, **kwargs)
+        with self._lock:
+            context = self._contexts.get(verify)
+            if context is None:
+                context = ssl.create_default_context()
+                if not verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                self._contexts[verify] = context
+        return context
+
+    @classmethod
+    @contextmanager
+    def use(cls, *, verify: bool) -> Iterator[None]:
+        token = cls._verify.set(verify)
+        try:
+            yield
+        finally:
+            cls._verify.reset(token)
+
+    @classmethod
+    def install(cls) -> bool:
+        """Put the stand-in into Apprise's SMTP controller module (apprise 2.x); False if absent."""
+        try:
+            from apprise.plugins.email import smtp as apprise_smtp
+        except ImportError:  # an Apprise without the controller module: nothing to share
+            return False
+        if not isinstance(getattr(apprise_smtp, "ssl", None), cls):
+            apprise_smtp.ssl = cls()
+        return True
+
+
+SharedTlsContexts.install()
+
+try:  # Apprise's email plugin opens its connections with this class
+    from apprise.plugins.email.smtp import SMTP_EXCEPTIONS as _SMTP_EXCEPTIONS
+    from apprise.plugins.email.smtp import AppriseSMTPController as _AppriseSMTPController
+except ImportError:  # another Apprise layout: a connection per message, as Apprise does
+    _AppriseSMTPController = None
+
+
+class _RoundPool:
+    """The open controllers of one round on one thread, by relay and login."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open: dict[tuple, RoundSMTPController] = {}
+
+    def close(self) -> None:
+        for controller in self.open.values():
+            controller.close()
+        self.open.clear()
+
+
+IDLE_CHECK_SECONDS = 5.0
+
+if _AppriseSMTPController is not None:
+    class RoundSMTPController(_AppriseSMTPController):
+        """Apprise's SMTP controller, kept open within a round (see the module docstring).
+
+        Apprise uses it as ``with AppriseSMTPController(...) as smtp: smtp.sendmail(...)``: inside
+        a round, ``__enter__`` lends the round's open controller for the same relay and login (or
+        connects this one and keeps it), and ``__exit__`` leaves it open unless the send failed,
+        raised, or used up ``messages_per_connection``. Outside a round it is Apprise's own."""
+
+        _pool: contextvars.ContextVar[_RoundPool | None] = contextvars.ContextVar(
+            "watchdog_smtp_round", default=None)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._lent: RoundSMTPController | None = None
+            self._broken = False
+            self._sent = 0
+            self._last_used = time.monotonic()
+
+        def _key(self) -> tuple:
+            return (self.host, self.port, self.secure_mode, self.user, self.password, self.verify_certificate)
+
+        def _usable(self) -> bool:
+            if self._socket is None or self._broken:
+                return False
+            if time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+                try:  # a relay may have dropped an idle connection: find out before lending it
+                    return self._socket.noop()[0] == 250
+                except _SMTP_EXCEPTIONS:
+                    return False
+            return True
+
+        def __enter__(self):
+            pool = self._pool.get()
+            if pool is None:
+                return super().__enter__()
+            held = pool.open.get(self._key())
+            if held is not None and held._usable():
+                self._lent = held
+                return held
+            if held is not None:
+                held.close()
+                del pool.open[self._key()]
+            super().__enter__()  # connect, secure, log in: raises as Apprise's does
+            pool.open[self._key()] = self
+            self._lent = self
+            return self
+
+        def sendmail(self, from_addr: str, to_addrs: list, message: str) -> bool:
+            ok = super().sendmail(from_addr, to_addrs, message)
+            self._sent += 1
+            self._last_used = time.monotonic()
+            if not ok:  # refused or disconnected: never lend this connection again
+                self._broken = True
+            return ok
+
+        def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+            pool = self._pool.get()
+            used = self._lent
+            if pool is None or used is None:
+                return super().__exit__(exc_type, exc_val, exc_tb)
+            if exc_type is not None or used._broken or used._sent >= pool.limit:
+                used.close()
+                if pool.open.get(used._key()) is used:
+                    del pool.open[used._key()]
+            return None
+
+        def close(self) -> None:
+            """QUIT and forget the connection (a dead one is simply dropped)."""
+            if self._socket is not None:
+                with contextlib.suppress(*_SMTP_EXCEPTIONS):
+                    self._socket.quit()
+                with contextlib.suppress(*_SMTP_EXCEPTIONS):
+                    self._socket.close()
+                self._socket = None
+
+        @classmethod
+        @contextmanager
+        def round(cls, limit: int) -> Iterator[None]:
+            if cls._pool.get() is not None:  # already in a round on this thread: share it
+                yield
+                return
+            pool = _RoundPool(limit)
+            token = cls._pool.set(pool)
+            try:
+                yield
+            finally:
+                cls._pool.reset(token)
+                pool.close()
+
+    import apprise.plugins.email.base as _email_plugin
+
+    _email_plugin.AppriseSMTPController = RoundSMTPController
+else:  # pragma: no cover - another Apprise layout
+    class RoundSMTPController:  # type: ignore[no-redef]
+        @classmethod
+        @contextmanager
+        def round(cls, limit: int) -> Iterator[None]:
+            yield
