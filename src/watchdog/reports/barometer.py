@@ -100,6 +100,7 @@ class DeadlineRow:
     status: Status | None
     investigation_kind: InvestigationKind | None = None
     reasoning_recorded: bool | None = None  # Notification.reassessment_reasoning_recorded
+    team_id: int | None = None  # the case's team
 
 
 @dataclass(frozen=True)
@@ -316,43 +317,40 @@ def default_as_of(period: Period, now: datetime) -> datetime:
 
 def load_barometer_rows(
     session: Session, period: Period, *, as_of: datetime, team_id: int | None = None,
-    known_at: datetime | None = None,
+    known_at: datetime | None = None, team_ids: Sequence[int] | None = None,
 ) -> list[DeadlineRow]:
-    """The deadlines due in ``period`` (of one team's cases, or all), with their status at the
-    occurred instant ``as_of``, as the outcome log knew it at ``known_at`` (None: as known now)."""
+    """The deadlines due in ``period`` (of one team's cases, of ``team_ids``', or all), with their
+    status at the occurred instant ``as_of``, as the outcome log knew it at ``known_at`` (None: as
+    known now). Two queries, however many teams: the rows carry their team (the digests group them)."""
     as_of = ensure_aware(as_of, what="as_of")
-    in_period = and_(Deadline.due > period.start_instant, Deadline.due <= period.end_instant)
+    where = [Deadline.due > period.start_instant, Deadline.due <= period.end_instant]
+    if team_id is not None:
+        where.append(Case.team_id == team_id)
+    if team_ids is not None:
+        where.append(Case.team_id.in_(sorted(set(team_ids)) or [-1]))
+    # Plain rows, not ORM objects: for the digests this is the year's deadlines of every team.
     stmt = (
-        select(Deadline, Case.ext_id, Investigation.kind, Notification.reassessment_reasoning_recorded)
+        select(Deadline.id, Deadline.case_id, Case.ext_id, Deadline.duty, Deadline.seq, Deadline.regime,
+               Deadline.citation, Deadline.due, Investigation.kind, Notification.reassessment_reasoning_recorded,
+               Case.team_id)
         .join(Case, Case.id == Deadline.case_id)
         .outerjoin(Investigation, and_(Deadline.subject_kind == SubjectKind.INVESTIGATION,
                                        Investigation.id == Deadline.subject_id))
         .outerjoin(Notification, and_(Deadline.subject_kind == SubjectKind.NOTIFICATION,
                                       Notification.id == Deadline.subject_id))
-        .where(in_period)
+        .where(*where)
     )
-    if team_id is not None:
-        stmt = stmt.where(Case.team_id == team_id)
-    found = session.exec(stmt).all()
+    found = session.execute(stmt).all()
     if not found:
         return []
-
-    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period)
-    if team_id is not None:
-        ids_in_period = ids_in_period.where(Case.team_id == team_id)
+    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(*where)
     timelines = load_timelines(session, ids_in_period, known_at=known_at)
-
-    out = []
-    for deadline, case_ref, inv_kind, reasoning in found:
-        out.append(DeadlineRow(
-            deadline_id=deadline.id, case_id=deadline.case_id, case_ref=case_ref,
-            duty=Duty(deadline.duty), seq=deadline.seq, regime=Regime(deadline.regime),
-            citation=deadline.citation, due=deadline.due,
-            status=status_at(timelines.get(deadline.id, ()), as_of),
-            investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
-            reasoning_recorded=reasoning,
-        ))
-    return out
+    return [DeadlineRow(
+        deadline_id=deadline_id, case_id=case_id, case_ref=case_ref, duty=Duty(duty), seq=seq, regime=Regime(regime),
+        citation=citation, due=due, status=status_at(timelines.get(deadline_id, ()), as_of),
+        investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
+        reasoning_recorded=reasoning, team_id=team,
+    ) for deadline_id, case_id, case_ref, duty, seq, regime, citation, due, inv_kind, reasoning, team in found]
 
 
 def unsettled_notes(session: Session, rows: Sequence[DeadlineRow], *, as_of: datetime,
