@@ -318,10 +318,23 @@ class _Hours:
     def __init__(self, start_hour: int, end_hour: int, is_working_day: Callable[[date], bool]):
         self.start_hour = start_hour
         self.end_hour = end_hour
-        self.is_working_day = is_working_day
+        self._is_working_day = is_working_day
+        # Per planning round: planning everything (go-live, a changed policy) asks about the same
+        # few hundred days hundreds of thousands of times.
+        self._working: dict[date, bool] = {}
+        self._openings: dict[date, datetime] = {}
+
+    def is_working_day(self, day: date) -> bool:
+        found = self._working.get(day)
+        if found is None:
+            found = self._working[day] = bool(self._is_working_day(day))
+        return found
 
     def opening(self, day: date) -> datetime:
-        return datetime.combine(day, time(self.start_hour), tzinfo=LOCAL_TZ).astimezone(UTC)
+        found = self._openings.get(day)
+        if found is None:
+            found = self._openings[day] = datetime.combine(day, time(self.start_hour), tzinfo=LOCAL_TZ).astimezone(UTC)
+        return found
 
     def _shift(self, day: date, step: int) -> date:
         for _ in range(60):  # no Danish calendar has 60 days off in a row
