@@ -87,7 +87,19 @@ def normalize(text: str) -> str:
             break
     if text.isascii():
         return text
-    return "".join(_char(c) for c in text)
+    return text.translate(_CHARS)
+
+
+class _CharMap(dict):
+    """``_char`` of every character met so far, by code point, for ``str.translate``: a digest's
+    Danish text (æ, ø, å) is otherwise normalised a character at a time through ``unicodedata``."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = found = _char(chr(code))
+        return found
+
+
+_CHARS = _CharMap()
 
 
 def find_cpr(text: str | None) -> list[str]:
