@@ -340,11 +340,9 @@ def load_barometer_rows(
                                       Notification.id == Deadline.subject_id))
         .where(*where)
     )
-    found = session.execute(stmt).all()
-    if not found:
-        return []
     ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(*where)
     timelines = load_timelines(session, ids_in_period, known_at=known_at)
+    found = session.execute(stmt)  # streamed: the rows are not held twice
     return [DeadlineRow(
         deadline_id=deadline_id, case_id=case_id, case_ref=case_ref, duty=Duty(duty), seq=seq, regime=Regime(regime),
         citation=citation, due=due, status=status_at(timelines.get(deadline_id, ()), as_of),
