@@ -76,3 +76,56 @@ def test_switching_back_sends_each_rounds_messages_again(engine, session, anne_w
     rounds(engine, settings, transport, MORNING)
     (mail,) = smtp_server.to(ANNE)
     assert not str(mail.message["Subject"]).startswith("Dagens frister")
+
+
+def _caseworkers_with_digest(session, first: int, n: int):
+    """``n`` caseworkers who chose the daily digest, each with a breach and a deadline within 14 days."""
+    from report_helpers import Builder
+
+    from watchdog.rules.types import Duty, Status
+
+    b = Builder(session)
+    team = b.team(f"DT{first}")
+    workers = []
+    for i in range(first, first + n):
+        w = b.worker(team, f"Rådgiver {i}")
+        b.outcome(b.case(team, ref=f"D{i}-1", worker=w), Duty.INVESTIGATION_4M, "2025-05-20", Status.BREACHED, worker=w)
+        b.outcome(b.case(team, ref=f"D{i}-2", worker=w), Duty.PLAN, "2025-06-10", Status.OPEN, worker=w)
+        set_daily_digest(session, worker_id=w.id, hour=7, now=at("2025-06-03T16:30"))
+        workers.append(w)
+    session.commit()
+    return workers
+
+
+def test_the_daily_digests_take_the_same_number_of_queries_for_two_workers_as_for_eight(session):
+    from datetime import date
+
+    from test_digest import _statements
+
+    from watchdog.casestore import Absence
+    from watchdog.reports.daily_digest import enqueue_daily_digests
+    from watchdog.render import message_from_payload
+    from watchdog.settings import load_settings
+
+    settings = load_settings()
+    workers = _caseworkers_with_digest(session, 0, 2)
+    few, sent = _statements(session, lambda: enqueue_daily_digests(session, now=MORNING, settings=settings))
+    assert sent == 2
+    session.rollback()
+    workers += _caseworkers_with_digest(session, 2, 6)
+    # Worker 0 substitutes for worker 5 today: worker 5's deadlines are in worker 0's digest too.
+    session.add(Absence(ext_id="A-1", worker_id=workers[5].id, substitute_id=workers[0].id,
+                        starts_on=date(2025, 6, 2), ends_on=date(2025, 6, 6)))
+    session.commit()
+    many, sent = _statements(session, lambda: enqueue_daily_digests(session, now=MORNING, settings=settings))
+    assert sent == 8 and many == few
+    import json
+    texts = {a.recipient_worker_id: message_from_payload(json.loads(a.payload)).text
+             for a in session.exec(select(Alert)).all()}
+    assert "Sag D0-1:" in texts[workers[0].id] and "Sag D5-2:" in texts[workers[0].id]
+    assert "Sag D1-1:" not in texts[workers[0].id]
+    assert "Sag D3-1:" in texts[workers[3].id] and "Sag D3-2:" in texts[workers[3].id]
+    assert "Sag D0-1:" not in texts[workers[3].id] and "Sag D5-1:" not in texts[workers[3].id]
+    # Breaches first, then the soonest: D5-1 (breached 20 May) before D0-2 (due 10 June).
+    zero = texts[workers[0].id]
+    assert zero.index("Sag D0-1:") < zero.index("Sag D5-1:") < zero.index("Sag D0-2:") < zero.index("Sag D5-2:")

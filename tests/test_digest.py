@@ -156,3 +156,64 @@ def test_a_malformed_week_or_unknown_leader_is_a_users_mistake(session, settings
 def test_due_times_read_as_a_date_at_the_end_of_the_day_and_as_a_time_otherwise():
     assert format_due(local("2024-03-01T00:00")) == "udgangen af 29-02-2024"  # as everywhere else
     assert format_due(local("2024-03-05T09:00")) == "05-03-2024 kl. 09:00"
+
+
+def _more_teams(session, settings, first: int, n: int) -> None:
+    """``n`` more teams, each with an active leader, a caseworker, a breach, a deadline at risk, one
+    met this year and an open acknowledgement: every query of the digest has rows in every team."""
+    from datetime import date
+
+    from watchdog.acknowledgements import acknowledge
+
+    b = Builder(session)
+    for i in range(first, first + n):
+        team = b.team(f"T{i}", f"Team {i}")
+        b.worker(team, f"Leder {i}", role=WorkerRole.LEADER, ext_id=f"TL{i}")
+        worker = b.worker(team, f"Rådgiver {i}")
+        breach = b.outcome(b.case(team, ref=f"T{i}-1", worker=worker), Duty.INVESTIGATION_4M, "2024-02-28",
+                           Status.BREACHED, worker=worker)
+        b.outcome(b.case(team, ref=f"T{i}-2", worker=worker), Duty.PLAN, "2024-03-12", Status.OPEN, worker=worker)
+        b.outcome(b.case(team, ref=f"T{i}-3", worker=worker), Duty.FOLLOW_UP, "2024-01-20", Status.MET, worker=worker)
+        session.flush()
+        acknowledge(session, deadline_id=breach.id, worker_id=worker.id, reason="Afventer svar", ends_on=date(2024, 3, 8),
+                    now=SEND_W10 - timedelta(days=1), settings=settings)
+    session.commit()
+
+
+def _statements(session, work) -> tuple[int, object]:
+    from sqlalchemy import event
+
+    engine, counted = session.get_bind(), []
+    listener = lambda *args: counted.append(args[2])  # noqa: E731 - (conn, cursor, statement, …)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        result = work()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return len(counted), result
+
+
+def test_the_weekly_digests_take_the_same_number_of_queries_for_three_teams_as_for_twelve(session, settings):
+    build_team_week(session)
+    _more_teams(session, settings, 0, 1)
+    few, messages = _statements(session, lambda: preview_digests(session, now=SEND_W10, settings=settings))
+    assert len(messages) == 3
+    _more_teams(session, settings, 1, 9)
+    many, messages = _statements(session, lambda: preview_digests(session, now=SEND_W10, settings=settings))
+    assert len(messages) == 12 and many == few
+    enqueue_few, _ = _statements(session, lambda: enqueue_weekly_digests(session, now=SEND_W10, settings=settings))
+    session.rollback()
+    _more_teams(session, settings, 10, 10)
+    enqueued, sent = _statements(session, lambda: enqueue_weekly_digests(session, now=SEND_W10, settings=settings))
+    assert sent == 23 and enqueued == enqueue_few  # 22 leaders, one with a Teams channel too
+
+    # Each digest holds its own team's items, as when it is built alone.
+    by_leader = dict((w.ext_id, m) for w, m in preview_digests(session, now=SEND_W10, settings=settings))
+    for ext_id in ("L1", "L2", "TL0", "TL9", "TL19"):
+        ((_, alone),) = preview_digests(session, now=SEND_W10, settings=settings, leader=ext_id)
+        assert by_leader[ext_id] == alone
+    tl9 = by_leader["TL9"].text
+    assert "Sag T9-1:" in tl9 and "Sag T9-2:" in tl9 and "Sag T8-1:" not in tl9 and "Sag FAM-1:" not in tl9
+    assert "påmindelserne er stoppet: 1" in tl9 and "Rådgiver 9 til og med 08-03-2024" in tl9
+    assert "Første opfølgning inden for 3 måneder: 1 af 1 (100 %)" in tl9
+    assert "påmindelserne er stoppet" not in by_leader["L2"].text

@@ -282,3 +282,47 @@ def test_christmas_eve_is_no_day_for_warnings_so_they_go_out_the_working_day_bef
     stages = ladder_stages(d, POLICY, is_working_day=working_day)
     assert [(name, to_local(t).strftime("%a %d-%m %H:%M")) for name, t in stages] == [
         ("before_14d", "Fri 12-12 08:00"), ("before_3d", "Tue 23-12 08:00")]
+
+
+def _reminder_by_scan(d, policy, hours, now, *, snarest=False):
+    """The reminder decision as it was made before the bisection: every step looked at."""
+    from watchdog.planning import ANY_HOUR_DUTIES, reminder_offsets
+
+    any_hour = Duty(d.duty) in ANY_HOUR_DUTIES
+    prefix = "snarest" if snarest else "reminder"
+    steps = [(f"{prefix}_{n}d", d.due + timedelta(days=n)) for n in reminder_offsets(policy, max(0, (now - d.due).days))]
+    if snarest:
+        steps.insert(0, ("snarest_0", d.due))
+    latest, next_at = None, None
+    for stage, nominal in steps:
+        send_at = nominal if any_hour else hours.next_working_moment(nominal)
+        if send_at <= now:
+            if latest is None or send_at >= latest[1]:
+                latest = (stage, send_at)
+        elif next_at is None or send_at < next_at:
+            next_at = send_at
+    return (latest[0] if latest else None, latest[1] if latest else None, next_at)
+
+
+def test_the_reminder_decision_by_bisection_is_the_one_every_step_would_give():
+    from watchdog.planning import _Hours, reminder_due
+
+    policies = [POLICY, AlertSettings(reminder_days=[1, 2, 3], reminder_repeat_days=1),
+                AlertSettings(reminder_days=[5], reminder_repeat_days=0),
+                AlertSettings(reminder_days=[2, 9], reminder_repeat_days=30)]
+    # Due on a Friday before Easter, at the end of a day and at 13:37; a 24-hour duty at any hour.
+    cases = [deadline(Duty.INVESTIGATION_4M, at("2025-01-01T09:00"), at("2025-04-12T00:00")),
+             deadline(Duty.FOLLOW_UP, at("2025-01-01T09:00"), at("2025-12-19T13:37")),
+             deadline(Duty.ASSESSMENT_24H, at("2025-04-16T22:00"), at("2025-04-17T22:00"))]
+    checked = 0
+    for policy in policies:
+        hours = _Hours(policy.working_hours_start, policy.working_hours_end, working_day)
+        for d in cases:
+            for hour in range(0, 24 * 120, 5):
+                now = d.due + timedelta(hours=hour - 24)
+                for snarest in (False, True):
+                    got = reminder_due(d, policy, hours, now, snarest=snarest)
+                    assert (got.stage, got.send_at, got.next_at) == _reminder_by_scan(d, policy, hours, now,
+                                                                                       snarest=snarest)
+                    checked += 1
+    assert checked == 4 * 3 * 576 * 2

@@ -164,6 +164,7 @@ class AckView:
     ends_at: datetime
     ended_at: datetime | None
     ended_by_name: str | None
+    team_id: int | None = None  # the case's team (the digests group by it)
 
     def is_open(self, now: datetime) -> bool:
         return self.ended_at is None and now < self.ends_at
@@ -329,11 +330,12 @@ _ACK_BY, _ACK_ENDER = aliased(Worker, name="ack_by"), aliased(Worker, name="ack_
 
 def list_acknowledgements(session: Session, *, now: datetime, team_id: int | None = None,
                           case_id: int | None = None, worker_id: int | None = None,
-                          deadline_ids=None, open_only: bool = True) -> list[AckView]:
-    """Acknowledgements as pages show them, soonest end first: a team's, a case's, a worker's
-    (made by them) or some deadlines'; only the open ones unless ``open_only`` is False."""
+                          deadline_ids=None, open_only: bool = True, team_ids=None) -> list[AckView]:
+    """Acknowledgements as pages show them, soonest end first: a team's (or some teams'), a case's,
+    a worker's (made by them) or some deadlines'; only the open ones unless ``open_only`` is False."""
     by, ender = _ACK_BY, _ACK_ENDER
-    query = (select(Acknowledgement, Case.ext_id, Deadline.duty, Deadline.due, Deadline.status, by.name, ender.name)
+    query = (select(Acknowledgement, Case.ext_id, Deadline.duty, Deadline.due, Deadline.status, by.name, ender.name,
+                    Case.team_id)
              .join(Deadline, Deadline.id == Acknowledgement.deadline_id)
              .join(Case, Case.id == Deadline.case_id)
              .join(by, by.id == Acknowledgement.worker_id)
@@ -342,6 +344,8 @@ def list_acknowledgements(session: Session, *, now: datetime, team_id: int | Non
         query = query.where(Acknowledgement.ended_at.is_(None), Acknowledgement.ends_at > now)
     if team_id is not None:
         query = query.where(Case.team_id == team_id)
+    if team_ids is not None:
+        query = query.where(Case.team_id.in_(sorted(set(team_ids)) or [-1]))
     if case_id is not None:
         query = query.where(Case.id == case_id)
     if worker_id is not None:
@@ -351,5 +355,5 @@ def list_acknowledgements(session: Session, *, now: datetime, team_id: int | Non
     query = query.order_by(Acknowledgement.ends_at, Acknowledgement.id)
     return [AckView(id=a.id, deadline_id=a.deadline_id, case_ref=ref, duty=Duty(duty), due=due, status=Status(status),
                     worker_name=name, reason=a.reason, created_at=a.created_at, ends_on=a.ends_on,
-                    ends_at=a.ends_at, ended_at=a.ended_at, ended_by_name=ended_by)
-            for a, ref, duty, due, status, name, ended_by in session.execute(query).all()]
+                    ends_at=a.ends_at, ended_at=a.ended_at, ended_by_name=ended_by, team_id=team)
+            for a, ref, duty, due, status, name, ended_by, team in session.execute(query).all()]

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from datetime import datetime
 
 from sqlalchemy import bindparam, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -275,7 +276,18 @@ def _store_next_times(session: Session, planned: list[OpenDeadline], next_at: di
     c = table.c
     changes = [{"b_id": d.id, "b_seen": d.next_alert_at, "b_status": d.status, "b_due": d.due,
                 "b_next": next_at.get(d.id)} for d in planned if next_at.get(d.id) != d.next_alert_at]
-    if changes:
+    if changes and session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays, not one UPDATE a row: at go-live (or after a policy change)
+        # that is every open deadline, and psycopg's executemany sends each on its own.
+        session.execute(sql_text(
+            f"UPDATE deadline AS d SET next_alert_at = v.next_at FROM unnest(CAST(:ids AS INTEGER[]), "
+            f"CAST(:seen AS TIMESTAMPTZ[]), CAST(:statuses AS {c.status.type.name}[]), CAST(:dues AS TIMESTAMPTZ[]), "
+            "CAST(:nexts AS TIMESTAMPTZ[])) AS v(id, seen, status, due, next_at) WHERE d.id = v.id AND "
+            "d.next_alert_at IS NOT DISTINCT FROM v.seen AND d.status = v.status AND d.due = v.due"),
+            {"ids": [ch["b_id"] for ch in changes], "seen": [ch["b_seen"] for ch in changes],
+             "statuses": [Status(ch["b_status"]).name for ch in changes], "dues": [ch["b_due"] for ch in changes],
+             "nexts": [ch["b_next"] for ch in changes]})
+    elif changes:
         session.execute(update(table).where(
             c.id == bindparam("b_id"), c.next_alert_at.is_not_distinct_from(bindparam("b_seen")),
             c.status == bindparam("b_status"), c.due == bindparam("b_due"),

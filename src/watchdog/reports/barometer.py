@@ -88,44 +88,42 @@ def default_as_of(period: Period, now: datetime) -> datetime:
 
 def load_barometer_rows(
     session: Session, period: Period, *, as_of: datetime, team_id: int | None = None,
-    known_at: datetime | None = None, case_ids=None,
+    known_at: datetime | None = None, case_ids=None, team_ids: Sequence[int] | None = None,
 ) -> list[DeadlineRow]:
-    """The deadlines due in ``period`` (of one team's cases, or all; of ``case_ids``, a select of
-    ids, if given), with their status at the occurred instant ``as_of``, as the outcome log knew
-    it at ``known_at`` (None: as known now), replayed from the log."""
+    """The deadlines due in ``period`` (of one team's cases, of ``team_ids``', or all; of
+    ``case_ids``, a select of ids, if given), with their status at the occurred instant ``as_of``,
+    as the outcome log knew it at ``known_at`` (None: as known now), replayed from the log. Two
+    queries, however many teams: the rows carry their team (the digests group them)."""
     as_of = ensure_aware(as_of, what="as_of")
+    filters = []
+    if team_id is not None:
+        filters.append(Case.team_id == team_id)
+    if team_ids is not None:
+        filters.append(Case.team_id.in_(sorted(set(team_ids)) or [-1]))
+    if case_ids is not None:
+        filters.append(Deadline.case_id.in_(case_ids))
     stmt = (
-        select(Deadline, Case.ext_id, Investigation.kind, Notification.reassessment_reasoning_recorded)
+        select(Deadline.id, Deadline.case_id, Case.ext_id, Deadline.duty, Deadline.seq, Deadline.regime,
+               Deadline.citation, Deadline.due, Investigation.kind, Notification.reassessment_reasoning_recorded,
+               Case.team_id)
         .join(Case, Case.id == Deadline.case_id)
         .outerjoin(Investigation, and_(Deadline.subject_kind == SubjectKind.INVESTIGATION,
                                        Investigation.id == Deadline.subject_id))
         .outerjoin(Notification, and_(Deadline.subject_kind == SubjectKind.NOTIFICATION,
                                       Notification.id == Deadline.subject_id))
-        .where(in_period(period))
+        .where(in_period(period), *filters)
     )
-    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period(period))
-    if team_id is not None:
-        stmt = stmt.where(Case.team_id == team_id)
-        ids_in_period = ids_in_period.where(Case.team_id == team_id)
-    if case_ids is not None:
-        stmt = stmt.where(Deadline.case_id.in_(case_ids))
-        ids_in_period = ids_in_period.where(Deadline.case_id.in_(case_ids))
-    found = session.exec(stmt).all()
+    ids_in_period = select(Deadline.id).join(Case, Case.id == Deadline.case_id).where(in_period(period), *filters)
+    found = session.execute(stmt).all()
     if not found:
         return []
     timelines = load_timelines(session, ids_in_period, known_at=known_at)
-
-    out = []
-    for deadline, case_ref, inv_kind, reasoning in found:
-        out.append(DeadlineRow(
-            deadline_id=deadline.id, case_id=deadline.case_id, case_ref=case_ref,
-            duty=Duty(deadline.duty), seq=deadline.seq, regime=Regime(deadline.regime),
-            citation=deadline.citation, due=deadline.due,
-            status=status_at(timelines.get(deadline.id, ()), as_of),
-            investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
-            reasoning_recorded=reasoning,
-        ))
-    return out
+    return [DeadlineRow(
+        deadline_id=deadline_id, case_id=case_id, case_ref=case_ref, duty=Duty(duty), seq=seq, regime=Regime(regime),
+        citation=citation, due=due, status=status_at(timelines.get(deadline_id, ()), as_of),
+        investigation_kind=InvestigationKind(inv_kind) if inv_kind is not None else None,
+        reasoning_recorded=reasoning, team_id=team,
+    ) for deadline_id, case_id, case_ref, duty, seq, regime, citation, due, inv_kind, reasoning, team in found]
 
 
 def unsettled_notes(session: Session, rows: Sequence[DeadlineRow], *, as_of: datetime,

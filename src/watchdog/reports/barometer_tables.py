@@ -69,6 +69,7 @@ class DeadlineRow:
     status: Status | None
     investigation_kind: InvestigationKind | None = None
     reasoning_recorded: bool | None = None  # Notification.reassessment_reasoning_recorded
+    team_id: int | None = None  # the case's team
 
 
 @dataclass(frozen=True)

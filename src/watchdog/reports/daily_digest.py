@@ -17,6 +17,7 @@ is pure (``render_daily_digest``).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -92,21 +93,44 @@ def _covered(session: Session, worker_id: int, today: date):
     return Deadline.responsible_worker_id.in_(for_whom)
 
 
-def load_daily_items(session: Session, worker_id: int, *, now: datetime, settings) -> list[DailyItem]:
+def load_daily_items_for(session: Session, worker_ids, *, now: datetime, settings) -> dict[int, list[DailyItem]]:
+    """Each worker's digest items (their own deadlines and those of whom they substitute for
+    today), for many workers with a fixed number of queries (per 1,000 workers), not per worker."""
     from watchdog.acknowledgements import list_acknowledgements
+    from watchdog.deadlines import chunks
 
     today = local_date(now)
     horizon = now + timedelta(days=HORIZON_DAYS)
-    rows = session.execute(
-        select(Deadline, Case.ext_id, Case.link).join(Case, Case.id == Deadline.case_id)
-        .where(_covered(session, worker_id, today),
-               or_(Deadline.status == Status.BREACHED, (Deadline.status == Status.OPEN) & (Deadline.due <= horizon)))
-        .order_by(Deadline.due, Deadline.id)).all()
-    acked = {a.deadline_id: a.ends_on for a in list_acknowledgements(
-        session, now=now, deadline_ids=[d.id for d, *_ in rows])}
-    return [DailyItem(deadline_id=d.id, case_ref=ref, case_link=case_link_for(ref, link, settings),
-                      duty=Duty(d.duty), citation=d.citation, due=d.due, status=Status(d.status), worker_name=None,
-                      municipal_policy=d.municipal_policy, acknowledged_until=acked.get(d.id)) for d, ref, link in rows]
+    workers = sorted(set(worker_ids))
+    for_whom: dict[int, set[int]] = {w: {w} for w in workers}
+    for part in chunks(workers, 1000):
+        for absent, substitute in session.execute(select(Absence.worker_id, Absence.substitute_id).where(
+                Absence.substitute_id.in_(part), Absence.starts_on <= today, Absence.ends_on >= today)):
+            for_whom[substitute].add(absent)
+    responsible = sorted(set().union(*for_whom.values())) if for_whom else []
+    rows = []
+    for part in chunks(responsible, 1000):
+        rows += session.execute(
+            select(Deadline.id, Deadline.responsible_worker_id, Case.ext_id, Case.link, Deadline.duty,
+                   Deadline.citation, Deadline.due, Deadline.status, Deadline.municipal_policy)
+            .join(Case, Case.id == Deadline.case_id)
+            .where(Deadline.responsible_worker_id.in_(part),
+                   or_(Deadline.status == Status.BREACHED, (Deadline.status == Status.OPEN) & (Deadline.due <= horizon)))
+        ).all()
+    acked = {a.deadline_id: a.ends_on for a in list_acknowledgements(session, now=now)} if rows else {}
+    by_responsible: dict[int, list[DailyItem]] = defaultdict(list)
+    for r in rows:
+        by_responsible[r.responsible_worker_id].append(DailyItem(
+            deadline_id=r.id, case_ref=r.ext_id, case_link=case_link_for(r.ext_id, r.link, settings),
+            duty=Duty(r.duty), citation=r.citation, due=r.due, status=Status(r.status), worker_name=None,
+            municipal_policy=r.municipal_policy, acknowledged_until=acked.get(r.id)))
+    return {w: sorted((i for whom in for_whom[w] for i in by_responsible.get(whom, ())),
+                      key=lambda i: (i.due, i.deadline_id)) for w in workers}
+
+
+def load_daily_items(session: Session, worker_id: int, *, now: datetime, settings) -> list[DailyItem]:
+    """One worker's digest items (``load_daily_items_for`` that worker)."""
+    return load_daily_items_for(session, [worker_id], now=now, settings=settings)[worker_id]
 
 
 def render_daily_digest(name: str, items: list[DailyItem], *, now: datetime):
@@ -149,31 +173,35 @@ def enqueue_daily_digests(session: Session, *, now: datetime, settings) -> int:
     today = local_date(now)
     if is_non_working_day(today):
         return 0
-    new: list[NewAlert] = []
+    due: list[tuple[Worker, datetime, list[tuple[Channel, str]]]] = []
     for pref, worker in session.execute(
             select(WorkerPreference, Worker).join(Worker, Worker.id == WorkerPreference.worker_id)
             .where(WorkerPreference.daily_digest_hour.is_not(None), Worker.active == True)
             .order_by(Worker.id)).all():
         send_at = datetime.combine(today, time(pref.daily_digest_hour), tzinfo=LOCAL_TZ).astimezone(now.tzinfo)
-        if now < send_at:
-            continue
-        channels = [(Channel.EMAIL, worker.email)] + (
-            [(Channel.TEAMS, worker.teams_workflow_url)] if worker.teams_workflow_url else [])
-        keys = {ch: digest_key(worker.id, today, ch) for ch, _ in channels}
-        have = set(session.exec(select(Alert.key).where(Alert.key.in_(list(keys.values())))).all())
-        missing = [(ch, addr) for ch, addr in channels if keys[ch] not in have and addr]
-        if not missing:
-            continue
-        items = load_daily_items(session, worker.id, now=now, settings=settings)
-        if not items:
+        if now >= send_at:
+            channels = [(Channel.EMAIL, worker.email)] + (
+                [(Channel.TEAMS, worker.teams_workflow_url)] if worker.teams_workflow_url else [])
+            due.append((worker, send_at, channels))
+    keys = [digest_key(worker.id, today, ch) for worker, _, channels in due for ch, _ in channels]
+    have: set[str] = set()
+    for start in range(0, len(keys), 500):
+        have.update(session.exec(select(Alert.key).where(Alert.key.in_(keys[start:start + 500]))).all())
+    todo = [(worker, send_at, missing) for worker, send_at, channels in due
+            if (missing := [(ch, addr) for ch, addr in channels if digest_key(worker.id, today, ch) not in have and addr])]
+    items = load_daily_items_for(session, [w.id for w, _, _ in todo], now=now, settings=settings) if todo else {}
+    new: list[NewAlert] = []
+    for worker, send_at, missing in todo:
+        if not items[worker.id]:
             continue  # nothing to tell: no message (no noise)
-        message = render_daily_digest(worker.name, items, now=now)
+        message = render_daily_digest(worker.name, items[worker.id], now=now)
         if message_sensitive(message):
             log.error("daily digest of worker %s not sent: a CPR-like number in it", worker.ext_id)
             continue
         payload = message_to_payload(message)
-        new += [NewAlert(key=keys[ch], kind=AlertKind.DIGEST, stage=DAILY_STAGE, recipient_address=addr,
-                         channel=ch, send_after=send_at, recipient_worker_id=worker.id, payload=payload)
+        new += [NewAlert(key=digest_key(worker.id, today, ch), kind=AlertKind.DIGEST, stage=DAILY_STAGE,
+                         recipient_address=addr, channel=ch, send_after=send_at, recipient_worker_id=worker.id,
+                         payload=payload)
                 for ch, addr in missing]
     return enqueue(session, new, now=now) if new else 0
 

@@ -1,7 +1,8 @@
 """The leaders' weekly digest: last week's breaches, the next two weeks' risks, the open breaches,
 and this year's compliance per duty, for each team leader, once a week.
 
-- ``load_digest_data`` reads a team's deadlines and its year-to-date barometer (I/O: database).
+- ``reports.digest_data`` reads the deadlines, the year-to-date barometer and the open
+  acknowledgements of every team at once (I/O: database; a fixed number of queries).
 - ``build_digest`` (pure) picks the items; ``render_digest`` (pure) writes the Danish message:
   text and HTML (``templates/email/digest.html``) for email, each list capped at
   ``alerts.max_items_per_section`` with "og N flere" and the team page's link, and a compact
@@ -26,14 +27,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from sqlalchemy import or_
 from sqlmodel import Session, select
 
-from watchdog.casestore import Case, Team, Worker, WorkerRole
-from watchdog.clock import ensure_aware, format_due, local_date, local_midnight
-from watchdog.deadlines import Deadline
+from watchdog.casestore import Team, Worker, WorkerRole
+from watchdog.clock import ensure_aware, format_due
 from watchdog.outbox import Alert, AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import DUTY_NAMES_DA, Message, message_sensitive, message_to_payload
 from watchdog.templating import render as render_template
@@ -42,12 +41,15 @@ from watchdog.reports.weeks import (  # noqa: F401 - part of this module's API
     iso_week_of, latest_due_week, parse_iso_week, send_time, week_monday,
 )
 from watchdog.reports import ReportInputError
-from watchdog.reports.barometer import JA, BarometerReport, Period, compute_barometer, load_barometer_rows
+from watchdog.reports.barometer import JA
+from watchdog.reports.digest_data import (  # noqa: F401 - part of this module's API
+    AT_RISK_DAYS, DigestData, DigestDeadline, case_link_for, load_digest_data, load_digests_data,
+    past_week_window as _past_week_window,
+)
 from watchdog.rules.types import Duty, Status
 
 log = logging.getLogger(__name__)
 
-AT_RISK_DAYS = 14
 DIGEST_STAGE = "weekly"
 _MONTHS_DA = ["januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
               "oktober", "november", "december"]
@@ -73,27 +75,8 @@ FOOTER_DA = ("Ugeoversigten er sendt automatisk af watchdog (fristovervågning).
 
 
 # --------------------------------------------------------------------------------------------
-# Data (I/O) and content (pure)
+# Content (pure); the data is read by ``reports.digest_data``
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DigestDeadline:
-    deadline_id: int
-    case_ref: str
-    case_link: str
-    duty: Duty
-    citation: str
-    due: datetime
-    status: Status
-    worker_name: str | None
-    municipal_policy: bool = False
-
-
-@dataclass(frozen=True)
-class DigestData:
-    deadlines: tuple[DigestDeadline, ...]
-    year_to_date: BarometerReport
 
 
 @dataclass(frozen=True)
@@ -125,46 +108,6 @@ class DigestContent:
         return sum(len(items) for _, items in self.at_risk)
 
 
-def case_link_for(case_ref: str, link: str | None, settings) -> str:
-    """The case's own link, else the configured template (as ``delivery_round.case_link`` does)."""
-    if link:
-        return link
-    return settings.alerts.case_link_template.format(case_ref=quote(case_ref, safe=""))
-
-
-def _past_week_window(week: str) -> tuple[datetime, datetime]:
-    monday = week_monday(week)
-    return local_midnight(monday - timedelta(days=7)), local_midnight(monday)
-
-
-def load_digest_data(session: Session, team_id: int, *, week: str, now: datetime, settings) -> DigestData:
-    now = ensure_aware(now, what="now")
-    past_start, _ = _past_week_window(week)
-    horizon = now + timedelta(days=AT_RISK_DAYS)
-    stmt = (
-        select(Deadline, Case.ext_id, Case.link, Worker.name)
-        .join(Case, Case.id == Deadline.case_id)
-        .outerjoin(Worker, Worker.id == Deadline.responsible_worker_id)
-        .where(Case.team_id == team_id)
-        .where(or_(
-            Deadline.status == Status.BREACHED,
-            (Deadline.status == Status.OPEN) & (Deadline.due <= horizon),
-            (Deadline.status == Status.MET_LATE) & (Deadline.due > past_start),
-        ))
-        .order_by(Deadline.due, Deadline.id)
-    )
-    items = tuple(
-        DigestDeadline(deadline_id=d.id, case_ref=ref, case_link=case_link_for(ref, link, settings),
-                       duty=Duty(d.duty), citation=d.citation, due=d.due, status=Status(d.status),
-                       worker_name=worker, municipal_policy=d.municipal_policy)
-        for d, ref, link, worker in session.exec(stmt).all()
-    )
-    year_start = date(local_date(now).year, 1, 1)
-    period = Period(year_start, max(year_start, local_date(now)))
-    rows = load_barometer_rows(session, period, as_of=now, team_id=team_id)
-    return DigestData(deadlines=items, year_to_date=compute_barometer(rows, period, as_of=now))
-
-
 def build_digest(leader_name: str, team_name: str, data: DigestData, week: str, now: datetime) -> DigestContent:
     """Pick the digest's items for week ``week`` as of ``now``. Pure."""
     now = ensure_aware(now, what="now")
@@ -191,7 +134,7 @@ def build_digest(leader_name: str, team_name: str, data: DigestData, week: str, 
         past_week=(monday - timedelta(days=7), monday - timedelta(days=1)), now=now,
         breaches_past_week=breaches_past_week, at_risk=at_risk, open_breaches=open_breaches,
         compliance=compliance, year=data.year_to_date.period.start.year,
-        year_to=data.year_to_date.period.end,
+        year_to=data.year_to_date.period.end, acknowledged=data.acknowledged,
     )
 
 
@@ -350,20 +293,21 @@ def active_leaders(session: Session, leader: str | None = None) -> list[tuple[Wo
     return found
 
 
-def digest_message(session: Session, leader: Worker, team: Team, *, week: str, now: datetime, settings,
-                   _cache: dict | None = None) -> Message:
-    cache = _cache if _cache is not None else {}
-    if team.id not in cache:
-        cache[team.id] = load_digest_data(session, team.id, week=week, now=now, settings=settings)
-    from dataclasses import replace
-
-    from watchdog.acknowledgements import list_acknowledgements
+def digest_message(leader: Worker, team: Team, data: DigestData, *, week: str, now: datetime, settings) -> Message:
+    """A leader's digest for ``week`` from their team's data (``load_digests_data``). Pure."""
     from watchdog.message_context import full_list_url
 
-    content = replace(build_digest(leader.name, team.name, cache[team.id], week, now),
-                      acknowledged=tuple(list_acknowledgements(session, now=now, team_id=team.id)))
-    return render_digest(content, link=system_link(settings), list_url=full_list_url(settings, leader=True),
+    return render_digest(build_digest(leader.name, team.name, data, week, now), link=system_link(settings),
+                         list_url=full_list_url(settings, leader=True),
                          max_items=settings.alerts.max_items_per_section)
+
+
+def _messages(session: Session, leaders: list[tuple[Worker, Team]], *, week: str, now: datetime, settings):
+    """Each leader's digest, from one load of their teams' data (a fixed number of queries)."""
+    if not leaders:
+        return []
+    data = load_digests_data(session, week=week, now=now, settings=settings, team_ids={t.id for _, t in leaders})
+    return [(w, digest_message(w, t, data[t.id], week=week, now=now, settings=settings)) for w, t in leaders]
 
 
 def preview_digests(session: Session, *, now: datetime, settings, leader: str | None = None,
@@ -371,9 +315,7 @@ def preview_digests(session: Session, *, now: datetime, settings, leader: str | 
     """The digests as they would be sent, without sending anything."""
     week = week or latest_due_week(now, settings.schedule)
     parse_iso_week(week)
-    cache: dict = {}
-    return [(w, digest_message(session, w, t, week=week, now=now, settings=settings, _cache=cache))
-            for w, t in active_leaders(session, leader)]
+    return _messages(session, active_leaders(session, leader), week=week, now=now, settings=settings)
 
 
 def digest_key(leader_id: int, week: str, channel: Channel) -> str:
@@ -402,16 +344,17 @@ def enqueue_weekly_digests(session: Session, *, now: datetime, settings) -> int:
         existing.update(session.exec(select(Alert.key).where(Alert.key.in_(wanted[start:start + 500]))).all())
     if existing.issuperset(wanted):
         return 0
-    cache: dict = {}
-    new: list[NewAlert] = []
+    todo = []
     for leader, team in active_leaders(session):
         channels = [(Channel.EMAIL, leader.email)]
         if leader.teams_workflow_url:
             channels.append((Channel.TEAMS, leader.teams_workflow_url))
         missing = [(ch, addr) for ch, addr in channels if digest_key(leader.id, week, ch) not in existing]
-        if not missing:
-            continue
-        message = digest_message(session, leader, team, week=week, now=now, settings=settings, _cache=cache)
+        if missing:
+            todo.append((leader, team, missing))
+    messages = _messages(session, [(leader, team) for leader, team, _ in todo], week=week, now=now, settings=settings)
+    new: list[NewAlert] = []
+    for (leader, _team, missing), (_, message) in zip(todo, messages, strict=True):
         found = message_sensitive(message)
         if found:  # a CPR-like number in a case reference: never send it (DESIGN invariant 5)
             log.error("digest for leader %s week %s not sent: %d CPR-like numbers in it", leader.ext_id, week, len(found))
