@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware, format_local
@@ -78,7 +79,10 @@ def _d(instant: datetime) -> str:
 
 def check_imported(session: Session, records: Sequence, *, now: datetime) -> list[Finding]:
     """Check the imported records against the store (already upserted, same transaction); store
-    new warnings, resolve those a record no longer shows. Returns this import's findings."""
+    new warnings, resolve those a record no longer shows. Returns this import's findings.
+
+    ``records`` need ``spec``, ``ext_id``, ``source``, ``record`` and ``given`` (``upsert.ValidRecord``
+    or the lighter ``writing.Imported``); the rows are read as plain rows (Core), not ORM objects."""
     from watchdog.casestore import Case, FollowUp, Investigation, Measure, Notification
     from watchdog.rules.facts import CaseFacts, MeasureFacts, NotificationFacts
     from watchdog.rules.notifications import running_measure
@@ -110,7 +114,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         ext_ids = [r.ext_id for r in recs]
         found = {}
         for start in range(0, len(ext_ids), 500):
-            for row in session.exec(select(table).where(table.ext_id.in_(ext_ids[start:start + 500]))):
+            for row in session.execute(sa_select(table.__table__).where(table.ext_id.in_(ext_ids[start:start + 500]))):
                 found[row.ext_id] = row
         return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
 
@@ -119,7 +123,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         values = sorted(set(values))
         out: dict = {}
         for start in range(0, len(values), 500):
-            for row in session.exec(select(column.class_).where(column.in_(values[start:start + 500]))):
+            for row in session.execute(sa_select(column.class_.__table__).where(column.in_(values[start:start + 500]))):
                 out.setdefault(getattr(row, column.key), []).append(row)
         return out
 
