@@ -27,6 +27,7 @@ A record's number is its spreadsheet row (the header is row 1) or its line in a 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -83,6 +84,12 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+@functools.cache
+def _fields(model) -> dict[str, tuple[Any, str]]:
+    """Every field of an input model: its pydantic info and how its cell is read (once per model)."""
+    return {name: (info, field_kind(model, name)) for name, info in model.model_fields.items()}
+
+
 def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
                    cells: list[Any]) -> RawRecord:
     """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
@@ -90,14 +97,15 @@ def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str
     if len(cells) > len(columns) and any(not _is_empty(c) for c in cells[len(columns):]):
         rec.problems.append(Problem(source, str(number), "(row)",
                                     f"has {len(cells)} cells but the header has {len(columns)} columns"))
+    fields = _fields(spec.model)
     for col, cell in zip(columns, cells, strict=False):
-        info = spec.model.model_fields[col]
+        info, kind = fields[col]
         if _is_empty(cell):
             if not info.is_required():
                 rec.values[col] = info.get_default(call_default_factory=True)
             continue
         try:
-            rec.values[col] = convert_cell(field_kind(spec.model, col), cell)
+            rec.values[col] = convert_cell(kind, cell)
         except (ValueError, OverflowError) as exc:
             rec.problems.append(Problem(source, str(number), col, str(exc)))
     return rec

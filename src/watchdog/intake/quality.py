@@ -102,11 +102,12 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
             case_refs[case_id] = session.exec(select(Case.ext_id).where(Case.id == case_id)).one()
         return case_refs[case_id]
 
-    def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message: str) -> None:
+    def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message) -> None:
+        """``message``: a function that writes it (only a finding needs one)."""
         checked.append((kind, rec.spec.name, rec.ext_id, field))
         if bad:
             findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, ref(case_id),
-                                    rec.source, str(rec.record), message[:500]))
+                                    rec.source, str(rec.record), message()[:500]))
 
     def imported(entity: str, table):
         """(record, its stored row) for the imported records of ``entity``."""
@@ -133,7 +134,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, n in notifications:
         look(rec, "assessed_before_receipt", "assessed_at", n.case_id,
              n.assessed_at is not None and n.assessed_at < n.received_at,
-             f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
+             lambda: f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
              f"{_d(n.received_at)}: 24-timers vurderingen tæller som overholdt.")
         if "child_in_support" in rec.given:
             running = None
@@ -144,7 +145,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
                 running = running_measure(CaseFacts(n.case_id, n.received_at, measures=measures),
                                           NotificationFacts(n.id, n.received_at))
             look(rec, "support_flag_contradicts_measure", "child_in_support", n.case_id, running is not None,
-                 f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
+                 lambda: f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
                  f"iværksat {_d(running.effected_at) if running else ''} og ikke afsluttet ved modtagelsen "
                  f"{_d(n.received_at)}: genvurderingspligten (BL § 137 / SEL § 155 a) gælder, foranstaltningen "
                  "vejer tungest.")
@@ -152,7 +153,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, inv in imported("investigations", Investigation):
         look(rec, "completed_before_awareness", "completed_at", inv.case_id,
              inv.completed_at is not None and inv.completed_at < inv.aware_at,
-             f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
+             lambda: f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
              f"opmærksom {_d(inv.aware_at)}: 4-måneders fristen tæller som overholdt.")
 
     measures = imported("measures", Measure)
@@ -160,12 +161,12 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, m in measures:
         look(rec, "effected_before_decision", "effected_at", m.case_id,
              m.effected_at is not None and m.effected_at < m.decided_at,
-             f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
+             lambda: f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
              f"{_d(m.decided_at)}: opfølgningsfristen regnes fra iværksættelsen.")
         early = [] if m.effected_at is None else sorted(
             (f for f in measure_follow_ups.get(m.id, ()) if f.performed_at < m.effected_at), key=lambda f: f.ext_id)
         look(rec, "follow_up_before_effect", "effected_at", m.case_id, bool(early),
-             f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
+             lambda: f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
              f"{', '.join(f.ext_id for f in early)}: opfølgningerne tæller ikke med i fristen.")
 
     follow_ups = imported("follow_ups", FollowUp)
@@ -175,7 +176,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         m = of_follow_ups.get(f.measure_id)
         look(rec, "follow_up_before_effect", "performed_at", m.case_id if m else None,
              m is not None and m.effected_at is not None and f.performed_at < m.effected_at,
-             f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
+             lambda: f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
              f"{_d(m.effected_at) if m is not None and m.effected_at else ''}: den tæller ikke med i fristen.")
 
     _store(session, findings, checked, now)
@@ -185,7 +186,10 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
 def _store(session: Session, findings: list[Finding], checked: list[tuple[str, str, str, str]], now: datetime) -> None:
     W = DataQualityWarning
     found = {(f.kind, f.entity, f.record_ext_id, f.field): f for f in findings}
-    ext_ids = sorted({c[2] for c in checked})
+    # None stored for these entities yet (the first import): nothing to look up or resolve.
+    entities = sorted({c[1] for c in checked})
+    none_yet = session.execute(sa_select(W.id).where(W.entity.in_(entities)).limit(1)).first() is None
+    ext_ids = [] if none_yet else sorted({c[2] for c in checked})
     existing = {}
     for start in range(0, len(ext_ids), 500):
         for row in session.exec(select(W).where(W.record_ext_id.in_(ext_ids[start:start + 500]))):

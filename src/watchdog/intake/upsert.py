@@ -235,6 +235,7 @@ def _import(engine: Engine, valid: Callable[[list[Problem]], Iterable[ValidRecor
     ``CONFLICT_ATTEMPTS`` times; after that ``IntakeConflict`` (HTTP 409). Nothing of a failed
     attempt is kept.
     """
+    started = time.perf_counter()
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         problems = list(prior_problems)
         first = progress if attempt == 1 else None
@@ -263,9 +264,12 @@ def _import(engine: Engine, valid: Callable[[list[Problem]], Iterable[ValidRecor
                 session.rollback()
                 raise
     result.dry_run = dry_run
+    result.seconds["import"] = time.perf_counter() - started
     if not dry_run and result.affected_case_ids:
+        started = time.perf_counter()
         result.deadlines_recomputed = recompute_deadlines(engine, result.affected_case_ids, now=now,
                                                           settings=settings)
+        result.seconds["deadlines"] = time.perf_counter() - started
     return result
 
 
