@@ -77,6 +77,16 @@ def _d(instant: datetime) -> str:
     return format_local(instant)
 
 
+# The columns the checks read, by entity (and by table name where rows are grouped).
+_READ = {
+    "notifications": ("id", "ext_id", "case_id", "received_at", "assessed_at", "child_in_support"),
+    "investigations": ("ext_id", "case_id", "aware_at", "completed_at"),
+    "measures": ("id", "ext_id", "case_id", "kind", "decided_at", "legal_basis", "effected_at", "ended_at"),
+    "follow_ups": ("ext_id", "measure_id", "performed_at"),
+}
+_READ.update({"measure": _READ["measures"], "follow_up": _READ["follow_ups"]})
+
+
 def check_imported(session: Session, records: Sequence, *, now: datetime) -> list[Finding]:
     """Check the imported records against the store (already upserted, same transaction); store
     new warnings, resolve those a record no longer shows. Returns this import's findings.
@@ -110,12 +120,13 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
                                     rec.source, str(rec.record), message()[:500]))
 
     def imported(entity: str, table):
-        """(record, its stored row) for the imported records of ``entity``."""
+        """(record, its stored row: the columns the checks read) for the imported records of ``entity``."""
         recs = by_entity.get(entity, [])
         ext_ids = [r.ext_id for r in recs]
         found = {}
+        columns = [table.__table__.c[c] for c in _READ[entity]]
         for start in range(0, len(ext_ids), 500):
-            for row in session.execute(sa_select(table.__table__).where(table.ext_id.in_(ext_ids[start:start + 500]))):
+            for row in session.execute(sa_select(*columns).where(table.ext_id.in_(ext_ids[start:start + 500]))):
                 found[row.ext_id] = row
         return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
 
@@ -123,8 +134,10 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         """Rows whose ``column`` is among ``values``, grouped by it: one query per 500 values."""
         values = sorted(set(values))
         out: dict = {}
+        table = column.class_.__table__
+        columns = [table.c[c] for c in _READ[table.name]]
         for start in range(0, len(values), 500):
-            for row in session.execute(sa_select(column.class_.__table__).where(column.in_(values[start:start + 500]))):
+            for row in session.execute(sa_select(*columns).where(column.in_(values[start:start + 500]))):
                 out.setdefault(getattr(row, column.key), []).append(row)
         return out
 
