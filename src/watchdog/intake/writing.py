@@ -304,7 +304,7 @@ class ChunkWriter:
             where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)))
         dialect = self.session.get_bind().dialect
         compiled = stmt.compile(dialect=dialect)
-        order = list(compiled.positiontup) if compiled.positional else names
+        order = list(compiled.positiontup) if compiled.positional else list(compiled.params)
         processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order]
         # Columns the compiler added for their Python-side defaults (a new case starts dirty).
         defaults = {n: _default(table.c[n]) for n in order if n not in names}
