@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from test_alerts_e2e import Town
 
 from watchdog.casestore import Notification
-from watchdog.deadlines import refresh_deadlines
+from watchdog.recompute import refresh_deadlines
 from watchdog.feeds import ical
 from watchdog.feeds.route import mount
 from watchdog.feeds.tokens import (

@@ -15,7 +15,7 @@ from conftest import at
 from watchdog.casestore import Case, Notification, Team, Worker
 from watchdog.cli import _load_commands, app
 from watchdog.db import session_scope
-from watchdog.deadlines import refresh_deadlines
+from watchdog.recompute import refresh_deadlines
 from watchdog.settings import load_settings
 
 

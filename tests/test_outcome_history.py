@@ -12,7 +12,8 @@ from sqlmodel import select
 from conftest import at
 from watchdog.casestore import InvestigationKind, Case
 from watchdog.clock import local_midnight
-from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind, refresh_deadlines
+from watchdog.deadlines import Deadline, OutcomeEvent, OutcomeKind
+from watchdog.recompute import refresh_deadlines
 from watchdog.outcome_log import events_to_write, replay, status_at
 from watchdog.reports.barometer import Period, barometer_report
 from watchdog.rules.engine import RulePolicy, compute_case_deadlines

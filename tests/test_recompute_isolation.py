@@ -16,7 +16,8 @@ from process_helpers import cli, watchdog_env
 from watchdog import deadline_marks
 from watchdog.casestore import Case, FollowUp, Measure, Notification, Team, Worker
 from watchdog.deadline_marks import RecomputeFailure, mark_changed
-from watchdog.deadlines import Deadline, poll_deadlines, refresh_deadlines
+from watchdog.deadlines import Deadline
+from watchdog.recompute import poll_deadlines, refresh_deadlines
 from watchdog.ops.metrics import read_db_figures
 from watchdog.outbox import Alert, AlertKind
 from watchdog.rules.types import Status

@@ -18,7 +18,7 @@ from sqlmodel import select
 from conftest import at
 from watchdog.casestore import Case, Investigation, Team
 from watchdog.clock import local_midnight
-from watchdog.deadlines import refresh_deadlines
+from watchdog.recompute import refresh_deadlines
 from watchdog.reports import ReportInputError
 from watchdog.reports.barometer import Period, barometer_report
 from watchdog.reports.barometer_sql import replayed_cases

@@ -28,20 +28,6 @@ from watchdog.rules.types import Duty, Regime, Status, SubjectKind
 __all__ = ["Deadline", "DeadlineView", "OutcomeEvent", "OutcomeKind", "PollState", "chunks", "list_deadlines",
            "poll_state", "record_alert_sent"]
 
-# Moved to the modules named after their job; still importable from here (a lazy import: those
-# modules import this one).
-_MOVED = {"refresh_deadlines": "watchdog.recompute", "poll_deadlines": "watchdog.recompute",
-          "RefreshStats": "watchdog.recompute", "load_case_facts": "watchdog.case_facts"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class Deadline(SQLModel, table=True):
     __tablename__ = "deadline"
     # The poll's "open deadlines whose due time has passed" is a range scan on this index; with

@@ -19,21 +19,18 @@ from watchdog.errors import ValidationFailed
 token_app = typer.Typer(help="Create, list and revoke API tokens for `watchdog serve`.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
-# Below this many records an import is quick enough that a progress bar is only noise.
-PROGRESS_FROM_RECORDS = 2000
-
-
 @contextmanager
-def _progress(total: int):
-    """A progress bar on stderr for large imports on a terminal; a no-op callback otherwise."""
-    if total < PROGRESS_FROM_RECORDS or not sys.stderr.isatty():
+def _progress():
+    """A progress bar on stderr for an import on a terminal (records counted as they stream, so
+    without a total); a no-op callback otherwise."""
+    if not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("validating and writing", total=total)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("validating and writing", total=None)
         yield lambda n: bar.advance(task, n)
 
 
@@ -52,11 +49,12 @@ def import_files(
     """Import case-system exports: every record validated first, all of them stored or none."""
     from watchdog.clock import utcnow
     from watchdog.db import wait_for_database
-    from watchdog.intake.parsing import read_files
+    from watchdog.intake.stream import FileStream
     from watchdog.intake.upsert import import_records
 
     st = state(ctx)
     notes: list[str] = []
+    file_problems: list = []
     try:
         if mapping is not None:
             from watchdog.intake.sources.mapping import load_mapping
@@ -64,14 +62,17 @@ def import_files(
 
             records, file_problems = read_mapped_files(files, load_mapping(mapping), entity=entity)
         else:
-            records, file_problems = read_files(files, entity=entity, notes=notes)
-        for note in notes:
-            typer.echo(f"warning: {note}", err=True)
+            records = FileStream(files, entity=entity)  # read as it is imported, in dependency order
+            notes = records.notes
         wait_for_database(st.engine, attempts=3)
-        with _progress(2 * len(records)) as progress:
+        with _progress() as progress:
             result = import_records(st.engine, records, now=utcnow(), settings=st.settings,
                                     dry_run=dry_run, progress=progress, file_problems=file_problems)
+        for note in notes:
+            typer.echo(f"warning: {note}", err=True)
     except ValidationFailed as exc:
+        for note in notes:
+            typer.echo(f"warning: {note}", err=True)
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         n = len(exc.problems)

@@ -22,7 +22,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
@@ -292,7 +292,7 @@ def _upsert_endpoint(spec: EntitySpec, settings, engine: Engine, auth):
     source = f"POST /v1/{spec.name}"
 
     def upsert(records: Annotated[list[model], Body(description=f"A list of {spec.name}.")],  # type: ignore[valid-type]
-               _token: Annotated[ApiToken, Depends(auth)]) -> BatchResult:
+               _token: Annotated[ApiToken, Depends(auth)], response: Response) -> BatchResult:
         limit = settings.intake.max_batch_records
         if len(records) > limit:
             raise Refused(413, f"{len(records)} records in one request; at most {limit} "
@@ -307,6 +307,8 @@ def _upsert_endpoint(spec: EntitySpec, settings, engine: Engine, auth):
         except IntakeConflict as exc:
             raise Refused(409, str(exc)) from None
         counts = result.counts[spec.name]
+        # The batch's stages, for operators and the benchmark: writing (to its commit), the recompute.
+        response.headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in result.seconds.items())
         return BatchResult(entity=spec.name, received=len(records), created=counts.created,
                            updated=counts.updated, unchanged=counts.unchanged,
                            cases_affected=len(result.affected_case_ids),

@@ -59,8 +59,8 @@ def local_to_utc(naive: datetime) -> datetime:
     """A Europe/Copenhagen wall-clock time as an aware UTC instant; refuse fold and gap times."""
     first = naive.replace(tzinfo=LOCAL_TZ, fold=0)
     second = naive.replace(tzinfo=LOCAL_TZ, fold=1)
-    shown = naive.strftime("%d-%m-%Y %H:%M")
     if first.utcoffset() != second.utcoffset():
+        shown = naive.strftime("%d-%m-%Y %H:%M")
         back = first.astimezone(UTC).astimezone(LOCAL_TZ).replace(tzinfo=None)
         if back != naive:
             raise ValueError(
@@ -76,7 +76,7 @@ def local_to_utc(naive: datetime) -> datetime:
     try:
         return first.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{shown} is outside the times the service can hold") from None
+        raise ValueError(f"{naive:%d-%m-%Y %H:%M} is outside the times the service can hold") from None
 
 
 def parse_instant(text: str, *, naive_is_local: bool = True) -> datetime:

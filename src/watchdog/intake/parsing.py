@@ -27,6 +27,7 @@ A record's number is its spreadsheet row (the header is row 1) or its line in a 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -83,6 +84,12 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+@functools.cache
+def _fields(model) -> dict[str, tuple[Any, str]]:
+    """Every field of an input model: its pydantic info and how its cell is read (once per model)."""
+    return {name: (info, field_kind(model, name)) for name, info in model.model_fields.items()}
+
+
 def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
                    cells: list[Any]) -> RawRecord:
     """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
@@ -90,14 +97,15 @@ def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str
     if len(cells) > len(columns) and any(not _is_empty(c) for c in cells[len(columns):]):
         rec.problems.append(Problem(source, str(number), "(row)",
                                     f"has {len(cells)} cells but the header has {len(columns)} columns"))
+    fields = _fields(spec.model)
     for col, cell in zip(columns, cells, strict=False):
-        info = spec.model.model_fields[col]
+        info, kind = fields[col]
         if _is_empty(cell):
             if not info.is_required():
                 rec.values[col] = info.get_default(call_default_factory=True)
             continue
         try:
-            rec.values[col] = convert_cell(field_kind(spec.model, col), cell)
+            rec.values[col] = convert_cell(kind, cell)
         except (ValueError, OverflowError) as exc:
             rec.problems.append(Problem(source, str(number), col, str(exc)))
     return rec
@@ -185,13 +193,27 @@ def _holds_rows(cell: str, delimiter: str, width: int) -> bool:
     return any(line.count(delimiter) >= needed for line in cell.splitlines()[1:])
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time, each with its line break (csv.reader reads them as
+    from a file opened with ``newline=""``), without a second copy of the whole text."""
+    if text.count("\r") != text.count("\r\n"):  # old Mac line breaks: let io split them
+        yield from io.StringIO(text, newline="")
+        return
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        stop = end if stop < 0 else stop + 1
+        yield text[start:stop]
+        start = stop
+
+
 def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecord]:
     if not text.strip():
         return  # an empty file: read_file warns
     first = text.split("\n", 1)[0]
     delimiter = _delimiter(first)
     # strict: a quote at the end of the file that never closes is an error, not one huge last cell.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except csv.Error as exc:
@@ -331,15 +353,13 @@ def _open_regular(path: Path, source: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_file(path: Path, *, entity: str | None = None, notes: list[str] | None = None) -> list[RawRecord]:
-    """Read one import file. Raises ValidationFailed for a problem with the file as a whole.
-
-    ``notes`` collects warnings that refuse nothing (a file that holds no records).
-    """
+def file_spec(path: Path, entity: str | None = None) -> EntitySpec | None:
+    """The entity an import file holds (None: a JSON Lines file whose lines name theirs).
+    Raises ValidationFailed if the file cannot be read as an import file at all."""
     path = Path(path)
     source = path.name
     suffix = path.suffix.lower()
-    with _open_regular(path, source) as stream:
+    with _open_regular(path, source):
         if suffix not in SUPPORTED:
             raise ValidationFailed([Problem(source, "-", "(file)",
                                             f"unsupported file type {suffix or '(none)'} (use .csv, .xlsx or .jsonl)")])
@@ -349,25 +369,46 @@ def read_file(path: Path, *, entity: str | None = None, notes: list[str] | None 
                 source, "-", "(entity)",
                 "cannot tell which entity the file holds: name it after the entity (e.g. cases.csv, "
                 f"notifications.xlsx) or pass --entity ({', '.join(ENTITIES)})")])
+    return spec
+
+
+def iter_file(path: Path, *, entity: str | None = None, notes: list[str] | None = None) -> Iterator[RawRecord]:
+    """The records of one import file, read as they are yielded (a whole-file problem raises
+    ValidationFailed when it is met). ``notes`` collects warnings that refuse nothing (a file
+    that holds no records)."""
+    path = Path(path)
+    source = path.name
+    suffix = path.suffix.lower()
+    spec = file_spec(path, entity)
+    any_records = False
+    with _open_regular(path, source) as stream:
         try:
             if suffix == ".xlsx":
-                records = list(read_xlsx(stream, spec, source))
+                records = read_xlsx(stream, spec, source)
             else:
                 text = decode(stream.read(), source)
-                records = list(read_jsonl_text(text, spec, source) if suffix in (".jsonl", ".ndjson")
-                               else read_csv_text(text, spec, source))
+                records = (read_jsonl_text(text, spec, source) if suffix in (".jsonl", ".ndjson")
+                           else read_csv_text(text, spec, source))
+            for record in records:
+                any_records = True
+                yield record
         except OSError as exc:
             raise ValidationFailed([Problem(source, "-", "(file)", f"cannot read: {exc.strerror}")]) from None
-    if not records and notes is not None:
+    if not any_records and notes is not None:
         notes.append(f"{source}: the file holds no records (nothing imported from it)")
-    return records
+
+
+def read_file(path: Path, *, entity: str | None = None, notes: list[str] | None = None) -> list[RawRecord]:
+    """Read one import file. Raises ValidationFailed for a problem with the file as a whole."""
+    return list(iter_file(path, entity=entity, notes=notes))
 
 
 def read_files(paths: list[Path], *, entity: str | None = None,
                notes: list[str] | None = None) -> tuple[list[RawRecord], list[Problem]]:
-    """Read every file: the records of the readable ones, and the problems of the others.
+    """Every file: the records of the readable ones, and the problems of the others.
 
-    ``notes`` collects warnings that refuse nothing (a file that holds no records).
+    ``notes`` collects warnings that refuse nothing (a file that holds no records). For an import
+    of any size, ``watchdog.intake.stream.FileStream`` reads the files as they are written instead.
     """
     records: list[RawRecord] = []
     problems: list[Problem] = []

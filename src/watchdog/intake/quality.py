@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware, format_local
@@ -76,9 +77,22 @@ def _d(instant: datetime) -> str:
     return format_local(instant)
 
 
+# The columns the checks read, by entity (and by table name where rows are grouped).
+_READ = {
+    "notifications": ("id", "ext_id", "case_id", "received_at", "assessed_at", "child_in_support"),
+    "investigations": ("ext_id", "case_id", "aware_at", "completed_at"),
+    "measures": ("id", "ext_id", "case_id", "kind", "decided_at", "legal_basis", "effected_at", "ended_at"),
+    "follow_ups": ("ext_id", "measure_id", "performed_at"),
+}
+_READ.update({"measure": _READ["measures"], "follow_up": _READ["follow_ups"]})
+
+
 def check_imported(session: Session, records: Sequence, *, now: datetime) -> list[Finding]:
     """Check the imported records against the store (already upserted, same transaction); store
-    new warnings, resolve those a record no longer shows. Returns this import's findings."""
+    new warnings, resolve those a record no longer shows. Returns this import's findings.
+
+    ``records`` need ``spec``, ``ext_id``, ``source``, ``record`` and ``given`` (``upsert.ValidRecord``
+    or the lighter ``writing.Imported``); the rows are read as plain rows (Core), not ORM objects."""
     from watchdog.casestore import Case, FollowUp, Investigation, Measure, Notification
     from watchdog.rules.facts import CaseFacts, MeasureFacts, NotificationFacts
     from watchdog.rules.notifications import running_measure
@@ -98,19 +112,21 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
             case_refs[case_id] = session.exec(select(Case.ext_id).where(Case.id == case_id)).one()
         return case_refs[case_id]
 
-    def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message: str) -> None:
+    def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message) -> None:
+        """``message``: a function that writes it (only a finding needs one)."""
         checked.append((kind, rec.spec.name, rec.ext_id, field))
         if bad:
             findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, ref(case_id),
-                                    rec.source, str(rec.record), message[:500]))
+                                    rec.source, str(rec.record), message()[:500]))
 
     def imported(entity: str, table):
-        """(record, its stored row) for the imported records of ``entity``."""
+        """(record, its stored row: the columns the checks read) for the imported records of ``entity``."""
         recs = by_entity.get(entity, [])
         ext_ids = [r.ext_id for r in recs]
         found = {}
+        columns = [table.__table__.c[c] for c in _READ[entity]]
         for start in range(0, len(ext_ids), 500):
-            for row in session.exec(select(table).where(table.ext_id.in_(ext_ids[start:start + 500]))):
+            for row in session.execute(sa_select(*columns).where(table.ext_id.in_(ext_ids[start:start + 500]))):
                 found[row.ext_id] = row
         return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
 
@@ -118,8 +134,10 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         """Rows whose ``column`` is among ``values``, grouped by it: one query per 500 values."""
         values = sorted(set(values))
         out: dict = {}
+        table = column.class_.__table__
+        columns = [table.c[c] for c in _READ[table.name]]
         for start in range(0, len(values), 500):
-            for row in session.exec(select(column.class_).where(column.in_(values[start:start + 500]))):
+            for row in session.execute(sa_select(*columns).where(column.in_(values[start:start + 500]))):
                 out.setdefault(getattr(row, column.key), []).append(row)
         return out
 
@@ -129,7 +147,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, n in notifications:
         look(rec, "assessed_before_receipt", "assessed_at", n.case_id,
              n.assessed_at is not None and n.assessed_at < n.received_at,
-             f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
+             lambda: f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
              f"{_d(n.received_at)}: 24-timers vurderingen tæller som overholdt.")
         if "child_in_support" in rec.given:
             running = None
@@ -140,7 +158,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
                 running = running_measure(CaseFacts(n.case_id, n.received_at, measures=measures),
                                           NotificationFacts(n.id, n.received_at))
             look(rec, "support_flag_contradicts_measure", "child_in_support", n.case_id, running is not None,
-                 f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
+                 lambda: f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
                  f"iværksat {_d(running.effected_at) if running else ''} og ikke afsluttet ved modtagelsen "
                  f"{_d(n.received_at)}: genvurderingspligten (BL § 137 / SEL § 155 a) gælder, foranstaltningen "
                  "vejer tungest.")
@@ -148,7 +166,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, inv in imported("investigations", Investigation):
         look(rec, "completed_before_awareness", "completed_at", inv.case_id,
              inv.completed_at is not None and inv.completed_at < inv.aware_at,
-             f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
+             lambda: f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
              f"opmærksom {_d(inv.aware_at)}: 4-måneders fristen tæller som overholdt.")
 
     measures = imported("measures", Measure)
@@ -156,12 +174,12 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     for rec, m in measures:
         look(rec, "effected_before_decision", "effected_at", m.case_id,
              m.effected_at is not None and m.effected_at < m.decided_at,
-             f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
+             lambda: f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
              f"{_d(m.decided_at)}: opfølgningsfristen regnes fra iværksættelsen.")
         early = [] if m.effected_at is None else sorted(
             (f for f in measure_follow_ups.get(m.id, ()) if f.performed_at < m.effected_at), key=lambda f: f.ext_id)
         look(rec, "follow_up_before_effect", "effected_at", m.case_id, bool(early),
-             f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
+             lambda: f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
              f"{', '.join(f.ext_id for f in early)}: opfølgningerne tæller ikke med i fristen.")
 
     follow_ups = imported("follow_ups", FollowUp)
@@ -171,7 +189,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         m = of_follow_ups.get(f.measure_id)
         look(rec, "follow_up_before_effect", "performed_at", m.case_id if m else None,
              m is not None and m.effected_at is not None and f.performed_at < m.effected_at,
-             f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
+             lambda: f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
              f"{_d(m.effected_at) if m is not None and m.effected_at else ''}: den tæller ikke med i fristen.")
 
     _store(session, findings, checked, now)
@@ -181,7 +199,10 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
 def _store(session: Session, findings: list[Finding], checked: list[tuple[str, str, str, str]], now: datetime) -> None:
     W = DataQualityWarning
     found = {(f.kind, f.entity, f.record_ext_id, f.field): f for f in findings}
-    ext_ids = sorted({c[2] for c in checked})
+    # None stored for these entities yet (the first import): nothing to look up or resolve.
+    entities = sorted({c[1] for c in checked})
+    none_yet = session.execute(sa_select(W.id).where(W.entity.in_(entities)).limit(1)).first() is None
+    ext_ids = [] if none_yet else sorted({c[2] for c in checked})
     existing = {}
     for start in range(0, len(ext_ids), 500):
         for row in session.exec(select(W).where(W.record_ext_id.in_(ext_ids[start:start + 500]))):

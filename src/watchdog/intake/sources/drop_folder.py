@@ -235,7 +235,10 @@ def _move(batch: _Batch, root: Path, where: str, *, now: datetime, digest: str,
         except FileNotFoundError:  # another replica moved it first
             continue
     if not moved:
-        target.rmdir()
+        try:
+            target.rmdir()
+        except OSError:
+            pass  # the replica that moved the files first moved them into this same folder
         return None
     (target / note[0]).write_text(note[1], encoding="utf-8")
     if batch.folder != root:

@@ -1,0 +1,103 @@
+"""The streaming import: files read as they are imported, in dependency order, chunk by chunk in
+one transaction. A refused record in a late chunk stores nothing; the same import twice writes
+nothing and marks no case dirty."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func
+from sqlmodel import Session, select
+
+from watchdog.casestore import Case, Notification, Team
+from watchdog.errors import ValidationFailed
+from watchdog.intake import upsert
+from watchdog.intake.stream import FileStream
+from watchdog.intake.upsert import import_records
+from watchdog.settings import load_settings
+
+NOW = datetime(2024, 12, 2, 9, 0, tzinfo=UTC)
+N = upsert.CHUNK + 500  # more than one chunk
+
+
+def export(folder: Path, *, bad_row: int | None = None) -> list[Path]:
+    """Teams, cases and notifications; the files listed children first (the stream orders them)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "teams.csv").write_text("ext_id;name\nT-1;Team 1\n", encoding="utf-8")
+    rows = []
+    for i in range(N):
+        opened = "31-02-2024 09:00" if bad_row is not None and i + 2 == bad_row else "01-03-2024 09:00"
+        rows.append(f"S-{i:05d};T-1;{opened}\n")
+    (folder / "cases.csv").write_text("ext_id;team;opened_at\n" + "".join(rows), encoding="utf-8")
+    (folder / "notifications.csv").write_text(
+        "ext_id;case;received_at;child_in_support\n"
+        + "".join(f"N-{i:05d};S-{i:05d};02-03-2024 10:00;nej\n" for i in range(N)), encoding="utf-8")
+    return [folder / "notifications.csv", folder / "cases.csv", folder / "teams.csv"]
+
+
+def count(engine, table) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(table)).one()
+
+
+def test_a_bad_record_in_a_late_chunk_stores_nothing_and_is_named_by_row_and_field(engine, tmp_path):
+    bad_row = N  # spreadsheet row: in the second chunk of cases, after the first was written
+    files = export(tmp_path / "x", bad_row=bad_row)
+    with pytest.raises(ValidationFailed) as refused:
+        import_records(engine, FileStream(files), now=NOW, settings=load_settings(None))
+    problems = [(p.source, p.record, p.field) for p in refused.value.problems]
+    # The bad case, and its notification, whose case is then neither stored nor in the import.
+    assert problems == [("cases.csv", str(bad_row), "opened_at"), ("notifications.csv", str(bad_row), "case")]
+    assert (count(engine, Team), count(engine, Case), count(engine, Notification)) == (0, 0, 0)
+
+
+def test_the_same_import_twice_writes_nothing_and_marks_no_case_dirty(engine, tmp_path):
+    files = export(tmp_path / "x")
+    settings = load_settings(None)
+    first = import_records(engine, FileStream(files), now=NOW, settings=settings)
+    assert first.counts["cases"].created == N and first.counts["notifications"].created == N
+    assert first.deadlines_recomputed  # and so every case's dirty mark is cleared
+    with Session(engine) as s:
+        before = {c.ext_id: (c.facts_version, c.facts_changed_at, c.dirty) for c in s.exec(select(Case))}
+    assert not any(dirty for _v, _at, dirty in before.values())
+
+    writes: list[str] = []
+
+    def watch(_conn, _cursor, statement, _params, _context, _many):
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        again = import_records(engine, FileStream(files), now=datetime(2024, 12, 3, tzinfo=UTC), settings=settings)
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert writes == []  # no row rewritten, no dirty mark, no warning touched
+    assert again.counts["cases"].unchanged == N and again.counts["notifications"].unchanged == N
+    assert again.affected_case_ids == set() and again.deadlines_recomputed is None
+    with Session(engine) as s:
+        assert {c.ext_id: (c.facts_version, c.facts_changed_at, c.dirty) for c in s.exec(select(Case))} == before
+
+
+def test_a_jsonl_file_of_mixed_entities_out_of_order_streams_in_dependency_order(engine, tmp_path):
+    lines = [{"entity": "notifications", "ext_id": "N-1", "case": "S-1", "received_at": "2024-03-02T10:00+01:00"},
+             {"entity": "cases", "ext_id": "S-1", "team": "T-1", "opened_at": "2024-03-01T09:00+01:00"},
+             {"entity": "teams", "ext_id": "T-1", "name": "Team 1"}]
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    stream = FileStream([path, tmp_path / "missing.csv"])
+    assert [r.entity for r in stream()] == ["?", "teams", "cases", "notifications"]  # the missing file first
+    result = import_records(engine, FileStream([path]), now=NOW, settings=load_settings(None))
+    assert {n: c.created for n, c in result.counts.items() if c.created} == {"teams": 1, "cases": 1,
+                                                                            "notifications": 1}
+
+
+def test_a_missing_file_in_a_stream_refuses_the_import_and_is_named(engine, tmp_path):
+    files = export(tmp_path / "x")
+    with pytest.raises(ValidationFailed) as refused:
+        import_records(engine, FileStream([*files, tmp_path / "visits.csv"]), now=NOW, settings=load_settings(None))
+    assert [(p.source, p.field) for p in refused.value.problems] == [("visits.csv", "(file)")]
+    assert count(engine, Case) == 0
