@@ -13,7 +13,8 @@ import watchdog
 from watchdog.casestore import Case, Notification, Team
 from watchdog.db import current_revision, head_revision, is_sqlite
 from watchdog.errors import ConfigError
-from watchdog.settings import load_settings, mask_url
+from watchdog.settings import load_settings
+from watchdog.settings_urls import mask_url
 
 
 def test_import_watchdog_is_this_project_not_the_filesystem_events_library():
@@ -116,7 +117,7 @@ def test_web_base_url_is_trimmed_and_must_be_an_http_address():
     import pytest
     from pydantic import ValidationError
 
-    from watchdog.settings import WebSettings
+    from watchdog.settings_sections import WebSettings
 
     assert WebSettings(base_url="https://frister.kommune.dk/").base_url == "https://frister.kommune.dk"
     assert WebSettings().base_url is None

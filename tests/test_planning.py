@@ -15,7 +15,7 @@ from watchdog.outbox import AlertKind, Channel
 from watchdog.rules.calendar import is_non_working_day
 from watchdog.planning import RoutingFacts, ladder_stages, plan_alerts
 from watchdog.rules.types import Duty, Regime, Status, SubjectKind
-from watchdog.settings import AlertSettings
+from watchdog.settings_sections import AlertSettings
 
 from conftest import at
 

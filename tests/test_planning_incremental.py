@@ -24,7 +24,7 @@ from watchdog.deadlines import Deadline
 from watchdog.outbox import Alert
 from watchdog.planning import _Hours, _stages_due, next_planning_time
 from watchdog.rules.types import Duty, Status
-from watchdog.settings import AlertSettings
+from watchdog.settings_sections import AlertSettings
 
 from conftest import at
 from fixtures_servers import settings_for

@@ -51,7 +51,7 @@ from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, own_t
 from watchdog.outbox import Channel
 from watchdog.render import Message, simple_card
 from watchdog.sensitive import message_sensitive
-from watchdog.settings import check_teams_url, mask_url
+from watchdog.settings_urls import check_teams_url, mask_url
 
 log = logging.getLogger(__name__)
 

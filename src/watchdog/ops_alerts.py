@@ -16,7 +16,7 @@ from sqlmodel import Session
 from watchdog import deadline_marks, outbox, render
 from watchdog.clock import format_local
 from watchdog.outbox import AlertKind, Channel, NewAlert
-from watchdog.settings import mask_url, parse_ops_url
+from watchdog.settings_urls import mask_url, parse_ops_url
 
 log = logging.getLogger(__name__)
 

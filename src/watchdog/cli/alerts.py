@@ -109,7 +109,7 @@ def outbox_list(
 
     from watchdog import outbox
     from watchdog.clock import format_local
-    from watchdog.settings import mask_url
+    from watchdog.settings_urls import mask_url
 
     st = state(ctx)
     wanted = None
@@ -139,7 +139,7 @@ def outbox_show(ctx: typer.Context, alert_id: int = typer.Argument(..., help="Th
 
     from watchdog import outbox
     from watchdog.clock import format_local
-    from watchdog.settings import mask_url
+    from watchdog.settings_urls import mask_url
 
     st = state(ctx)
     with Session(st.engine) as session:

@@ -29,7 +29,7 @@ def send_test(
     from watchdog.delivery import Transport
     from watchdog.outbox import Channel
     from watchdog.render import render_test_message
-    from watchdog.settings import mask_url
+    from watchdog.settings_urls import mask_url
 
     st = state(ctx)
     settings = st.settings

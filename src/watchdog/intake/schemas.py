@@ -40,7 +40,7 @@ from watchdog.casestore import (
 )
 # SENSITIVE_REASON, is_sensitive_column and normalize_column are used from here by the intake.
 from watchdog.sensitive import SENSITIVE_REASON, contains_cpr, is_sensitive_column, normalize_column  # noqa: F401
-from watchdog.settings import check_teams_url
+from watchdog.settings_urls import check_teams_url
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -124,7 +124,7 @@ def last_successful_poll(session: Session, *, replica: str | None = None) -> dat
 
 def call_heartbeat_url(url: str, *, timeout: float = HEARTBEAT_TIMEOUT_SECONDS) -> bool:
     """GET the heartbeat URL; True on a 2xx. Logs (with the URL masked) and returns False otherwise."""
-    from watchdog.settings import mask_url
+    from watchdog.settings_urls import mask_url
 
     request = urllib.request.Request(url, method="GET", headers={"User-Agent": "frist-watchdog"})
     try:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import IO
 from urllib.parse import urlsplit
 
-from watchdog.settings import SECRET_QUERY_KEYS
+from watchdog.settings_urls import SECRET_QUERY_KEYS
 
 MASK = "********"
 _HANDLER_NAME = "watchdog-ops"

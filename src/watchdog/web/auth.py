@@ -21,7 +21,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from watchdog.casestore import Worker, WorkerRole
-from watchdog.settings import is_loopback
+from watchdog.settings_urls import is_loopback
 from watchdog.web.render import page
 from watchdog.web.security import require_csrf
 from watchdog.web.session import DbSession, context, sign_in, user_of

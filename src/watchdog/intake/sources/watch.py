@@ -22,7 +22,7 @@ from sqlmodel import Session
 from watchdog.clock import ensure_aware, format_local
 from watchdog.outbox import AlertKind, Channel, NewAlert, enqueue
 from watchdog.render import Message, message_to_payload, simple_card, text_to_html
-from watchdog.settings import parse_ops_url
+from watchdog.settings_urls import parse_ops_url
 from watchdog.intake.sources.state import SourceState, all_states
 
 log = logging.getLogger(__name__)
