@@ -106,6 +106,11 @@ def phase_delivery(url: str, *, now: datetime, settings_for, messages: int = MES
                                     delivery={"batch_size": 200})
             stop = threading.Event()
             transport = _StopAfter(Transport(settings), messages, stop)
+            # As a running service has after its first round: Apprise's plugins loaded (it imports
+            # them on first use, about 1 s, several under load). Nothing is sent here.
+            import apprise
+
+            apprise.Apprise.instantiate(transport.transport.email_url("warm-up@bench.invalid"))
             started = time.perf_counter()
             report = delivery_round.deliver(engine, settings, now=now, transport=transport, worker_name="bench",
                                      stop=stop)
