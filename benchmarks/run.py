@@ -121,7 +121,9 @@ class Result:
 
     def verdicts(self) -> dict[str, bool]:
         met = {name: check(self.phases) for name, (_text, check) in TARGETS.items()}
-        met["rss"] = all(p["rss_mb"] <= RSS_TARGET_MB for p in self.phases.values())
+        # The product's phases; a floor holds what it measures in memory on purpose.
+        met["rss"] = all(p["rss_mb"] <= RSS_TARGET_MB for name, p in self.phases.items()
+                         if not name.endswith("floor"))
         return met
 
 
@@ -193,7 +195,8 @@ def report(results: list[Result]) -> str:
                          f"{r.phases['delivery']['seconds']:.3f} | {d['ratio']:.2f} × its floor | "
                          f"{r.phases['delivery']['rss_mb']:.0f} | {TARGETS['delivery'][0]} | "
                          f"{'yes' if met['delivery'] else 'NO'} |")
-        lines.append(f"peak RSS ≤ {RSS_TARGET_MB} MiB in every phase: {'yes' if met['rss'] else 'NO'}")
+        lines.append(f"peak RSS ≤ {RSS_TARGET_MB} MiB in every phase of the product (floors left out): "
+                     f"{'yes' if met['rss'] else 'NO'}")
     return "\n".join(lines)
 
 
