@@ -16,7 +16,9 @@ network (``delivery`` is the only module that sends; this one only adjusts how A
   fails only the message in flight, and those after it only if no new connection can be opened;
   a connection idle for more than ``IDLE_CHECK_SECONDS`` is checked with NOOP before it is lent.
 
-Each stand-in falls back to Apprise's own behaviour when Apprise's layout differs (2.2 checked).
+Each stand-in falls back to Apprise's own behaviour when Apprise's layout differs (checked with Apprise
+2.3, the version in constraints.txt; tests/test_delivery_connection_reuse.py fails if the round's
+connection stops being kept).
 """
 
 from __future__ import annotations
