@@ -92,6 +92,15 @@ def test_digest_for_a_fixed_week_holds_exactly_the_right_items(session, settings
     assert message.card["actions"][0]["url"].startswith("https://")
 
 
+def test_a_breach_of_last_week_still_open_is_listed_once_and_counted_in_both(session, settings):
+    build_team_week(session)
+    ((_, message),) = preview_digests(session, now=SEND_W10, settings=settings, leader="L1", week="2024-W10")
+    # FAM-1 breached last week and is still open: listed under last week, counted among the open.
+    assert message.text.count("Sag FAM-1:") == 1 and message.html.count("Sag FAM-1:") == 1
+    assert "stadig er åbne: 2 (de nyeste først; 1 af dem står under sidste uge ovenfor)" in message.text
+    assert message.text.count("Sag FAM-4:") == 1
+
+
 def test_the_rendered_digest_carries_no_cpr_number_and_a_case_reference_that_looks_like_one_is_held_back(session, settings):
     leader, ids = build_team_week(session)
     messages = preview_digests(session, now=SEND_W10, settings=settings)

@@ -205,15 +205,19 @@ def digest_sections(c: DigestContent, *, max_items: int) -> list[DigestSection]:
         [(f"{name} ({len(items)})", [_line(d, c.now, with_worker=False) for d in items]) for name, items in c.at_risk],
         max_items)
     # The open breaches most recent first: the long-standing ones are counted, the new ones read.
+    # Those already listed under last week are counted here but not listed twice.
+    listed = {d.deadline_id for d in c.breaches_past_week[:max_items]}
     open_lines, open_hidden = _capped([_line(d, c.now) for d in sorted(
-        c.open_breaches, key=lambda d: (-d.due.timestamp(), d.deadline_id))], max_items)
+        c.open_breaches, key=lambda d: (-d.due.timestamp(), d.deadline_id)) if d.deadline_id not in listed], max_items)
+    repeated = sum(1 for d in c.open_breaches if d.deadline_id in listed)
+    above = f"; {repeated} af dem står under sidste uge ovenfor" if repeated else ""
     # What can still be met first (DESIGN.md invariant 8), then what went wrong.
     sections = [
         DigestSection(f"Frister i risiko de næste {AT_RISK_DAYS} dage: {c.at_risk_count}", groups=groups,
                       hidden=risk_hidden),
         DigestSection(f"Overskredne frister i sidste uge ({past}): {len(c.breaches_past_week)}",
                       past_lines, hidden=past_hidden),
-        DigestSection(f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)} (de nyeste først)",
+        DigestSection(f"Overskredne frister, der stadig er åbne: {len(c.open_breaches)} (de nyeste først{above})",
                       open_lines, hidden=open_hidden),
         DigestSection(f"Overholdelse i år ({ytd}), andel sager med \"Ja\"",
                       tuple(f"{line.label}: {_percent(line)}" for line in c.compliance)),
