@@ -2,7 +2,9 @@
 
 The evidence a leader shows Ankestyrelsen's supervision: for each deadline of the case, every status
 change the outcome log holds (when, from what, to what), every alert planned or sent about it, and
-each delivery attempt (when, by which process, the result).
+each delivery attempt (when, by which process, the result), and every "jeg er på sagen"
+acknowledgement made on it. ``case_history`` is everything the page shows, in one call (the page
+benchmark's floor).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from watchdog.acknowledgements import AckView, list_acknowledgements
 from watchdog.casestore import Case, Team, Worker
 from watchdog.deadlines import Deadline, OutcomeEvent
 from watchdog.outbox import DeliveryAttempt
@@ -54,6 +57,11 @@ class CaseHistory:
     worker: Worker | None
     link: str
     deadlines: tuple[DeadlineHistory, ...]
+    acks: dict[int, tuple[AckView, ...]]  # per deadline id, open and ended, soonest end first
+
+    def open_acks(self, now: datetime) -> dict[int, AckView]:
+        """The acknowledgement still open at ``now`` of each deadline that has one."""
+        return {a.deadline_id: a for found in self.acks.values() for a in found if a.is_open(now)}
 
 
 def find_case(session: Session, case_ref: str) -> Case | None:
@@ -68,7 +76,7 @@ def responsible_ids(session: Session, case: Case) -> set[int]:
     return ids
 
 
-def case_history(session: Session, case: Case, *, settings) -> CaseHistory:
+def case_history(session: Session, case: Case, *, settings, now: datetime) -> CaseHistory:
     deadlines = list(session.exec(select(Deadline).where(Deadline.case_id == case.id)
                                   .order_by(Deadline.due, Deadline.id)).all())
     ids = [d.id for d in deadlines]
@@ -90,6 +98,9 @@ def case_history(session: Session, case: Case, *, settings) -> CaseHistory:
         {case.worker_id} if case.worker_id else set())
     names = dict(session.execute(select(Worker.id, Worker.name).where(Worker.id.in_(list(worker_ids)))).all()) \
         if worker_ids else {}
+    acks: dict[int, list[AckView]] = defaultdict(list)
+    for a in list_acknowledgements(session, now=now, case_id=case.id, open_only=False):
+        acks[a.deadline_id].append(a)
     return CaseHistory(
         case=case, team=session.get(Team, case.team_id),
         worker=session.get(Worker, case.worker_id) if case.worker_id else None,
@@ -97,4 +108,5 @@ def case_history(session: Session, case: Case, *, settings) -> CaseHistory:
         deadlines=tuple(DeadlineHistory(
             d, names.get(d.responsible_worker_id), tuple(events.get(d.id, ())),
             tuple((a, tuple(attempts.get(a.alert_id, ()))) for a in alerts.get(d.id, ())))
-            for d in deadlines))
+            for d in deadlines),
+        acks={deadline_id: tuple(found) for deadline_id, found in acks.items()})

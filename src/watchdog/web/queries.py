@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, select
 
-from watchdog.absences import effective_absences
+from watchdog.absences import effective_absences, list_team_absences
+from watchdog.acknowledgements import AckView, list_acknowledgements
 from watchdog.casestore import Absence, Case, Team, Worker, WorkerRole
 from watchdog.clock import ensure_aware, local_date
 from watchdog.deadlines import Deadline, DeadlineView, chunks, list_deadlines
@@ -57,6 +58,7 @@ class WorkerDeadlines:
     worker: Worker
     upcoming: tuple[DeadlineLine, ...]  # can still be met, soonest first
     breached: tuple[DeadlineLine, ...]
+    acks: dict[int, AckView]  # the open "jeg er på sagen" acknowledgement of a listed deadline
 
     @property
     def case_refs(self) -> list[str]:
@@ -97,7 +99,8 @@ def alerts_about(session: Session, deadline_ids: Sequence[int], *, delivered_onl
 
 def worker_deadlines(session: Session, worker: Worker, *, now: datetime, settings, duties: Sequence[Duty] = (),
                      due_from: datetime | None = None, due_to: datetime | None = None) -> WorkerDeadlines:
-    """*Mine frister*: a worker's open deadlines (can still be met, soonest first), then the breached."""
+    """*Mine frister*: a worker's open deadlines (can still be met, soonest first), then the breached,
+    with the alerts delivered about each and their open acknowledgements."""
     now = ensure_aware(now, what="now")
     views = list_deadlines(session, statuses=(Status.OPEN, Status.BREACHED), duties=duties,
                            worker_ext_id=worker.ext_id, due_from=due_from, due_to=due_to)
@@ -108,7 +111,8 @@ def worker_deadlines(session: Session, worker: Worker, *, now: datetime, setting
         overdue = v.status == Status.BREACHED or v.due <= now
         line = DeadlineLine(v, links.get(v.case_ref, ""), overdue, tuple(alerts.get(v.id, ())))
         (breached if overdue else upcoming).append(line)
-    return WorkerDeadlines(worker, tuple(upcoming), tuple(breached))
+    acks = {a.deadline_id: a for a in list_acknowledgements(session, now=now, deadline_ids=[v.id for v in views])}
+    return WorkerDeadlines(worker, tuple(upcoming), tuple(breached), acks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +146,55 @@ class TeamOverview:
 
     def total(self, name: str) -> int:
         return sum(getattr(m, name) for m in self.members)
+
+
+@dataclass(frozen=True)
+class TeamActions:
+    """What a team's page shows beside the counts: the team's open acknowledgements, its absences,
+    and the members an absence can be registered for (the absence form shows them too)."""
+
+    team_id: int
+    open_acks: tuple[AckView, ...]
+    absence_rows: tuple
+    absence_members: tuple[Worker, ...]
+
+    def context(self) -> dict:
+        """The template variables of the acknowledgement and absence parts."""
+        return {"open_acks": list(self.open_acks), "absence_rows": list(self.absence_rows),
+                "absence_members": list(self.absence_members), "team_id": self.team_id}
+
+
+def team_actions(session: Session, team_id: int, *, now: datetime) -> TeamActions:
+    """The team's open acknowledgements, absences and active members. (The substitutes an absence
+    may name, every active worker of the store, only the absence form reads.)"""
+    members = session.exec(select(Worker).where(Worker.team_id == team_id, Worker.active == True)
+                           .order_by(Worker.name)).all()
+    return TeamActions(team_id, tuple(list_acknowledgements(session, now=now, team_id=team_id)),
+                       tuple(list_team_absences(session, team_id, now=now)), tuple(members))
+
+
+@dataclass(frozen=True)
+class TeamPage:
+    """Everything one team's page shows."""
+
+    overview: TeamOverview
+    actions: TeamActions
+
+    @property
+    def case_refs(self) -> list[str]:
+        """The case references the page shows (in its open acknowledgements), for the access log."""
+        return [a.case_ref for a in self.actions.open_acks]
+
+
+def team_page(session: Session, team: Team, *, now: datetime) -> TeamPage:
+    """*Team* for one team: ``team_overview`` and ``team_actions``."""
+    return TeamPage(team_overview(session, team, now=now), team_actions(session, team.id, now=now))
+
+
+def team_choices(session: Session) -> list:
+    """Every team's ``ext_id`` and ``name``, by name: the team picker of the report pages (rows, not
+    ORM objects: a national store has hundreds of teams)."""
+    return list(session.execute(select(Team.ext_id, Team.name).order_by(Team.name)).all())
 
 
 def teams_of(session: Session, *, team_ids: Sequence[int] | None) -> list[Team]:

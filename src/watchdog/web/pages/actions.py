@@ -26,6 +26,7 @@ from watchdog.deadlines import Deadline
 from watchdog.web import forms
 from watchdog.web.pages import log_view
 from watchdog.web.pages.case import may_open_case
+from watchdog.web.queries import team_actions
 from watchdog.web.render import page
 from watchdog.web.security import require_csrf
 from watchdog.web.session import CurrentUser, DbSession, WebUser, context, require
@@ -130,19 +131,6 @@ def end_acknowledgement(request: Request, ack_id: int, user: CurrentUser, sessio
 # --------------------------------------------------------------------------------------------
 # Absences (team page)
 
-def team_actions(session, team_id: int, *, now, user: WebUser) -> dict:
-    """What the team page shows beside the counts: open acknowledgements, absences, the members an
-    absence can be registered for. (The substitutes to choose from, every active worker of the
-    store, are read by the absence form alone.)"""
-    from sqlmodel import select
-
-    members = list(session.exec(select(Worker).where(Worker.team_id == team_id, Worker.active == True)
-                                .order_by(Worker.name)).all())
-    return {"open_acks": acknowledgements.list_acknowledgements(session, now=now, team_id=team_id),
-            "absence_rows": absences.list_team_absences(session, team_id, now=now),
-            "absence_members": members, "team_id": team_id}
-
-
 def _team_of(session, user: WebUser, team_id: int | None):
     from watchdog.casestore import Team
 
@@ -164,7 +152,7 @@ def _absence_page(request, session, user, team, *, problems, values, status_code
     return page(request, "absence.html", user=user, title=f"Fravær: {team.name}", status_code=status_code,
                 team=team, problems=problems, values=values, now=now,
                 substitutes=absences.substitute_choices(session),
-                **team_actions(session, team.id, now=now, user=user))
+                **team_actions(session, team.id, now=now).context())
 
 
 @router.post("/team/fravaer", dependencies=[Depends(require_csrf)])

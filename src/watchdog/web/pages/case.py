@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
-from watchdog.acknowledgements import list_acknowledgements
 from watchdog.web.case_history import case_history, find_case, responsible_ids
 from watchdog.web.pages import log_view
 from watchdog.web.render import page
@@ -37,11 +36,8 @@ def case_page(request: Request, case_ref: str, user: CurrentUser, session: DbSes
     require(may_open_case(session, user, case),
             "Du kan kun se sager, du selv er ansvarlig for, og sager i dit eget team.")
     ctx = context(request)
-    history = case_history(session, case, settings=ctx.settings)
+    now = ctx.clock()
+    history = case_history(session, case, settings=ctx.settings, now=now)
     log_view(request, session, user, "sag", [case.ext_id])
-    acks: dict[int, list] = {}
-    for a in list_acknowledgements(session, now=ctx.clock(), case_id=case.id, open_only=False):
-        acks.setdefault(a.deadline_id, []).append(a)
-    return page(request, "case.html", user=user, title=f"Sag {case.ext_id}", history=history, now=ctx.clock(),
-                acks=acks, open_acks={a.deadline_id: a for found in acks.values() for a in found if a.is_open(ctx.clock())},
-                back=f"/sag/{quote(case.ext_id, safe='')}")
+    return page(request, "case.html", user=user, title=f"Sag {case.ext_id}", history=history, now=now,
+                acks=history.acks, open_acks=history.open_acks(now), back=f"/sag/{quote(case.ext_id, safe='')}")

@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from watchdog.acknowledgements import list_acknowledgements
 from watchdog.casestore import Worker, WorkerRole
 from watchdog.rules.types import Duty
 from watchdog.web import forms
@@ -52,9 +51,7 @@ def my_deadlines(request: Request, user: CurrentUser, session: DbSession,
                             due_from=due_from, due_to=due_to)
     log_view(request, session, user, "frister", data.case_refs)
     own = worker.id == user.worker_id
-    acks = {a.deadline_id: a for a in list_acknowledgements(
-        session, now=ctx.clock(), deadline_ids=[line.deadline.id for line in (*data.upcoming, *data.breached)])}
     return page(request, "frister.html", user=user, title="Mine frister" if own else f"Frister for {worker.name}",
                 data=data, own=own, problems=problems, now=ctx.clock(), duties=list(Duty),
                 chosen=[d.value for d in duties], fra=fra or "", til=til or "", medarbejder=medarbejder or "",
-                acks=acks, back=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+                acks=data.acks, back=request.url.path + (f"?{request.url.query}" if request.url.query else ""))

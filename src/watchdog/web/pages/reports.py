@@ -21,6 +21,7 @@ from watchdog.reports.barometer import I_ALT, Period, barometer_report
 from watchdog.reports.caseload import caseload_report
 from watchdog.reports.output import dec_text, pct_text, render
 from watchdog.web import forms
+from watchdog.web.queries import team_choices
 from watchdog.web.render import page
 from watchdog.web.session import CurrentUser, DbSession, context, require
 
@@ -78,7 +79,7 @@ def _barometer(request: Request, user, session, fra, til, team):
 def barometer(request: Request, user: CurrentUser, session: DbSession, fra: str | None = None,
               til: str | None = None, team: str | None = None):
     _, problems, period, report = _barometer(request, user, session, fra, til, team)
-    teams = session.exec(select(Team).order_by(Team.name)).all()
+    teams = team_choices(session)
     query = request.url.query
     return page(request, "barometer.html", user=user, title="Barometer", report=report, problems=problems,
                 teams=teams, team=team or "", fra=fra or (forms.dk(period.start) if period else ""),
@@ -121,7 +122,7 @@ def _caseload(request: Request, user, session, team):
 @router.get("/sagstal")
 def caseload(request: Request, user: CurrentUser, session: DbSession, team: str | None = None):
     problems, report = _caseload(request, user, session, team)
-    teams = session.exec(select(Team).order_by(Team.name)).all()
+    teams = team_choices(session)
     return page(request, "caseload.html", user=user, title="Sagstal", report=report, problems=problems,
                 teams=teams, team=team or "", query=request.url.query, dec_text=dec_text)
 

@@ -12,8 +12,7 @@ from sqlmodel import select
 
 from watchdog.casestore import Team
 from watchdog.web.pages import log_view
-from watchdog.web.pages.actions import team_actions
-from watchdog.web.queries import team_overview, teams_of
+from watchdog.web.queries import team_overview, team_page, teams_of
 from watchdog.web.render import page
 from watchdog.web.session import CurrentUser, DbSession, WebUser, context, require
 
@@ -32,12 +31,10 @@ def teams(request: Request, user: CurrentUser, session: DbSession):
     require(user.is_leader, "Teamsiden er for teamledere og afdelingsledere.")
     now = context(request).clock()
     found = teams_of(session, team_ids=visible_team_ids(user))
+    if len(found) == 1:
+        return _team(request, session, user, team_page(session, found[0], now=now), now=now, single=True)
     overviews = [team_overview(session, t, now=now) for t in found]
-    log_view(request, session, user, "team", _acked_refs(session, overviews[0].team.id, now) if len(overviews) == 1 else [])
-    if len(overviews) == 1:
-        return page(request, "team.html", user=user, title=f"Team: {overviews[0].team.name}",
-                    overview=overviews[0], now=now, single=True,
-                    **team_actions(session, overviews[0].team.id, now=now, user=user))
+    log_view(request, session, user, "team", [])
     return page(request, "teams.html", user=user, title="Teams", overviews=overviews, now=now)
 
 
@@ -51,14 +48,11 @@ def one_team(request: Request, team_ref: str, user: CurrentUser, session: DbSess
     allowed = visible_team_ids(user)
     require(allowed is None or team.id in allowed, "Du kan kun se dit eget team.")
     now = context(request).clock()
-    log_view(request, session, user, "team", _acked_refs(session, team.id, now))
-    return page(request, "team.html", user=user, title=f"Team: {team.name}",
-                overview=team_overview(session, team, now=now), now=now, single=False,
-                **team_actions(session, team.id, now=now, user=user))
+    return _team(request, session, user, team_page(session, team, now=now), now=now, single=False)
 
 
-def _acked_refs(session, team_id: int, now) -> list[str]:
-    """The case references the team page shows (in its open acknowledgements), for the access log."""
-    from watchdog.acknowledgements import list_acknowledgements
-
-    return [a.case_ref for a in list_acknowledgements(session, now=now, team_id=team_id)]
+def _team(request: Request, session, user: WebUser, data, *, now, single: bool):
+    """One team's page; the case references it shows (its open acknowledgements) go to the access log."""
+    log_view(request, session, user, "team", data.case_refs)
+    return page(request, "team.html", user=user, title=f"Team: {data.overview.team.name}",
+                overview=data.overview, now=now, single=single, **data.actions.context())
