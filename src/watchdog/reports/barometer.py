@@ -91,7 +91,7 @@ def load_barometer_rows(
     known_at: datetime | None = None, case_ids=None, team_ids: Sequence[int] | None = None,
 ) -> list[DeadlineRow]:
     """The deadlines due in ``period`` (of one team's cases, of ``team_ids``', or all; of
-    ``case_ids``, a select of ids, if given), with their status at the occurred instant ``as_of``,
+    ``case_ids``, a select or a list of ids, if given), with their status at the occurred instant ``as_of``,
     as the outcome log knew it at ``known_at`` (None: as known now), replayed from the log. Two
     queries, however many teams: the rows carry their team (the digests group them)."""
     as_of = ensure_aware(as_of, what="as_of")
@@ -174,8 +174,12 @@ def barometer_report(
     replayed = None
     if not replay_all:
         replayed = replayed_cases(period, as_of=as_of, known_at=known_at, team_id=team_id)
-        counted = count_in_sql(session, period, as_of=as_of, team_id=team_id, exclude_cases=replayed)
-    rows = load_barometer_rows(session, period, as_of=as_of, known_at=known_at, team_id=team_id, case_ids=replayed)
+        if team_id is not None:  # a team's few cases, read once for both queries below
+            replayed = sorted(set(session.execute(replayed).scalars()))
+        counted = count_in_sql(session, period, as_of=as_of, team_id=team_id, known_at=known_at,
+                               replayed_ids=replayed if team_id is not None else None)
+    rows = [] if replayed == [] else load_barometer_rows(session, period, as_of=as_of, known_at=known_at,
+                                                         team_id=team_id, case_ids=replayed)
     report = compute_barometer(rows, period, as_of=as_of, municipality=municipality,
                                team=found_team.name if found_team else None, known_at=known_at,
                                counted_elsewhere=counted)
