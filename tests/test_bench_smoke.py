@@ -113,3 +113,20 @@ def test_the_noise_benchmark_runs_a_small_municipality_and_meets_its_targets(tmp
     assert result["max_lines"] <= noise.MAX_LINES
     assert all(result["targets"].values()), result["targets"]
     assert "| messages per working day, median |" in noise.markdown(result)
+
+
+def test_page_benchmark_requests_every_page_and_times_it_beside_its_floor(engine, database_url):
+    from benchmarks import pages
+    from benchmarks.store import poll_once, settings_for
+
+    populate(engine, seed=2, now=bench.GENERATED_AT, cases=300)
+    poll_once(engine, settings_for(database_url), bench.GENERATED_AT)
+    rows = pages.measure(database_url, repeat=2)  # every page answers 200 (measure asserts it)
+
+    assert [r["page"] for r in rows] == ["team page (leader)", "caseworker's list", "case page",
+                                        "one-year barometer, one team", "one-year barometer, every case"]
+    for r in rows:
+        # Server time is inside the time through the client; each page showed something.
+        assert 0 < r["page_s"] <= r["through_client_s"] and r["floor_s"] > 0 and r["bytes"] > 2000
+        assert r["ratio"] == r["page_s"] / r["floor_s"]
+    assert "| case page |" in pages.report("sqlite", 300, rows)
