@@ -63,6 +63,9 @@ from watchdog.reports.questions import (  # noqa: F401  (the answers are part of
 )
 
 
+# Up to this many cases to replay are read into a list (bound to both queries); more stay a subquery.
+REPLAYED_AS_LIST = 2000
+
 # --------------------------------------------------------------------------------------------
 # Loading (I/O)
 # --------------------------------------------------------------------------------------------
@@ -174,10 +177,13 @@ def barometer_report(
     replayed = None
     if not replay_all:
         replayed = replayed_cases(period, as_of=as_of, known_at=known_at, team_id=team_id)
-        if team_id is not None:  # a team's few cases, read once for both queries below
-            replayed = sorted(set(session.execute(replayed).scalars()))
+        # Usually few (none while the period runs): read once, for both queries below, as a list;
+        # many (a period long past) stay a select.
+        few = session.execute(replayed.distinct().limit(REPLAYED_AS_LIST + 1)).scalars().all()
+        if len(few) <= REPLAYED_AS_LIST:
+            replayed = sorted(few)
         counted = count_in_sql(session, period, as_of=as_of, team_id=team_id, known_at=known_at,
-                               replayed_ids=replayed if team_id is not None else None)
+                               replayed_ids=replayed if isinstance(replayed, list) else None)
     rows = [] if replayed == [] else load_barometer_rows(session, period, as_of=as_of, known_at=known_at,
                                                          team_id=team_id, case_ids=replayed)
     report = compute_barometer(rows, period, as_of=as_of, municipality=municipality,
