@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, tuple_
+from sqlalchemy import bindparam, delete, or_, tuple_
 from sqlmodel import Session
 
 from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.db import dialect_insert
 from watchdog.errors import Problem
+from watchdog.intake.lookup import Lookups
 from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, EntitySpec
 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
@@ -177,6 +178,7 @@ class ChunkWriter:
         self.case_changes: dict[int, dict[str, Any]] = {}
         self._insert = dialect_insert(session)
         self._statements: dict[str, tuple] = {}
+        self.lookups = Lookups(session)
 
     @property
     def writing(self) -> bool:
@@ -186,12 +188,7 @@ class ChunkWriter:
 
     def _ids(self, entity: str, ext_ids: Iterable[str]) -> dict[str, int]:
         table = ENTITIES[entity].table.__table__
-        wanted = sorted(set(ext_ids))
-        found: dict[str, int] = {}
-        for start in range(0, len(wanted), _IDS):
-            found.update(self.session.execute(select(table.c.ext_id, table.c.id)
-                                              .where(table.c.ext_id.in_(wanted[start:start + _IDS]))).all())
-        return found
+        return self.lookups.mapping(table.c.ext_id, table.c.id, sorted(set(ext_ids)))
 
     def _unique(self, chunk: Sequence[ValidRecord]) -> list[ValidRecord]:
         kept = []
@@ -233,11 +230,8 @@ class ChunkWriter:
         spec = chunk[0].spec
         table = spec.table.__table__
         columns = _columns(spec)
-        stored: dict[str, Any] = {}
-        ext_ids = sorted(rec.ext_id for rec in chunk)
-        for start in range(0, len(ext_ids), _IDS):
-            for row in self.session.execute(select(table).where(table.c.ext_id.in_(ext_ids[start:start + _IDS]))):
-                stored[row.ext_id] = row
+        stored: dict[str, Any] = {row.ext_id: row for row in self.lookups.rows(
+            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
         counts = self.result.counts[spec.name]
         rows: list[dict[str, Any]] = []  # to the upsert: new and changed rows, whole
         new: set[str] = set()
@@ -345,12 +339,8 @@ class ChunkWriter:
                         affected.add(measure_case[measure_id])
 
     def _measure_cases(self, measure_ids: set[int]) -> dict[int, int]:
-        wanted = sorted(measure_ids)
-        found: dict[int, int] = {}
-        for start in range(0, len(wanted), _IDS):
-            found.update(self.session.execute(select(Measure.id, Measure.case_id)
-                                              .where(Measure.id.in_(wanted[start:start + _IDS]))).all())
-        return found
+        M = Measure.__table__
+        return self.lookups.mapping(M.c.id, M.c.case_id, sorted(measure_ids))
 
     def _participants(self, touched, new_ids: dict[str, int], ids) -> set[str]:
         """Make the stored participants equal the given lists. The ext_ids whose list changed."""
@@ -361,10 +351,8 @@ class ChunkWriter:
         P = ReassessmentParticipant.__table__
         have: dict[int, set[int]] = defaultdict(set)
         stored_ids = sorted(nid for rec, nid in given if rec.ext_id not in new_ids)
-        for start in range(0, len(stored_ids), _IDS):
-            for nid, wid in self.session.execute(select(P.c.notification_id, P.c.worker_id)
-                                                 .where(P.c.notification_id.in_(stored_ids[start:start + _IDS]))):
-                have[nid].add(wid)
+        for nid, wid in self.lookups.rows(P.c.notification_id, (P.c.notification_id, P.c.worker_id), stored_ids):
+            have[nid].add(wid)
         changed, gone, added = set(), [], []
         for rec, nid in given:
             wanted = {ids["workers"][w] for w in (rec.data.reassessment_participants or ())}
