@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, tuple_
+from sqlalchemy import bindparam, cast, delete, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from watchdog.casestore import Measure, ReassessmentParticipant
@@ -41,6 +42,7 @@ from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, 
 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 _IDS = 900
+_UNNEST_MARK = "-- unnest\n"
 _CASE_CHILDREN = ("notifications", "investigations", "measures")
 _MEASURE_CHILDREN = ("follow_ups", "visits")
 # The entities the data-quality checks look at after the last chunk (intake.quality).
@@ -273,6 +275,11 @@ class ChunkWriter:
         sql, names, processors, named, defaults = self._statement(spec, columns)
         if defaults:
             rows = [{**defaults, **row} for row in rows]
+        if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
+            params = {n: [row.get(n) for row in rows] if p is None else [p(row.get(n)) for row in rows]
+                      for n, p in zip(names, processors)}
+            self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params)
+            return self._ids(spec.name, new) if new else {}
         if named:
             params: list = [{n: (p(row.get(n)) if p else row.get(n)) for n, p in zip(names, processors)}
                             for row in rows]
@@ -302,6 +309,19 @@ class ChunkWriter:
         processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order]
         # Columns the compiler added for their Python-side defaults (a new case starts dirty).
         defaults = {n: _default(table.c[n]) for n in order if n not in names}
+        if dialect.name == "postgresql":
+            # The same upsert over unnest(array per column): psycopg's executemany sends a statement
+            # per row, which cost several times the database's work.
+            source = select(literal_column("*")).select_from(func.unnest(*(
+                cast(bindparam(n), ARRAY(table.c[n].type)) for n in order)))
+            stmt = self._insert(table).from_select(order, source)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["ext_id"], set_={c: stmt.excluded[c] for c in updated},
+                where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)))
+            compiled = stmt.compile(dialect=dialect)
+            cached = self._statements[spec.name] = (_UNNEST_MARK + compiled.string, order, processors, True,
+                                                    defaults)
+            return cached
         cached = self._statements[spec.name] = (compiled.string, order, processors, not compiled.positional,
                                                 defaults)
         return cached
