@@ -258,8 +258,10 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
             if not any(cell.strip() for cell in row):
                 continue  # blank lines at the end of an Excel export
             record = tabular_record(spec, source, number, columns, row)
-            swallowed = next((col for col, cell in zip(columns, row, strict=False)
-                              if _holds_rows(cell, delimiter, len(columns))), None)
+            # A cell holds a line break only when its row took more than one line of the file.
+            swallowed = None if line == first_line else next(
+                (col for col, cell in zip(columns, row, strict=False) if _holds_rows(cell, delimiter, len(columns))),
+                None)
             if swallowed is not None:
                 record.problems = [p for p in record.problems if p.field != swallowed]
                 record.problems.append(Problem(
