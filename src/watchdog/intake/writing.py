@@ -178,6 +178,9 @@ class ChunkWriter:
         self.result = UpsertResult()
         self.origins = Origins()
         self.case_changes: dict[int, dict[str, Any]] = {}
+        # Cases this transaction inserted itself (known on PostgreSQL): new rows start dirty,
+        # stamped ``now``, and no other writer can see them before the commit, so they need no mark.
+        self.created_case_ids: set[int] = set()
         self._insert = dialect_insert(session)
         self._statements: dict[str, tuple] = {}
         self.lookups = Lookups(session)
@@ -278,8 +281,13 @@ class ChunkWriter:
         if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
             params = {n: [row.get(n) for row in rows] if p is None else [p(row.get(n)) for row in rows]
                       for n, p in zip(names, processors)}
-            self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params)
-            return self._ids(spec.name, new) if new else {}
+            written = self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params).all()
+            # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
+            inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
+            if spec.name == "cases":
+                self.created_case_ids.update(inserted.values())
+            rest = new.difference(inserted)
+            return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
         if named:
             params: list = [{n: (p(row.get(n)) if p else row.get(n)) for n, p in zip(names, processors)}
                             for row in rows]
@@ -317,7 +325,8 @@ class ChunkWriter:
             stmt = self._insert(table).from_select(order, source)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["ext_id"], set_={c: stmt.excluded[c] for c in updated},
-                where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)))
+                where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
+            ).returning(table.c.ext_id, table.c.id, literal_column("xmax = 0"))
             compiled = stmt.compile(dialect=dialect)
             cached = self._statements[spec.name] = (_UNNEST_MARK + compiled.string, order, processors, True,
                                                     defaults)
@@ -394,7 +403,8 @@ class ChunkWriter:
         """The stored cases' changed rows and every affected case's dirty mark, in id order."""
         from watchdog.deadline_marks import mark_changed
 
-        mark_changed(self.session, self.result.affected_case_ids, now=self.now, changes=self.case_changes)
+        mark_changed(self.session, self.result.affected_case_ids - self.created_case_ids, now=self.now,
+                     changes=self.case_changes)
 
     def quality(self, *, chunk: int) -> list:
         """The data-quality checks over every imported record, ``chunk`` records at a time."""
