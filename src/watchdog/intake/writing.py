@@ -27,12 +27,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, cast, delete, func, literal_column, or_, select, tuple_
+from sqlalchemy import Boolean, bindparam, cast, delete, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.db import dialect_insert
@@ -278,9 +280,11 @@ class ChunkWriter:
         sql, names, processors, named, defaults = self._statement(spec, columns)
         if defaults:
             rows = [{**defaults, **row} for row in rows]
+        # Every row names every column (a new row all of them, a changed one its stored values too).
+        columns_of = list(zip(*map(itemgetter(*names), rows))) if len(names) > 1 else [[r[names[0]] for r in rows]]
+        columns_of = [list(values) if p is None else list(map(p, values)) for values, p in zip(columns_of, processors)]
         if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
-            params = {n: [row.get(n) for row in rows] if p is None else [p(row.get(n)) for row in rows]
-                      for n, p in zip(names, processors)}
+            params = dict(zip(names, columns_of))
             written = self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params).all()
             # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
             inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
@@ -289,11 +293,9 @@ class ChunkWriter:
             rest = new.difference(inserted)
             return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
         if named:
-            params: list = [{n: (p(row.get(n)) if p else row.get(n)) for n, p in zip(names, processors)}
-                            for row in rows]
+            params: list = [dict(zip(names, row)) for row in zip(*columns_of)]
         else:
-            params = [tuple(p(row.get(n)) if p else row.get(n) for n, p in zip(names, processors))
-                      for row in rows]
+            params = list(zip(*columns_of))
         self.session.connection().exec_driver_sql(sql, params)
         return self._ids(spec.name, new) if new else {}
 
@@ -314,7 +316,7 @@ class ChunkWriter:
         dialect = self.session.get_bind().dialect
         compiled = stmt.compile(dialect=dialect)
         order = list(compiled.positiontup) if compiled.positional else list(compiled.params)
-        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order]
+        processors = [_bind_processor(table.c[n], dialect) for n in order]
         # Columns the compiler added for their Python-side defaults (a new case starts dirty).
         defaults = {n: _default(table.c[n]) for n in order if n not in names}
         if dialect.name == "postgresql":
@@ -421,6 +423,30 @@ class ChunkWriter:
             if batch:
                 findings.extend(check_imported(self.session, batch, now=self.now))
         return findings
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """UTCDateTime's bind processor and SQLite's DATETIME one in a single step: the UTC wall time as
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (the same text, checked in tests/test_import_stream.py)."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError("Datetime values must have timezone information.")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _bind_processor(column, dialect):
+    """The column's bind processor, or a cheaper one that gives the same value for what the input
+    models produce: a validated bool passes as it is, an instant goes to SQLite's text in one step."""
+    kind = column.type
+    generic = kind.dialect_impl(dialect).bind_processor(dialect)
+    if generic is None:
+        return None
+    if isinstance(kind, Boolean):
+        return None  # the models give True, False or None: what the driver takes
+    if isinstance(kind, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_instant
+    return generic
 
 
 def _default(column) -> Any:
