@@ -92,10 +92,10 @@ class ValidRecord:
     record: str
     data: Any  # the input model instance
     given: frozenset[str]  # fields present in the input (absent ones keep their stored value)
+    ext_id: str = field(init=False)  # the model's, read once: every stage looks it up
 
-    @property
-    def ext_id(self) -> str:
-        return self.data.ext_id
+    def __post_init__(self) -> None:
+        self.ext_id = self.data.ext_id
 
 
 @dataclass(frozen=True)
@@ -243,16 +243,15 @@ class ChunkWriter:
         rows: list[dict[str, Any]] = []  # to the upsert: new and changed rows, whole
         new: set[str] = set()
         touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []  # rec, old, values, before
+        # Per column: the field, the column, and the ids its references resolve to (None: no reference).
+        plan = [(name, column, ids.get(spec.refs[name][0], {}) if name in spec.refs else None)
+                for name, column in columns]
         for rec in sorted(chunk, key=_by_ext_id):
             old = stored.get(rec.ext_id)
-            values = {}
-            for name, column in columns:
-                if old is not None and name not in rec.given:
-                    continue
-                value = getattr(rec.data, name)
-                if name in spec.refs and value is not None:
-                    value = ids[spec.refs[name][0]][value]
-                values[column] = value
+            data = rec.data.__dict__  # the validated model's field values
+            given = rec.given
+            values = {column: data[name] if ref is None or data[name] is None else ref[data[name]]
+                      for name, column, ref in plan if old is None or name in given}
             if old is None:
                 if spec.name == "cases":
                     values["facts_changed_at"] = self.now
@@ -281,8 +280,8 @@ class ChunkWriter:
         if defaults:
             rows = [{**defaults, **row} for row in rows]
         # Every row names every column (a new row all of them, a changed one its stored values too).
-        columns_of = list(zip(*map(itemgetter(*names), rows))) if len(names) > 1 else [[r[names[0]] for r in rows]]
-        columns_of = [list(values) if p is None else list(map(p, values)) for values, p in zip(columns_of, processors)]
+        columns_of = [list(values) if p is None else list(map(p, values))
+                      for values, p in zip(zip(*map(itemgetter(*names), rows)), processors)]
         if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
             params = dict(zip(names, columns_of))
             written = self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params).all()
