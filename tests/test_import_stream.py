@@ -127,3 +127,21 @@ def test_the_fused_sqlite_instant_processor_writes_what_the_column_types_would()
     assert [_sqlite_instant(v) for v in samples] == [generic(v) for v in samples]
     with pytest.raises(ValueError):
         _sqlite_instant(datetime(2024, 1, 1))
+
+
+def test_lookups_find_rows_by_any_number_of_keys_bound_as_one_parameter(engine):
+    """intake.lookup: the keys as one array (PostgreSQL) or JSON list (SQLite): more keys than an
+    IN list may hold, keys that are not stored, non-ASCII and quoting characters, no keys at all."""
+    from watchdog.intake.lookup import Lookups
+
+    names = [f"T-{i}" for i in range(1500)] + ['Hold "Øst"', "T-\\'æ"]
+    with Session(engine) as s:
+        s.add_all(Team(ext_id=n, name=n) for n in names)
+        s.commit()
+        T = Team.__table__
+        lookups = Lookups(s)
+        found = lookups.mapping(T.c.ext_id, T.c.id, [*names, "T-missing"])
+        assert set(found) == set(names)
+        some = [found[n] for n in names[-3:]]
+        assert sorted(r.ext_id for r in lookups.rows(T.c.id, (T.c.id, T.c.ext_id), some)) == sorted(names[-3:])
+        assert lookups.rows(T.c.ext_id, (T.c.id,), []) == []

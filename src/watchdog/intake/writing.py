@@ -9,10 +9,11 @@ investigations → measures → follow-ups → visits), in chunks of one entity.
    ``ext_id`` — to rows already stored or to records earlier in the same import — collect every
    problem; after the first problem nothing more is written (the caller rolls back), but every
    later record is still checked, so one run names every problem;
-2. the chunk's stored rows and the ids of everything it refers to are read in one query per
-   table (a few hundred ids each);
+2. the chunk's stored rows and the ids of everything it refers to are read in one statement per
+   table, the keys bound as one parameter (``intake.lookup``);
 3. new and changed rows go in one ``INSERT … ON CONFLICT (ext_id) DO UPDATE … WHERE <a column
-   differs>`` per chunk (executemany); identical rows are not sent at all, so re-importing the
+   differs>`` per chunk (on SQLite the driver's executemany, on PostgreSQL one statement over
+   ``unnest`` of an array per column); identical rows are not sent at all, so re-importing the
    same export writes nothing and marks no case dirty. Changed rows of stored cases are written
    at the end, with their dirty marks, in id order (``deadline_marks.mark_changed``): every writer
    of case rows locks them in that order.
@@ -273,9 +274,9 @@ class ChunkWriter:
                 new: set[str]) -> dict[str, int]:
         """One INSERT … ON CONFLICT DO UPDATE … WHERE changed for the rows; the ids of the new ones.
 
-        Run as the driver's executemany of the compiled statement, each value through its column's
-        bind processor: SQLAlchemy's own executemany builds a parameter set per row, which cost more
-        than the database's work."""
+        Run as the driver's executemany of the compiled statement (SQLite) or one statement over an
+        array per column (PostgreSQL), each value through its column's bind processor: SQLAlchemy's
+        own executemany builds a parameter set per row, which cost more than the database's work."""
         sql, names, processors, named, defaults = self._statement(spec, columns)
         if defaults:
             rows = [{**defaults, **row} for row in rows]
