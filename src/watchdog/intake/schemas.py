@@ -94,9 +94,15 @@ def _teams_url(value: str) -> str:
 
 
 def _text(max_length: int, *checks) -> Any:
+    def check(value: str) -> str:  # one validator call per value, the checks in their order
+        value = _no_cpr(value)
+        for c in checks:
+            value = c(value)
+        return value
+
     return Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
-        AfterValidator(_no_cpr), *[AfterValidator(c) for c in checks],
+        AfterValidator(check),
     ]
 
 

@@ -213,12 +213,13 @@ class ChunkWriter:
     def _resolve(self, chunk: Sequence[ValidRecord]) -> dict[str, dict[str, int]]:
         """The ids of everything the chunk refers to; a problem for each unknown reference."""
         wanted: dict[str, set[str]] = defaultdict(set)
-        for rec in chunk:
-            for _fld, target, ext_id in references(rec):
+        given = [(rec, list(references(rec))) for rec in chunk]
+        for _rec, refs in given:
+            for _fld, target, ext_id in refs:
                 wanted[target].add(ext_id)
         ids = {target: self._ids(target, ext_ids) for target, ext_ids in wanted.items()}
-        for rec in chunk:
-            for fld, target, ext_id in references(rec):
+        for rec, refs in given:
+            for fld, target, ext_id in refs:
                 if ext_id not in ids[target] and not self.origins.knows(target, ext_id):
                     self.problems.append(Problem(rec.source, rec.record, fld,
                                                  f"unknown {target.rstrip('s')} {ext_id!r}: neither in this "
