@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Boolean, bindparam, cast, delete, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -46,6 +46,8 @@ from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 _IDS = 900
 _UNNEST_MARK = "-- unnest\n"
+_NOTHING_GIVEN: frozenset[str] = frozenset()
+_SUPPORT_GIVEN = frozenset({"child_in_support"})
 _CASE_CHILDREN = ("notifications", "investigations", "measures")
 _MEASURE_CHILDREN = ("follow_ups", "visits")
 # The entities the data-quality checks look at after the last chunk (intake.quality).
@@ -99,9 +101,9 @@ class ValidRecord:
         self.ext_id = self.data.ext_id
 
 
-@dataclass(frozen=True)
-class Imported:
-    """What the data-quality checks need of an imported record, kept after its chunk is gone."""
+class Imported(NamedTuple):
+    """What the data-quality checks need of an imported record, kept after its chunk is gone
+    (a tuple: one is made for every record of the import)."""
 
     spec: EntitySpec
     ext_id: str
@@ -149,7 +151,7 @@ class Origins:
         spec = ENTITIES[entity]
         for ext_id, packed in self.by_entity.get(entity, {}).items():
             source, record = self._unpack(packed)
-            given = frozenset() if ext_id in self.support_not_given else frozenset({"child_in_support"})
+            given = _NOTHING_GIVEN if ext_id in self.support_not_given else _SUPPORT_GIVEN
             yield Imported(spec, ext_id, source, record, given)
 
 
