@@ -101,3 +101,47 @@ def test_a_missing_file_in_a_stream_refuses_the_import_and_is_named(engine, tmp_
         import_records(engine, FileStream([*files, tmp_path / "visits.csv"]), now=NOW, settings=load_settings(None))
     assert [(p.source, p.field) for p in refused.value.problems] == [("visits.csv", "(file)")]
     assert count(engine, Case) == 0
+
+
+def test_the_fused_sqlite_instant_processor_writes_what_the_column_types_would():
+    """writing._sqlite_instant stands for UTCDateTime's and SQLite DATETIME's bind processors in one
+    step: the same text for every instant (any offset, early years, microseconds) and for None."""
+    import random
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from watchdog.intake.writing import _sqlite_instant
+
+    dialect = sqlite.dialect()
+    column_type = Case.__table__.c.opened_at.type
+    generic = column_type.dialect_impl(dialect).bind_processor(dialect)
+    rng = random.Random(19)
+    samples = [None, datetime(1, 1, 1, 12, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+               datetime(2024, 10, 27, 2, 30, tzinfo=timezone(timedelta(hours=2)))]
+    for _ in range(2000):
+        offset = timezone(timedelta(minutes=rng.randrange(-14 * 60, 14 * 60 + 1)))
+        samples.append(datetime(rng.randrange(2, 9999), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
+                                rng.randrange(60), rng.randrange(60), rng.choice([0, rng.randrange(10 ** 6)]),
+                                tzinfo=offset))
+    assert [_sqlite_instant(v) for v in samples] == [generic(v) for v in samples]
+    with pytest.raises(ValueError):
+        _sqlite_instant(datetime(2024, 1, 1))
+
+
+def test_lookups_find_rows_by_any_number_of_keys_bound_as_one_parameter(engine):
+    """intake.lookup: the keys as one array (PostgreSQL) or JSON list (SQLite): more keys than an
+    IN list may hold, keys that are not stored, non-ASCII and quoting characters, no keys at all."""
+    from watchdog.intake.lookup import Lookups
+
+    names = [f"T-{i}" for i in range(1500)] + ['Hold "Øst"', "T-\\'æ"]
+    with Session(engine) as s:
+        s.add_all(Team(ext_id=n, name=n) for n in names)
+        s.commit()
+        T = Team.__table__
+        lookups = Lookups(s)
+        found = lookups.mapping(T.c.ext_id, T.c.id, [*names, "T-missing"])
+        assert set(found) == set(names)
+        some = [found[n] for n in names[-3:]]
+        assert sorted(r.ext_id for r in lookups.rows(T.c.id, (T.c.id, T.c.ext_id), some)) == sorted(names[-3:])
+        assert lookups.rows(T.c.ext_id, (T.c.id,), []) == []

@@ -42,8 +42,19 @@ def _refuse_slashed(text: str) -> None:
         "write dd-mm-yyyy" + (f": {' or '.join(readings)}" if readings else ""))
 
 
+def _iso_shaped(text: str) -> bool:
+    """Whether ``text`` starts with three digits: then no Danish or slashed pattern can match it
+    (each has a separator after one or two digits), and only ISO 8601 can read it."""
+    return len(text) > 2 and text[2].isdigit() and text[0].isdigit() and text[1].isdigit()
+
+
 def parse_date(text: str) -> date:
     text = text.strip()
+    if _iso_shaped(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (use dd-mm-yyyy, e.g. 05-03-2024)") from None
     _refuse_slashed(text)
     m = _DATE_DK.match(text)
     try:
@@ -82,6 +93,8 @@ def local_to_utc(naive: datetime) -> datetime:
 def parse_instant(text: str, *, naive_is_local: bool = True) -> datetime:
     """``dd-mm-yyyy HH:MM`` local, ``dd-mm-yyyy`` (00:00 local), or ISO 8601 (with an offset)."""
     text = text.strip()
+    if _iso_shaped(text):
+        return _parse_iso_instant(text, naive_is_local)
     _refuse_slashed(text)
     m = _DATETIME_DK.match(text)
     if m:
@@ -93,6 +106,10 @@ def parse_instant(text: str, *, naive_is_local: bool = True) -> datetime:
         return local_to_utc(naive)
     if _DATE_DK.match(text):
         return local_to_utc(datetime.combine(parse_date(text), time(0, 0)))
+    return _parse_iso_instant(text, naive_is_local)
+
+
+def _parse_iso_instant(text: str, naive_is_local: bool) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:

@@ -60,8 +60,11 @@ def check_records(records: Iterable[Any], *, settings, now: datetime) -> list[Pr
         if names is None:
             names = timed[rec.spec.name] = tuple(
                 n for n in rec.spec.fields if field_kind(rec.spec.model, n) in ("date", "instant"))
+        data = rec.data.__dict__  # the validated model's field values
         for name in names:
-            value = getattr(rec.data, name)
+            value = data[name]
+            if value is None:
+                continue
             if isinstance(value, datetime):
                 day = value.astimezone(UTC).date()
                 shown = value.isoformat()

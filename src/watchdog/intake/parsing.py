@@ -36,6 +36,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -90,22 +91,49 @@ def _fields(model) -> dict[str, tuple[Any, str]]:
     return {name: (info, field_kind(model, name)) for name, info in model.model_fields.items()}
 
 
+_NO_DEFAULT = object()  # a required field: an empty cell leaves it missing
+_TEXT_READERS = {"date": parse_date, "instant": parse_instant, "bool": parse_bool, "decimal": parse_decimal,
+                 "list": parse_list}
+
+
+@functools.cache
+def _readers(model) -> dict[str, tuple[str, Any, Any, Any]]:
+    """Per field: (kind, how a text cell is read or None for text as it is, the value of an empty
+    cell or _NO_DEFAULT, its pydantic info when the default is made anew for every record)."""
+    out = {}
+    for name, (info, kind) in _fields(model).items():
+        if info.is_required():
+            default, fresh = _NO_DEFAULT, None
+        elif info.default_factory is None and isinstance(info.default, None | bool | int | float | str | Enum):
+            default, fresh = info.default, None  # immutable: the same value serves every record
+        else:
+            default, fresh = _NO_DEFAULT, info
+        out[name] = (kind, _TEXT_READERS.get(kind), default, fresh)
+    return out
+
+
 def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
                    cells: list[Any]) -> RawRecord:
     """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
     rec = RawRecord(spec.name, source, str(number), {})
+    values = rec.values
     if len(cells) > len(columns) and any(not _is_empty(c) for c in cells[len(columns):]):
         rec.problems.append(Problem(source, str(number), "(row)",
                                     f"has {len(cells)} cells but the header has {len(columns)} columns"))
-    fields = _fields(spec.model)
+    readers = _readers(spec.model)
     for col, cell in zip(columns, cells, strict=False):
-        info, kind = fields[col]
-        if _is_empty(cell):
-            if not info.is_required():
-                rec.values[col] = info.get_default(call_default_factory=True)
+        kind, read, default, fresh = readers[col]
+        if cell is None or (isinstance(cell, str) and (not cell or cell.isspace())):
+            if fresh is not None:
+                values[col] = fresh.get_default(call_default_factory=True)
+            elif default is not _NO_DEFAULT:
+                values[col] = default
             continue
         try:
-            rec.values[col] = convert_cell(kind, cell)
+            if cell.__class__ is str:  # CSV, and text cells of a workbook
+                values[col] = cell if read is None else read(cell)
+            else:
+                values[col] = convert_cell(kind, cell)
         except (ValueError, OverflowError) as exc:
             rec.problems.append(Problem(source, str(number), col, str(exc)))
     return rec
@@ -230,8 +258,10 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
             if not any(cell.strip() for cell in row):
                 continue  # blank lines at the end of an Excel export
             record = tabular_record(spec, source, number, columns, row)
-            swallowed = next((col for col, cell in zip(columns, row, strict=False)
-                              if _holds_rows(cell, delimiter, len(columns))), None)
+            # A cell holds a line break only when its row took more than one line of the file.
+            swallowed = None if line == first_line else next(
+                (col for col, cell in zip(columns, row, strict=False) if _holds_rows(cell, delimiter, len(columns))),
+                None)
             if swallowed is not None:
                 record.problems = [p for p in record.problems if p.field != swallowed]
                 record.problems.append(Problem(

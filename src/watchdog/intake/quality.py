@@ -14,7 +14,7 @@ I/O: reads the case store and writes ``data_quality_warning`` in the import's ow
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
@@ -22,6 +22,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware, format_local
+from watchdog.intake.lookup import Lookups
 
 
 class DataQualityWarning(SQLModel, table=True):
@@ -103,42 +104,29 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
         by_entity.setdefault(rec.spec.name, []).append(rec)
     findings: list[Finding] = []
     checked: list[tuple[str, str, str, str]] = []  # (kind, entity, ext_id, field) looked at
-    case_refs: dict[int, str] = {}
-
-    def ref(case_id: int | None) -> str | None:
-        if case_id is None:
-            return None
-        if case_id not in case_refs:
-            case_refs[case_id] = session.exec(select(Case.ext_id).where(Case.id == case_id)).one()
-        return case_refs[case_id]
+    lookups = Lookups(session)
 
     def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message) -> None:
         """``message``: a function that writes it (only a finding needs one)."""
         checked.append((kind, rec.spec.name, rec.ext_id, field))
         if bad:
-            findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, ref(case_id),
+            findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, None,
                                     rec.source, str(rec.record), message()[:500]))
 
     def imported(entity: str, table):
         """(record, its stored row: the columns the checks read) for the imported records of ``entity``."""
         recs = by_entity.get(entity, [])
-        ext_ids = [r.ext_id for r in recs]
-        found = {}
-        columns = [table.__table__.c[c] for c in _READ[entity]]
-        for start in range(0, len(ext_ids), 500):
-            for row in session.execute(sa_select(*columns).where(table.ext_id.in_(ext_ids[start:start + 500]))):
-                found[row.ext_id] = row
+        t = table.__table__
+        found = {row.ext_id: row for row in lookups.rows(t.c.ext_id, tuple(t.c[c] for c in _READ[entity]),
+                                                         [r.ext_id for r in recs])}
         return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
 
     def grouped(column, values) -> dict:
         """Rows whose ``column`` is among ``values``, grouped by it: one query per 500 values."""
-        values = sorted(set(values))
-        out: dict = {}
         table = column.class_.__table__
-        columns = [table.c[c] for c in _READ[table.name]]
-        for start in range(0, len(values), 500):
-            for row in session.execute(sa_select(*columns).where(column.in_(values[start:start + 500]))):
-                out.setdefault(getattr(row, column.key), []).append(row)
+        out: dict = {}
+        for row in lookups.rows(table.c[column.key], tuple(table.c[c] for c in _READ[table.name]), sorted(set(values))):
+            out.setdefault(getattr(row, column.key), []).append(row)
         return out
 
     notifications = imported("notifications", Notification)
@@ -192,6 +180,10 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
              lambda: f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
              f"{_d(m.effected_at) if m is not None and m.effected_at else ''}: den tæller ikke med i fristen.")
 
+    # Each finding's case reference, read for all of them at once.
+    C = Case.__table__
+    case_refs = lookups.mapping(C.c.id, C.c.ext_id, sorted({f.case_id for f in findings if f.case_id is not None}))
+    findings = [replace(f, case_ref=case_refs[f.case_id]) if f.case_id is not None else f for f in findings]
     _store(session, findings, checked, now)
     return findings
 

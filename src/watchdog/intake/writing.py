@@ -9,10 +9,11 @@ investigations → measures → follow-ups → visits), in chunks of one entity.
    ``ext_id`` — to rows already stored or to records earlier in the same import — collect every
    problem; after the first problem nothing more is written (the caller rolls back), but every
    later record is still checked, so one run names every problem;
-2. the chunk's stored rows and the ids of everything it refers to are read in one query per
-   table (a few hundred ids each);
+2. the chunk's stored rows and the ids of everything it refers to are read in one statement per
+   table, the keys bound as one parameter (``intake.lookup``);
 3. new and changed rows go in one ``INSERT … ON CONFLICT (ext_id) DO UPDATE … WHERE <a column
-   differs>`` per chunk (executemany); identical rows are not sent at all, so re-importing the
+   differs>`` per chunk (on SQLite the driver's executemany, on PostgreSQL one statement over
+   ``unnest`` of an array per column); identical rows are not sent at all, so re-importing the
    same export writes nothing and marks no case dirty. Changed rows of stored cases are written
    at the end, with their dirty marks, in id order (``deadline_marks.mark_changed``): every writer
    of case rows locks them in that order.
@@ -27,19 +28,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, or_, select, tuple_
+from sqlalchemy import Boolean, bindparam, cast, delete, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.db import dialect_insert
 from watchdog.errors import Problem
+from watchdog.intake.lookup import Lookups
 from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, EntitySpec
 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 _IDS = 900
+_UNNEST_MARK = "-- unnest\n"
+_NOTHING_GIVEN: frozenset[str] = frozenset()
+_SUPPORT_GIVEN = frozenset({"child_in_support"})
 _CASE_CHILDREN = ("notifications", "investigations", "measures")
 _MEASURE_CHILDREN = ("follow_ups", "visits")
 # The entities the data-quality checks look at after the last chunk (intake.quality).
@@ -87,15 +95,15 @@ class ValidRecord:
     record: str
     data: Any  # the input model instance
     given: frozenset[str]  # fields present in the input (absent ones keep their stored value)
+    ext_id: str = field(init=False)  # the model's, read once: every stage looks it up
 
-    @property
-    def ext_id(self) -> str:
-        return self.data.ext_id
+    def __post_init__(self) -> None:
+        self.ext_id = self.data.ext_id
 
 
-@dataclass(frozen=True)
-class Imported:
-    """What the data-quality checks need of an imported record, kept after its chunk is gone."""
+class Imported(NamedTuple):
+    """What the data-quality checks need of an imported record, kept after its chunk is gone
+    (a tuple: one is made for every record of the import)."""
 
     spec: EntitySpec
     ext_id: str
@@ -143,7 +151,7 @@ class Origins:
         spec = ENTITIES[entity]
         for ext_id, packed in self.by_entity.get(entity, {}).items():
             source, record = self._unpack(packed)
-            given = frozenset() if ext_id in self.support_not_given else frozenset({"child_in_support"})
+            given = _NOTHING_GIVEN if ext_id in self.support_not_given else _SUPPORT_GIVEN
             yield Imported(spec, ext_id, source, record, given)
 
 
@@ -175,8 +183,12 @@ class ChunkWriter:
         self.result = UpsertResult()
         self.origins = Origins()
         self.case_changes: dict[int, dict[str, Any]] = {}
+        # Cases this transaction inserted itself (known on PostgreSQL): new rows start dirty,
+        # stamped ``now``, and no other writer can see them before the commit, so they need no mark.
+        self.created_case_ids: set[int] = set()
         self._insert = dialect_insert(session)
         self._statements: dict[str, tuple] = {}
+        self.lookups = Lookups(session)
 
     @property
     def writing(self) -> bool:
@@ -186,12 +198,7 @@ class ChunkWriter:
 
     def _ids(self, entity: str, ext_ids: Iterable[str]) -> dict[str, int]:
         table = ENTITIES[entity].table.__table__
-        wanted = sorted(set(ext_ids))
-        found: dict[str, int] = {}
-        for start in range(0, len(wanted), _IDS):
-            found.update(self.session.execute(select(table.c.ext_id, table.c.id)
-                                              .where(table.c.ext_id.in_(wanted[start:start + _IDS]))).all())
-        return found
+        return self.lookups.mapping(table.c.ext_id, table.c.id, sorted(set(ext_ids)))
 
     def _unique(self, chunk: Sequence[ValidRecord]) -> list[ValidRecord]:
         kept = []
@@ -208,12 +215,13 @@ class ChunkWriter:
     def _resolve(self, chunk: Sequence[ValidRecord]) -> dict[str, dict[str, int]]:
         """The ids of everything the chunk refers to; a problem for each unknown reference."""
         wanted: dict[str, set[str]] = defaultdict(set)
-        for rec in chunk:
-            for _fld, target, ext_id in references(rec):
+        given = [(rec, list(references(rec))) for rec in chunk]
+        for _rec, refs in given:
+            for _fld, target, ext_id in refs:
                 wanted[target].add(ext_id)
         ids = {target: self._ids(target, ext_ids) for target, ext_ids in wanted.items()}
-        for rec in chunk:
-            for fld, target, ext_id in references(rec):
+        for rec, refs in given:
+            for fld, target, ext_id in refs:
                 if ext_id not in ids[target] and not self.origins.knows(target, ext_id):
                     self.problems.append(Problem(rec.source, rec.record, fld,
                                                  f"unknown {target.rstrip('s')} {ext_id!r}: neither in this "
@@ -233,25 +241,21 @@ class ChunkWriter:
         spec = chunk[0].spec
         table = spec.table.__table__
         columns = _columns(spec)
-        stored: dict[str, Any] = {}
-        ext_ids = sorted(rec.ext_id for rec in chunk)
-        for start in range(0, len(ext_ids), _IDS):
-            for row in self.session.execute(select(table).where(table.c.ext_id.in_(ext_ids[start:start + _IDS]))):
-                stored[row.ext_id] = row
+        stored: dict[str, Any] = {row.ext_id: row for row in self.lookups.rows(
+            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
         counts = self.result.counts[spec.name]
         rows: list[dict[str, Any]] = []  # to the upsert: new and changed rows, whole
         new: set[str] = set()
         touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []  # rec, old, values, before
+        # Per column: the field, the column, and the ids its references resolve to (None: no reference).
+        plan = [(name, column, ids.get(spec.refs[name][0], {}) if name in spec.refs else None)
+                for name, column in columns]
         for rec in sorted(chunk, key=_by_ext_id):
             old = stored.get(rec.ext_id)
-            values = {}
-            for name, column in columns:
-                if old is not None and name not in rec.given:
-                    continue
-                value = getattr(rec.data, name)
-                if name in spec.refs and value is not None:
-                    value = ids[spec.refs[name][0]][value]
-                values[column] = value
+            data = rec.data.__dict__  # the validated model's field values
+            given = rec.given
+            values = {column: data[name] if ref is None or data[name] is None else ref[data[name]]
+                      for name, column, ref in plan if old is None or name in given}
             if old is None:
                 if spec.name == "cases":
                     values["facts_changed_at"] = self.now
@@ -273,18 +277,28 @@ class ChunkWriter:
                 new: set[str]) -> dict[str, int]:
         """One INSERT … ON CONFLICT DO UPDATE … WHERE changed for the rows; the ids of the new ones.
 
-        Run as the driver's executemany of the compiled statement, each value through its column's
-        bind processor: SQLAlchemy's own executemany builds a parameter set per row, which cost more
-        than the database's work."""
+        Run as the driver's executemany of the compiled statement (SQLite) or one statement over an
+        array per column (PostgreSQL), each value through its column's bind processor: SQLAlchemy's
+        own executemany builds a parameter set per row, which cost more than the database's work."""
         sql, names, processors, named, defaults = self._statement(spec, columns)
         if defaults:
             rows = [{**defaults, **row} for row in rows]
+        # Every row names every column (a new row all of them, a changed one its stored values too).
+        columns_of = [list(values) if p is None else list(map(p, values))
+                      for values, p in zip(zip(*map(itemgetter(*names), rows)), processors)]
+        if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
+            params = dict(zip(names, columns_of))
+            written = self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params).all()
+            # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
+            inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
+            if spec.name == "cases":
+                self.created_case_ids.update(inserted.values())
+            rest = new.difference(inserted)
+            return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
         if named:
-            params: list = [{n: (p(row.get(n)) if p else row.get(n)) for n, p in zip(names, processors)}
-                            for row in rows]
+            params: list = [dict(zip(names, row)) for row in zip(*columns_of)]
         else:
-            params = [tuple(p(row.get(n)) if p else row.get(n) for n, p in zip(names, processors))
-                      for row in rows]
+            params = list(zip(*columns_of))
         self.session.connection().exec_driver_sql(sql, params)
         return self._ids(spec.name, new) if new else {}
 
@@ -305,9 +319,23 @@ class ChunkWriter:
         dialect = self.session.get_bind().dialect
         compiled = stmt.compile(dialect=dialect)
         order = list(compiled.positiontup) if compiled.positional else list(compiled.params)
-        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order]
+        processors = [_bind_processor(table.c[n], dialect) for n in order]
         # Columns the compiler added for their Python-side defaults (a new case starts dirty).
         defaults = {n: _default(table.c[n]) for n in order if n not in names}
+        if dialect.name == "postgresql":
+            # The same upsert over unnest(array per column): psycopg's executemany sends a statement
+            # per row, which cost several times the database's work.
+            source = select(literal_column("*")).select_from(func.unnest(*(
+                cast(bindparam(n), ARRAY(table.c[n].type)) for n in order)))
+            stmt = self._insert(table).from_select(order, source)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["ext_id"], set_={c: stmt.excluded[c] for c in updated},
+                where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
+            ).returning(table.c.ext_id, table.c.id, literal_column("xmax = 0"))
+            compiled = stmt.compile(dialect=dialect)
+            cached = self._statements[spec.name] = (_UNNEST_MARK + compiled.string, order, processors, True,
+                                                    defaults)
+            return cached
         cached = self._statements[spec.name] = (compiled.string, order, processors, not compiled.positional,
                                                 defaults)
         return cached
@@ -345,12 +373,8 @@ class ChunkWriter:
                         affected.add(measure_case[measure_id])
 
     def _measure_cases(self, measure_ids: set[int]) -> dict[int, int]:
-        wanted = sorted(measure_ids)
-        found: dict[int, int] = {}
-        for start in range(0, len(wanted), _IDS):
-            found.update(self.session.execute(select(Measure.id, Measure.case_id)
-                                              .where(Measure.id.in_(wanted[start:start + _IDS]))).all())
-        return found
+        M = Measure.__table__
+        return self.lookups.mapping(M.c.id, M.c.case_id, sorted(measure_ids))
 
     def _participants(self, touched, new_ids: dict[str, int], ids) -> set[str]:
         """Make the stored participants equal the given lists. The ext_ids whose list changed."""
@@ -361,10 +385,8 @@ class ChunkWriter:
         P = ReassessmentParticipant.__table__
         have: dict[int, set[int]] = defaultdict(set)
         stored_ids = sorted(nid for rec, nid in given if rec.ext_id not in new_ids)
-        for start in range(0, len(stored_ids), _IDS):
-            for nid, wid in self.session.execute(select(P.c.notification_id, P.c.worker_id)
-                                                 .where(P.c.notification_id.in_(stored_ids[start:start + _IDS]))):
-                have[nid].add(wid)
+        for nid, wid in self.lookups.rows(P.c.notification_id, (P.c.notification_id, P.c.worker_id), stored_ids):
+            have[nid].add(wid)
         changed, gone, added = set(), [], []
         for rec, nid in given:
             wanted = {ids["workers"][w] for w in (rec.data.reassessment_participants or ())}
@@ -386,7 +408,8 @@ class ChunkWriter:
         """The stored cases' changed rows and every affected case's dirty mark, in id order."""
         from watchdog.deadline_marks import mark_changed
 
-        mark_changed(self.session, self.result.affected_case_ids, now=self.now, changes=self.case_changes)
+        mark_changed(self.session, self.result.affected_case_ids - self.created_case_ids, now=self.now,
+                     changes=self.case_changes)
 
     def quality(self, *, chunk: int) -> list:
         """The data-quality checks over every imported record, ``chunk`` records at a time."""
@@ -403,6 +426,30 @@ class ChunkWriter:
             if batch:
                 findings.extend(check_imported(self.session, batch, now=self.now))
         return findings
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """UTCDateTime's bind processor and SQLite's DATETIME one in a single step: the UTC wall time as
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (the same text, checked in tests/test_import_stream.py)."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError("Datetime values must have timezone information.")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _bind_processor(column, dialect):
+    """The column's bind processor, or a cheaper one that gives the same value for what the input
+    models produce: a validated bool passes as it is, an instant goes to SQLite's text in one step."""
+    kind = column.type
+    generic = kind.dialect_impl(dialect).bind_processor(dialect)
+    if generic is None:
+        return None
+    if isinstance(kind, Boolean):
+        return None  # the models give True, False or None: what the driver takes
+    if isinstance(kind, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_instant
+    return generic
 
 
 def _default(column) -> Any:

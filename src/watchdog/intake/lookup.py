@@ -1,0 +1,62 @@
+"""Stage 1 intake: rows by a list of keys, in one statement whatever the list's length.
+
+I/O: the database, in the session it is given (reads only).
+
+``column IN (:a, :b, …)`` is a new statement for every length of list: SQLAlchemy expands it on
+every execution and the driver parses it again (on PostgreSQL, psycopg's query conversion of a
+900-parameter statement cost more than the database's work). Here the list is one bound
+parameter instead, so the statement is compiled once and every execution reuses it:
+
+- PostgreSQL: ``column = ANY(:keys)`` with an array;
+- SQLite: ``column IN (SELECT value FROM json_each(:keys))`` with the list as JSON text (the
+  index on ``column`` is still used, one probe per key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Integer, String, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+KEYS = "keys"
+
+
+def among(column, dialect: str):
+    """The condition ``column`` is one of the bound parameter ``keys`` (see ``keys_param``)."""
+    if dialect == "postgresql":
+        item = Integer() if isinstance(column.type, Integer) else String()
+        return column == any_(bindparam(KEYS, type_=ARRAY(item)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(KEYS, type_=String()))))
+
+
+def keys_param(keys: Iterable[Any], dialect: str) -> dict[str, Any]:
+    """The parameters for ``among``: the keys as the dialect wants them."""
+    keys = list(keys)
+    return {KEYS: keys if dialect == "postgresql" else json.dumps(keys)}
+
+
+class Lookups:
+    """Statements of the form ``SELECT columns FROM table WHERE key among :keys``, built once each."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+        self._statements: dict[tuple, Any] = {}
+
+    def rows(self, key, columns: Sequence, keys: Iterable[Any]) -> list:
+        """The rows (``columns``) whose ``key`` is among ``keys``."""
+        keys = list(keys)
+        if not keys:
+            return []
+        cache_key = (key, tuple(columns))
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            stmt = self._statements[cache_key] = select(*columns).where(among(key, self.dialect))
+        return self.session.execute(stmt, keys_param(keys, self.dialect)).all()
+
+    def mapping(self, key, value, keys: Iterable[Any]) -> dict:
+        """``key`` → ``value`` of the rows whose ``key`` is among ``keys``."""
+        return dict(self.rows(key, (key, value), keys))
