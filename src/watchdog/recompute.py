@@ -14,7 +14,9 @@ Functions take the session and never commit: the caller owns the transaction
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -112,16 +114,38 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
         ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
         done = 0
         for batch in chunks(ids, RANGE_BATCH_SIZE):
-            batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, whole_range=True,
-                                             clear_marks=clear_marks))
+            with _collector_paused():
+                result = _refresh_batch(session, batch, now=now, policy=policy, whole_range=True,
+                                        clear_marks=clear_marks)
+            batch_done(batch, result)
             done += len(batch)
             if progress is not None:
                 progress(done, len(ids))
         return stats
     for batch, whole_range in _batches(sorted(set(case_ids))):
-        batch_done(batch, _refresh_batch(session, batch, now=now, policy=policy, whole_range=whole_range,
-                                         clear_marks=clear_marks))
+        with _collector_paused():
+            result = _refresh_batch(session, batch, now=now, policy=policy, whole_range=whole_range,
+                                    clear_marks=clear_marks)
+        batch_done(batch, result)
     return stats
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one batch, back on (if it was) after it.
+
+    A batch builds a few hundred thousand small objects that all live until its end (the facts,
+    the computed deadlines, the stored rows): the collector ran every 700 of them and, as they
+    survived, walked ever more of the heap, a fifth of a recompute for nothing (none of them is in
+    a reference cycle; what plain reference counting cannot free waits for the next collection).
+    A batch is bounded (``RANGE_BATCH_SIZE`` cases), so is what it leaves to the collector."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _batches(ids: list[int]) -> Iterator[tuple[Sequence[int], bool]]:
