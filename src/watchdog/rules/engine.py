@@ -6,7 +6,8 @@ facts and the law; statuses also on ``now``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import attrgetter
 
 from watchdog.clock import ensure_aware
 from watchdog.rules.facts import CaseFacts
@@ -19,11 +20,14 @@ from watchdog.rules.types import ComputedDeadline
 
 __all__ = ["RulePolicy", "compute_case_deadlines"]
 
+_by_key = attrgetter("key")
+
 
 def compute_case_deadlines(facts: CaseFacts, policy: RulePolicy, now: datetime) -> list[ComputedDeadline]:
     """Every duty instance of one case as of ``now``, in a stable order (by key)."""
-    now = ensure_aware(now, what="now")
+    if now.tzinfo is not UTC:  # the recompute passes UTC; anything else is checked and converted
+        now = ensure_aware(now, what="now")
     items = [*notification_duties(facts, policy), *investigation_duties(facts), *measure_duties(facts, policy)]
     computed = [settle(item, now) for item in items]
-    computed.sort(key=lambda d: d.key)
+    computed.sort(key=_by_key)
     return computed
