@@ -65,11 +65,16 @@ class Instance:
 
 def _decide(item: Instance, now: datetime) -> tuple[Status, datetime | None, str | None, str | None]:
     """(status, met_at, exception reason, note) of ``item`` as of ``now``."""
-    met_at = happened(item.met_at, now)
+    # ``happened`` inlined: this runs for every deadline of a recompute.
+    met_at = item.met_at
+    if met_at is not None and met_at > now:
+        met_at = None
     exception = item.exception_reason
-    if exception is not None and item.exception_at is not None and happened(item.exception_at, now) is None:
+    if exception is not None and item.exception_at is not None and item.exception_at > now:
         exception = None
-    ends_at = happened(item.ends_at, now)
+    ends_at = item.ends_at
+    if ends_at is not None and ends_at > now:
+        ends_at = None
     note = item.note
 
     # The duty stopped applying before it fell due; something done after that does not count.
