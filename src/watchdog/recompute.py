@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
+from functools import lru_cache
+from operator import attrgetter, itemgetter, ne
 
 from sqlalchemy import select, update
 from sqlmodel import Session
@@ -76,6 +77,19 @@ def _row_values(d: ComputedDeadline) -> tuple:
         if text is not None and len(text) > limit:
             values = (*values[:index], text[: limit - 1] + "…", *values[index + 1:])
     return values
+
+
+@lru_cache(maxsize=1024)
+def _changed_columns(changed: tuple[bool, ...]) -> tuple[tuple[str, ...], Callable[[tuple], tuple]]:
+    """For which of ``_FIELDS`` differ (a flag each, in order): their names, and a function
+    picking their values from a row's values. Compared in C and looked up once per kind of
+    change: a rule change rewrites every row, and a Python loop over each row's fields was a
+    tenth of it."""
+    at = [i for i, flag in enumerate(changed) if flag]
+    if len(at) == 1:
+        only = at[0]
+        return (_FIELDS[only],), lambda values: (values[only],)
+    return tuple(_FIELDS[i] for i in at), itemgetter(*at)
 
 
 def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: Iterable[int] | None = None,
@@ -202,9 +216,8 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
             status_updates.append((old, {**dict(zip(_FIELDS, values)), "computed_at": now,
                                          "status_changed_at": now, "next_alert_at": plan_at}))
         else:
-            changed = [i for i, (a, b) in enumerate(zip(stored, values)) if a != b]
-            quiet_updates.setdefault(tuple(_FIELDS[i] for i in changed), []).append(
-                (old.id, *(values[i] for i in changed), now, plan_at))
+            names, pick = _changed_columns(tuple(map(ne, stored, values)))
+            quiet_updates.setdefault(names, []).append((old.id, *pick(values), now, plan_at))
 
     for key, d in computed.items():
         values = _row_values(d)
