@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import lru_cache
 
 from sqlalchemy import Boolean, DateTime, Enum, Table, bindparam, update
