@@ -32,6 +32,7 @@ from watchdog.clock import ensure_aware
 from watchdog.deadlines import Deadline, chunks
 from watchdog.outcome_log import OutcomeWriter
 from watchdog.rules.types import ComputedDeadline, Status
+from watchdog.typed_rows import typed_rows
 
 __all__ = ["RefreshStats", "poll_deadlines", "refresh_deadlines"]
 
@@ -124,7 +125,12 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
     if case_ids is None:
         # Every case, in id ranges: each batch reads its rows with range scans (cheaper than
         # long IN lists, and one cached statement per table).
-        ids = list(session.execute(select(Case.id).order_by(Case.id)).scalars())
+        # Through the connection, not the ORM (its loading of 100,000 ids was a twentieth of the
+        # recompute), after the flush the ORM's autoflush would have done: cases added and not
+        # yet flushed are recomputed as before.
+        if session.autoflush:
+            session.flush()
+        ids = [case_id for (case_id,) in typed_rows(session.connection(), select(Case.id).order_by(Case.id))]
         done = 0
         for batch in chunks(ids, RANGE_BATCH_SIZE):
             with _collector_paused():
