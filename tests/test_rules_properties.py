@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watchdog.casestore import InvestigationKind, MeasureKind
-from watchdog.rules.engine import RulePolicy, compute_case_deadlines
+from watchdog.rules.engine import RulePolicy, compute_case_deadlines, compute_case_rows
 from watchdog.rules.facts import (
     CaseFacts, FollowUpFacts, InvestigationFacts, MeasureFacts, NotificationFacts, VisitFacts,
 )
 from watchdog.rules.status import STATUS_RANK
-from watchdog.rules.types import Status
+from watchdog.rules.types import ComputedDeadline, Status
 
 POLICY = RulePolicy()
 START = datetime(2022, 6, 1, tzinfo=UTC)
@@ -133,3 +133,19 @@ def test_a_24_hour_assessment_is_met_exactly_when_done_within_24_elapsed_hours(s
         NotificationFacts(id=1, received_at=received, assessed_at=assessed),))
     [d] = compute_case_deadlines(facts, POLICY, assessed + timedelta(days=1))
     assert d.status == (Status.MET if offset_minutes <= 0 else Status.MET_LATE)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases(), instants)
+def test_the_recomputes_rows_are_the_computed_deadlines_value_for_value(facts, now):
+    """``compute_case_rows`` (what the recompute compares and writes) is ``compute_case_deadlines``
+    without the objects: the same keys in the same order, each deadline's fields and its instance."""
+    from dataclasses import fields
+
+    deadlines = compute_case_deadlines(facts, POLICY, now)
+    rows = compute_case_rows(facts, POLICY, now)
+    assert [key for key, _values, _item in rows] == [d.key for d in deadlines]
+    stored = [f.name for f in fields(ComputedDeadline) if f.name not in ("origin", "key")]
+    for (_key, values, item), d in zip(rows, deadlines):
+        assert values == tuple(getattr(d, name) for name in stored)
+        assert item == d.origin and ComputedDeadline(*values, item) == d

@@ -12,6 +12,8 @@ from operator import attrgetter
 from sqlalchemy import select
 from sqlmodel import Session
 
+from watchdog.typed_rows import typed_rows
+
 __all__ = ["case_filter", "load_case_facts"]
 
 
@@ -46,9 +48,15 @@ def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: b
         return case_filter(column, ids, whole_range)
     # Rows are unpacked as tuples and the facts built positionally (in their fields' order):
     # attribute access on rows and keyword construction were a tenth of a national recompute.
-    conn = session.connection()
+    # The rows come from the driver's cursor, typed the cheap way (``watchdog.typed_rows``):
+    # SQLAlchemy's result processing (a Row and a TypeDecorator call per instant) cost as much
+    # as the database's reading.
+    connection = session.connection()
+
+    def rows(query) -> list:
+        return typed_rows(connection, query)
     participants: dict[int, set[int]] = {}
-    for notification_id, worker_id in conn.execute(
+    for notification_id, worker_id in rows(
         select(ReassessmentParticipant.notification_id, ReassessmentParticipant.worker_id)
         .join(Notification, Notification.id == ReassessmentParticipant.notification_id)
         .where(among(Notification.case_id))
@@ -58,7 +66,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: b
 
     notifications: dict[int, list] = {}
     for (case_id, id_, received_at, professional_notifier, assessed_at, assessed_by_id, receipt_confirmed_at,
-         child_in_support, reassessed_at) in conn.execute(select(
+         child_in_support, reassessed_at) in rows(select(
             Notification.case_id, Notification.id, Notification.received_at, Notification.professional_notifier,
             Notification.assessed_at, Notification.assessed_by_id, Notification.receipt_confirmed_at,
             Notification.child_in_support, Notification.reassessed_at,
@@ -70,21 +78,21 @@ def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: b
         ))
 
     investigations: dict[int, list] = {}
-    for case_id, *fields in conn.execute(select(
+    for case_id, *fields in rows(select(
         Investigation.case_id, Investigation.id, Investigation.aware_at, Investigation.kind,
         Investigation.completed_at, Investigation.interim_assessed_at, Investigation.notification_id,
     ).where(among(Investigation.case_id))):
         investigations.setdefault(case_id, []).append(InvestigationFacts(*fields))
 
     follow_ups: dict[int, list] = {}
-    for measure_id, *fields in conn.execute(
+    for measure_id, *fields in rows(
         select(FollowUp.measure_id, FollowUp.id, FollowUp.performed_at, FollowUp.next_planned_on)
         .join(Measure, Measure.id == FollowUp.measure_id).where(among(Measure.case_id))
     ):
         follow_ups.setdefault(measure_id, []).append(FollowUpFacts(*fields))
 
     visits: dict[int, list] = {}
-    for measure_id, id_, visited_at, child_conversation in conn.execute(
+    for measure_id, id_, visited_at, child_conversation in rows(
         select(SupervisionVisit.measure_id, SupervisionVisit.id, SupervisionVisit.visited_at,
                SupervisionVisit.child_conversation)
         .join(Measure, Measure.id == SupervisionVisit.measure_id).where(among(Measure.case_id))
@@ -93,7 +101,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: b
 
     measures: dict[int, list] = {}
     for (case_id, id_, kind, decided_at, legal_basis, effected_at, ended_at, investigation_id,
-         child_conversation_at, child_conversation_exemption, plan_at, plan_required) in conn.execute(select(
+         child_conversation_at, child_conversation_exemption, plan_at, plan_required) in rows(select(
             Measure.case_id, Measure.id, Measure.kind, Measure.decided_at, Measure.legal_basis,
             Measure.effected_at, Measure.ended_at, Measure.investigation_id, Measure.child_conversation_at,
             Measure.child_conversation_exemption, Measure.plan_at, Measure.plan_required,
@@ -106,7 +114,7 @@ def load_case_facts(session: Session, case_ids: Sequence[int], *, whole_range: b
 
     facts = {}
     by_receipt = attrgetter("received_at", "id")
-    for id_, opened_at, worker_id, birth_date, closed_at, aftercare_decided_at in conn.execute(select(
+    for id_, opened_at, worker_id, birth_date, closed_at, aftercare_decided_at in rows(select(
         Case.id, Case.opened_at, Case.worker_id, Case.birth_date, Case.closed_at, Case.aftercare_decided_at,
     ).where(among(Case.id))):
         facts[id_] = CaseFacts(

@@ -47,6 +47,7 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)
 def end_of_local_day(day: date) -> datetime:
     """The instant (UTC) at which a Danish calendar day ends: the next day's local midnight.
 

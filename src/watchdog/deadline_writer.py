@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import lru_cache
 
-from sqlalchemy import Boolean, DateTime, Enum, Table, bindparam, type_coerce, update
-from sqlalchemy.types import NullType
+from sqlalchemy import Boolean, DateTime, Enum, Table, bindparam, update
 from sqlmodel import Session
 
 from watchdog.db import dialect_insert
+from watchdog.typed_rows import typed_rows
 
 __all__ = ["BULK_ROWS", "insert_new", "insert_rows", "read_stored", "update_rows"]
 
@@ -130,54 +130,15 @@ def update_rows(session: Session, table: Table, columns: Sequence[str], rows: li
 def read_stored(session: Session, query) -> list:
     """The rows of ``query`` (a select of plain columns) with the types SQLAlchemy would give
     (enum members, aware UTC instants, bools), read through the DB-API cursor and converted the
-    cheap way: per value, SQLAlchemy's result processing cost as much as reading the rows.
-    Each row is a named tuple (attribute and index access, as a Core row)."""
-    columns = list(query.selected_columns)
-    dialect = session.get_bind().dialect
-    # The same statement with its columns typed as nothing, so SQLAlchemy passes values through.
-    bare = query.with_only_columns(*(type_coerce(c, NullType()).label(c.name) for c in columns),
-                                   maintain_column_froms=True)
-    fetched = session.connection().execute(bare).fetchall()
-    env: dict = {"make": _row_type(tuple(c.name for c in columns))._make}
-    parts = []
-    for i, column in enumerate(columns):
-        convert = _reader(dialect.name, column.type)
-        if convert is None:
-            parts.append(f"r[{i}]")
-        else:
-            env[f"f{i}"] = convert
-            parts.append(f"(None if r[{i}] is None else f{i}(r[{i}]))")
-    row = eval(f"lambda r: make(({', '.join(parts)},))", env)  # noqa: S307 - built from column indices only
-    return [row(r) for r in fetched]
+    cheap way (``watchdog.typed_rows``): per value, SQLAlchemy's result processing cost as much
+    as reading the rows. Each row is a named tuple (attribute and index access, as a Core row)."""
+    names = tuple(c.name for c in query.selected_columns)
+    return typed_rows(session.connection(), query, make=_row_type(names)._make)
 
 
 @lru_cache(maxsize=16)
 def _row_type(names: tuple[str, ...]):
     return namedtuple("StoredRow", names, rename=True)
-
-
-def _reader(dialect: str, kind) -> Callable | None:
-    kind = getattr(kind, "impl", kind)
-    if isinstance(kind, Enum) and kind.enum_class is not None:
-        return {member.name: member for member in kind.enum_class}.__getitem__
-    if isinstance(kind, DateTime):
-        if dialect == "sqlite":
-            memo: dict[str, datetime] = {}
-
-            def instant(text: str) -> datetime:
-                value = memo.get(text)
-                if value is None:
-                    value = memo[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
-                return value
-            return instant
-        return _as_utc
-    if isinstance(kind, Boolean) and dialect == "sqlite":
-        return bool
-    return None
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------------------------

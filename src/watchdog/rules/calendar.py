@@ -44,7 +44,14 @@ def regime_for(clock_start: datetime) -> Regime:
 
 def add_hours(instant: datetime, hours: int) -> datetime:
     """``hours`` elapsed hours after ``instant`` (UTC arithmetic: DST changes do not stretch it)."""
-    return ensure_aware(instant) + timedelta(hours=hours)
+    if instant.tzinfo is not UTC:  # facts are UTC already; anything else is checked and converted
+        instant = ensure_aware(instant)
+    return instant + _hours(hours)
+
+
+@lru_cache(maxsize=64)
+def _hours(hours: int) -> timedelta:
+    return timedelta(hours=hours)
 
 
 @lru_cache(maxsize=16384)

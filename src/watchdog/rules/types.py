@@ -120,7 +120,12 @@ class ComputedDeadline:
     key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _set_key(self, f"{self.duty._value_}:{self.subject_kind._value_}:{self.subject_id}:{self.seq}")
+        _set_key(self, deadline_key(self.duty, self.subject_kind, self.subject_id, self.seq))
+
+
+def deadline_key(duty: Duty, subject_kind: SubjectKind, subject_id: int, seq: int) -> str:
+    """A duty instance's stable identity (``ComputedDeadline.key``)."""
+    return f"{duty._value_}:{subject_kind._value_}:{subject_id}:{seq}"
 
 
 _set_key = ComputedDeadline.__dict__["key"].__set__
