@@ -298,29 +298,44 @@ def record_successes(session: Session, alerts: Sequence[Alert], *, now: datetime
     """``record_success`` for the alerts of one sent message in two statements: one UPDATE of the
     rows still held under the token each was claimed with (``RETURNING`` their ids), one INSERT of
     an attempt row each. Returns the ids recorded; the others were stale (their attempt is kept,
-    marked, the alert is left to its newer holder). Does not commit."""
+    marked, the alert is left to its newer holder). Does not commit.
+
+    Both are Core statements built once (``_SUCCESS_UPDATE``) and run on the session's connection:
+    a delivery round records one per message, and the ORM's bulk-update path and building the
+    statement anew cost more than the statements themselves."""
     if not alerts:
         return set()
     state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
+    connection = session.connection()
     held: set[int] = set()
     for start in range(0, len(alerts), _ENQUEUE_CHUNK):
         chunk = alerts[start:start + _ENQUEUE_CHUNK]
         # Under its token, a row's attempts are still the claimed copy's: ``attempts + 1`` in SQL
         # is what record_success writes from the copy.
-        held.update(session.execute(
-            update(Alert).where(Alert.state == AlertState.CLAIMED,
-                                tuple_(Alert.id, Alert.claim_token).in_([(a.id, a.claim_token) for a in chunk]))
-            .values(attempts=Alert.attempts + 1, state=state, sent_at=now, claimed_by=None, claimed_until=None,
-                    last_error=None)
-            .returning(Alert.id).execution_options(synchronize_session=False)).scalars())
+        held.update(connection.execute(_SUCCESS_UPDATE, {
+            "held": [(a.id, a.claim_token) for a in chunk], "new_state": state, "at": now}).scalars())
     for alert in alerts:
         if alert.id not in held:
             log.warning("alert %s: success by %s dropped: its claim (token %s) is no longer held, another "
                         "delivery worker has taken the alert since", alert.id, worker_name, alert.claim_token)
-    session.execute(DeliveryAttempt.__table__.insert(), [
+    connection.execute(_ATTEMPT_INSERT, [
         {"alert_id": a.id, "at": now, "worker": worker_name, "ok": True, "permanent": False,
          "detail": _clip(detail if a.id in held else f"{_STALE}{detail}")} for a in alerts])
     return held
+
+
+def _success_update():
+    table = Alert.__table__
+    return (update(table)
+            .where(table.c.state == AlertState.CLAIMED,
+                   tuple_(table.c.id, table.c.claim_token).in_(bindparam("held", expanding=True)))
+            .values(attempts=table.c.attempts + 1, state=bindparam("new_state"), sent_at=bindparam("at"),
+                    claimed_by=None, claimed_until=None, last_error=None)
+            .returning(table.c.id))
+
+
+_SUCCESS_UPDATE = _success_update()
+_ATTEMPT_INSERT = DeliveryAttempt.__table__.insert()
 
 
 def record_failure(session: Session, alert: Alert, *, now: datetime, worker_name: str, detail: str,
