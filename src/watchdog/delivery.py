@@ -33,6 +33,8 @@ thread and puts them in ``SendResult.detail``, with passwords and workflow signa
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import os
@@ -156,6 +158,18 @@ class Transport:
 
     # -- email ---------------------------------------------------------------------------------
 
+    def _email_target(self, address: str) -> str | dict:
+        """What Apprise instantiates the email plugin from: the URL Apprise parsed once for this
+        relay (``_parsed_email_url``) with ``address`` put in as its recipient, or the URL itself
+        when that parse did not have the expected shape."""
+        template = _parsed_email_url(self.email_url(_PLACEHOLDER_ADDRESS))
+        if template is None:
+            return self.email_url(address)
+        results = copy.deepcopy(template)
+        results["targets"] = [address]
+        results["qsd"]["to"] = address
+        return results
+
     def _send_email(self, message: Message, recipient: Recipient) -> SendResult:
         address = recipient.address.strip()
         if not _EMAIL_RE.match(address):
@@ -164,7 +178,7 @@ class Transport:
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
         verify = self.settings.smtp.verify_tls or self.settings.smtp.mode == "plain"
         with _capture_apprise() as lines, own_text_part(message), SharedTlsContexts.use(verify=verify):
-            plugin = _instantiate(self.email_url(address))
+            plugin = _instantiate(self._email_target(address))
             ok = plugin is not None and plugin.notify(
                 body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
         detail = _detail(lines, secrets)
@@ -212,8 +226,30 @@ class Transport:
 # Apprise plumbing
 # ---------------------------------------------------------------------------------------------
 
-def _instantiate(url: str):
-    """A fresh Apprise plugin for ``url``, or None when Apprise cannot parse it.
+_PLACEHOLDER_ADDRESS = "recipient@watchdog.invalid"
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_email_url(url: str) -> dict | None:
+    """Apprise's parse of the email URL ``url`` (made for ``_PLACEHOLDER_ADDRESS``), read once per
+    relay and login: parsing the URL was a tenth of a send. None unless the address shows up only
+    as the recipient (``targets`` and the ``to`` parameter), where ``_email_target`` replaces it;
+    then every send parses its own URL, as before. The parse holds the relay's password, as the
+    settings do. tests/test_delivery.py checks it against Apprise's parse of each address's URL."""
+    results = apprise.plugins.url_to_dict(url, secure_logging=apprise.AppriseAsset().secure_logging)
+    if (not isinstance(results, dict) or results.get("targets") != [_PLACEHOLDER_ADDRESS]
+            or not isinstance(results.get("qsd"), dict) or results["qsd"].get("to") != _PLACEHOLDER_ADDRESS):
+        return None
+    rest = {k: v for k, v in results.items() if k not in ("targets", "qsd")}
+    rest["qsd"] = {k: v for k, v in results["qsd"].items() if k != "to"}
+    if _PLACEHOLDER_ADDRESS in repr(rest):
+        return None
+    return results
+
+
+def _instantiate(url: str | dict):
+    """A fresh Apprise plugin for ``url`` (a URL, or Apprise's parse of one), or None when Apprise
+    cannot parse it.
 
     Fresh per send, because a reused instance throttles itself to one send per 5.5 s and
     remembers recipients it has delivered to; ``request_rate_per_sec = 0`` as well, in case a
