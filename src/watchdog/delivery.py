@@ -26,6 +26,8 @@ Apprise opens an SMTP connection, and reads the system's CA bundle, for every ``
 has no way to keep a connection across messages; ``apprise_email`` adjusts that from inside
 Apprise's email plugin: one TLS context per process, and within ``Transport.round()`` (a delivery
 round) one connection for many messages, each message still its own ``notify()`` and outcome.
+The email URL differs between recipients only in the address, so Apprise parses it once per relay
+and login (``_parsed_email_url``); each send's fresh plugin is made from a copy with its address in.
 
 Apprise reports errors only through its logger, so each send captures the log lines of its own
 thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
