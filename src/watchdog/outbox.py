@@ -307,6 +307,14 @@ def record_successes(session: Session, alerts: Sequence[Alert], *, now: datetime
         return set()
     state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One round trip: the UPDATE … RETURNING feeds the attempts' INSERT in the same statement.
+        held = set(connection.execute(_SUCCESS_PG, {
+            "ids": [a.id for a in alerts], "tokens": [a.claim_token for a in alerts], "new_state": state,
+            "at": now, "worker": worker_name, "detail": _clip(detail),
+            "stale_detail": _clip(f"{_STALE}{detail}")}).scalars())
+        _log_stale(alerts, held, worker_name)
+        return held
     held: set[int] = set()
     for start in range(0, len(alerts), _ENQUEUE_CHUNK):
         chunk = alerts[start:start + _ENQUEUE_CHUNK]
@@ -314,14 +322,18 @@ def record_successes(session: Session, alerts: Sequence[Alert], *, now: datetime
         # is what record_success writes from the copy.
         held.update(connection.execute(_SUCCESS_UPDATE, {
             "held": [(a.id, a.claim_token) for a in chunk], "new_state": state, "at": now}).scalars())
-    for alert in alerts:
-        if alert.id not in held:
-            log.warning("alert %s: success by %s dropped: its claim (token %s) is no longer held, another "
-                        "delivery worker has taken the alert since", alert.id, worker_name, alert.claim_token)
+    _log_stale(alerts, held, worker_name)
     connection.execute(_ATTEMPT_INSERT, [
         {"alert_id": a.id, "at": now, "worker": worker_name, "ok": True, "permanent": False,
          "detail": _clip(detail if a.id in held else f"{_STALE}{detail}")} for a in alerts])
     return held
+
+
+def _log_stale(alerts: Sequence[Alert], held: set[int], worker_name: str) -> None:
+    for alert in alerts:
+        if alert.id not in held:
+            log.warning("alert %s: success by %s dropped: its claim (token %s) is no longer held, another "
+                        "delivery worker has taken the alert since", alert.id, worker_name, alert.claim_token)
 
 
 def _success_update():
@@ -334,7 +346,46 @@ def _success_update():
             .returning(table.c.id))
 
 
+def _success_pg():
+    """PostgreSQL: ``_SUCCESS_UPDATE`` and the attempts' INSERT as one statement (data-modifying
+    CTEs; SQLite has none, so it runs the two). The alerts come as two arrays (ids, claim tokens),
+    so the statement's text is the same for every message and the server prepares it once::
+
+        WITH held AS (SELECT * FROM unnest(:ids, :tokens) WITH ORDINALITY AS held(id, token, ord)),
+             done AS (UPDATE alert SET … FROM held WHERE alert.state = 'CLAIMED'
+                      AND alert.id = held.id AND alert.claim_token = held.token RETURNING alert.id),
+             attempts AS (INSERT INTO delivery_attempt (…) SELECT held.id, …, CASE WHEN done.id IS NULL
+                          THEN :stale_detail ELSE :detail END FROM held LEFT JOIN done … ORDER BY held.ord)
+        SELECT done.id FROM done
+
+    Every statement of a WITH sees the same snapshot, and the INSERT reads the UPDATE's RETURNING,
+    so a row's attempt says whether its claim still held, as the two statements do."""
+    from sqlalchemy import ARRAY, Integer, case, false, insert, true
+    from sqlalchemy import select as core_select
+
+    table, attempt = Alert.__table__, DeliveryAttempt.__table__
+    held = (func.unnest(bindparam("ids", type_=ARRAY(Integer)), bindparam("tokens", type_=ARRAY(Integer)))
+            .table_valued("id", "token", with_ordinality="ord").render_derived(name="held").alias("held"))
+    held_cte = core_select(held.c.id, held.c.token, held.c.ord).cte("held")
+    done = (update(table)
+            .where(table.c.state == AlertState.CLAIMED, table.c.id == held_cte.c.id,
+                   table.c.claim_token == held_cte.c.token)
+            .values(attempts=table.c.attempts + 1, state=bindparam("new_state"), sent_at=bindparam("at"),
+                    claimed_by=None, claimed_until=None, last_error=None)
+            .returning(table.c.id).cte("done"))
+    rows = (core_select(held_cte.c.id, bindparam("at", type_=attempt.c.at.type),
+                        bindparam("worker", type_=attempt.c.worker.type), true(), false(),
+                        case((done.c.id.is_(None), bindparam("stale_detail", type_=attempt.c.detail.type)),
+                             else_=bindparam("detail", type_=attempt.c.detail.type)))
+            .select_from(held_cte.outerjoin(done, done.c.id == held_cte.c.id))
+            .order_by(held_cte.c.ord))
+    attempts = (insert(attempt).from_select(["alert_id", "at", "worker", "ok", "permanent", "detail"], rows)
+                .cte("attempts"))
+    return core_select(done.c.id).add_cte(attempts)
+
+
 _SUCCESS_UPDATE = _success_update()
+_SUCCESS_PG = _success_pg()
 _ATTEMPT_INSERT = DeliveryAttempt.__table__.insert()
 
 
