@@ -158,6 +158,26 @@ def test_apprise_debug_lines_do_not_leak_into_the_application_log(smtp_server, c
     assert logger.level == level_before
 
 
+def test_within_a_round_the_apprise_logger_is_lowered_once_and_each_send_keeps_its_own_detail(
+        smtp_server, caplog):
+    caplog.set_level(logging.INFO)
+    logger = logging.getLogger("apprise")
+    level_before = logger.level
+    transport = Transport(settings_for(smtp_server))
+    with transport.round():
+        assert logger.level == logging.DEBUG
+        sent = transport.send(warning_message(), email("anne@kommune.example.dk"))
+        logging.getLogger("apprise").debug("between sends: not for the application log")
+        smtp_server.stop()
+        failed = transport.send(warning_message(), email("anne@kommune.example.dk"))
+        assert logger.level == logging.DEBUG
+    assert sent.ok and "Socket Exception" not in sent.detail
+    assert not failed.ok and "Socket Exception" in failed.detail
+    apprise_records = [r for r in caplog.records if r.name == "apprise"]
+    assert apprise_records and all(r.levelno >= logging.INFO for r in apprise_records)
+    assert logger.level == level_before
+
+
 # --- Teams -----------------------------------------------------------------------------------------
 
 def teams(url: str) -> Recipient:

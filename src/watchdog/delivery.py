@@ -100,8 +100,9 @@ class Transport:
     @contextmanager
     def round(self) -> Iterator[None]:
         """A delivery round: the emails sent on this thread inside it share SMTP connections
-        (``RoundSMTPController``); every connection is closed (QUIT) at its end."""
-        with RoundSMTPController.round(self.settings.smtp.messages_per_connection):
+        (``RoundSMTPController``); every connection is closed (QUIT) at its end. The apprise logger
+        is lowered to DEBUG once for the round (``_hold``), not once per send."""
+        with RoundSMTPController.round(self.settings.smtp.messages_per_connection), _hold():
             yield
 
     def send(self, message: Message, recipient: Recipient) -> SendResult:
@@ -279,54 +280,77 @@ def _template_file(payload: dict) -> Iterator[str]:
 
 
 _level_lock = threading.Lock()
-_active_captures = 0
-_saved_level = logging.NOTSET  # the apprise logger's own level before the first capture
-_quiet_below = logging.WARNING  # its effective level then: what the application wants to see
+_holds = 0  # rounds and sends under way: while any is, the apprise logger is at DEBUG
+_saved_level = logging.NOTSET  # the apprise logger's own level before the first hold
+_filter: _Captures | None = None
 
 
-class _ThreadCapture(logging.Filter):
-    """Collects the apprise log records of one thread; keeps the extra DEBUG ones from spreading.
+class _Captures(logging.Filter):
+    """Collects the apprise log records of each capturing thread; keeps the extra DEBUG ones from
+    spreading.
 
     Apprise puts the real error (the SMTP reply, the socket error) only at DEBUG level. To read
-    it, the apprise logger is lowered to DEBUG during a send; this filter then drops every record
-    below the level the application had configured, so the service's own log handlers (and
-    other threads) see exactly what they saw before, and never the payload dumps.
+    it, the apprise logger is lowered to DEBUG while a round or a send is under way (``_hold``);
+    this filter then drops every record below the level the application had configured, so the
+    service's own log handlers (and other threads) see exactly what they saw before, and never
+    the payload dumps.
     """
 
     def __init__(self, quiet_below: int):
         super().__init__()
-        self.thread = threading.get_ident()
         self.quiet_below = quiet_below
-        self.records: list[tuple[int, str]] = []
+        self.threads: dict[int, list[tuple[int, str]]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread == self.thread:
+        records = self.threads.get(record.thread)
+        if records is not None:
             try:
-                self.records.append((record.levelno, record.getMessage()))
+                records.append((record.levelno, record.getMessage()))
             except Exception:  # noqa: BLE001 (a broken format string must not break a send)
-                self.records.append((record.levelno, str(record.msg)))
+                records.append((record.levelno, str(record.msg)))
         return record.levelno >= self.quiet_below
 
 
 @contextmanager
-def _capture_apprise() -> Iterator[list[tuple[int, str]]]:
-    global _active_captures, _saved_level, _quiet_below
+def _hold() -> Iterator[_Captures]:
+    """The apprise logger at DEBUG, behind ``_Captures``, for as long as any hold is under way.
+    Lowering a logger's level clears every logger's cache: a round holds it once for all its sends."""
+    global _holds, _saved_level, _filter
     logger = logging.getLogger(LOGGER_NAME)
     with _level_lock:
-        if _active_captures == 0:
-            _saved_level, _quiet_below = logger.level, logger.getEffectiveLevel()
+        if _holds == 0:
+            _saved_level = logger.level
+            _filter = _Captures(logger.getEffectiveLevel())
             logger.setLevel(logging.DEBUG)
-        _active_captures += 1
-        capture = _ThreadCapture(_quiet_below)
-    logger.addFilter(capture)
+            logger.addFilter(_filter)
+        _holds += 1
+        captures = _filter
     try:
-        yield capture.records
+        yield captures
     finally:
-        logger.removeFilter(capture)
         with _level_lock:
-            _active_captures -= 1
-            if _active_captures == 0:
+            _holds -= 1
+            if _holds == 0:
+                logger.removeFilter(captures)
                 logger.setLevel(_saved_level)
+                _filter = None
+
+
+@contextmanager
+def _capture_apprise() -> Iterator[list[tuple[int, str]]]:
+    """The apprise log records of this thread while inside (a send)."""
+    records: list[tuple[int, str]] = []
+    thread = threading.get_ident()
+    with _hold() as captures:
+        outer = captures.threads.get(thread)
+        captures.threads[thread] = records
+        try:
+            yield records
+        finally:
+            if outer is None:
+                captures.threads.pop(thread, None)
+            else:
+                captures.threads[thread] = outer
 
 
 _KEEP_DEBUG = ("Socket Exception", "Response Details", "JSONDecodeError", "SMTP", "Invalid", "Unsupported")
