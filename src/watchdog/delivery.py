@@ -51,7 +51,7 @@ from urllib.parse import quote, urlsplit
 import apprise
 from apprise.logger import LOGGER_NAME
 
-from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, own_text_part
+from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, encoded_subject, own_text_part
 from watchdog.outbox import Channel
 from watchdog.render import Message, simple_card
 from watchdog.sensitive import message_sensitive
@@ -180,10 +180,14 @@ class Transport:
         secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
         verify = self.settings.smtp.verify_tls or self.settings.smtp.mode == "plain"
-        with _capture_apprise() as lines, own_text_part(message), SharedTlsContexts.use(verify=verify):
+        with _capture_apprise() as lines, SharedTlsContexts.use(verify=verify):
             plugin = _instantiate(self._email_target(address))
-            ok = plugin is not None and plugin.notify(
-                body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
+            # A Danish subject goes in encoded already (``encoded_subject``: Apprise's encoder is slow).
+            subject = (encoded_subject(message.subject, max_length=plugin.title_maxlen)
+                       if plugin is not None else message.subject)
+            with own_text_part(message, subject=subject):
+                ok = plugin is not None and plugin.notify(
+                    body=message.html, title=subject, body_format=apprise.NotifyFormat.HTML)
         detail = _detail(lines, secrets)
         if plugin is None:
             return SendResult(ok=False, permanent=True, detail=f"Apprise refused the email URL: {detail}")
