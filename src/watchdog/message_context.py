@@ -1,10 +1,12 @@
 """Stage 5a's inputs: what a message shows beyond its own alerts.
 
 I/O: reads the database (the outbox and the deadlines), never writes. ``batch_rows`` reads, for a
-whole claimed batch at once, the deadlines, cases, workers and teams its messages show. For one recipient's
-message, ``message_context`` gives rendering (pure) a ``render.MessageContext``: when the
-recipient last had a message on this channel (so breaches due after it are "new"), and for a
-team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
+whole claimed batch at once, the deadlines, cases, workers and teams its messages show, and when
+each of its recipients last had a message on its channel (``last_messages_at``: one query per 500
+recipients, not one per message; ``BatchRows.sent`` keeps it current as the batch's messages are
+recorded sent). For one recipient's message, ``message_context`` gives rendering (pure) a
+``render.MessageContext``: that last message's instant (so breaches due after it are "new"), and
+for a team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
 days) of the teams the message concerns, and the link to the full list in the web app.
 """
 
