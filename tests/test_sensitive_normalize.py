@@ -1,6 +1,7 @@
 """``sensitive.normalize`` replaces the characters it changes with ``str.replace`` (one per distinct
-character) instead of one ``str.translate`` over the whole text: the same result, checked here
-against the old translation for every code point it treats specially and for random texts."""
+character) instead of one ``str.translate`` over the whole text, and URL-decodes only the ASCII runs
+that hold a ``%``: the same result, checked here against the old code (``urllib``'s ``unquote``,
+one translate) for every code point it treats specially and for random texts."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_every_special_code_point_alone_and_in_company_reads_as_before(special):
 def test_random_texts_over_all_of_unicode_read_as_before(special):
     rng = random.Random(19)
     every = list(_code_points())
-    pool = special + list("abc 0123456789-./_%&#;æøåÆØÅ\n\t") + ["&#45;", "%2D", "%252D", "&amp;", "&nbsp;"]
+    pool = special + list("abc 0123456789-./_%&#;æøåÆØÅ\n\t") + ["&#45;", "%2D", "%252D", "&amp;", "&nbsp;",
+                                                                "%C3%B8", "%C3", "%B8", "%zz", "%", "100%"]
     for n in range(3000):
         length = rng.randint(1, 60)
         text = "".join(rng.choice(pool) if rng.random() < 0.7 else rng.choice(every) for _ in range(length))
@@ -77,3 +79,27 @@ def test_a_long_message_reads_as_before_and_the_numbers_are_found():
     text = (line * 300) + "<p>0101\u200b90\u20111234</p>"
     assert normalize(text) == _old_normalize(text)
     assert sensitive.find_cpr(text) == ["010190-1234"]
+
+
+def test_unquote_decodes_exactly_as_urllib_does():
+    from urllib.parse import unquote
+
+    rng = random.Random(5)
+    pool = list("aø€𝟘 -%") + ["%2D", "%C3%B8", "%C3", "%B8", "%E2%82", "%AC", "%F0%9F%98%80", "%zz", "%2", "100%"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        assert sensitive._unquote(text) == unquote(text), text
+
+
+def test_the_cpr_pattern_finds_and_replaces_exactly_what_it_did():
+    import re
+
+    sep = r"[-./_]"
+    old = re.compile(rf"(?<![0-9])(?:0[1-9]|[12][0-9]|3[01]){sep}?(?:0[1-9]|1[0-2]){sep}?[0-9]{{2}}"
+                     rf" {{0,2}}{sep}? {{0,2}}[0-9]{{4}}(?![0-9])")
+    rng = random.Random(7)
+    pool = list("0123456789" * 3 + "-./_  ax") + ["010190", "311299", "1234", "01.01.90", "0101901234"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 14)))
+        assert sensitive._CPR.findall(text) == old.findall(text), text
+        assert sensitive._CPR.sub("#", text) == old.sub("#", text), text
