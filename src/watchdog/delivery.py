@@ -30,7 +30,8 @@ The email URL differs between recipients only in the address, so Apprise parses 
 and login (``_parsed_email_url``); each send's fresh plugin is made from a copy with its address in.
 
 Apprise reports errors only through its logger, so each send captures the log lines of its own
-thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
+thread (``apprise_log``) and puts them in ``SendResult.detail``, with passwords and workflow
+signatures masked.
 """
 
 from __future__ import annotations
@@ -42,16 +43,16 @@ import logging
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import apprise
-from apprise.logger import LOGGER_NAME
 
 from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, encoded_subject, own_text_part
+from watchdog.apprise_log import capture as _capture_apprise
+from watchdog.apprise_log import hold as _hold
 from watchdog.outbox import Channel
 from watchdog.render import Message, simple_card
 from watchdog.sensitive import message_sensitive
@@ -101,7 +102,7 @@ class Transport:
     def round(self) -> Iterator[None]:
         """A delivery round: the emails sent on this thread inside it share SMTP connections
         (``RoundSMTPController``); every connection is closed (QUIT) at its end. The apprise logger
-        is lowered to DEBUG once for the round (``_hold``), not once per send."""
+        is lowered to DEBUG once for the round (``apprise_log.hold``), not once per send."""
         with RoundSMTPController.round(self.settings.smtp.messages_per_connection), _hold():
             yield
 
@@ -281,80 +282,6 @@ def _template_file(payload: dict) -> Iterator[str]:
             os.unlink(path)
         except OSError:
             pass
-
-
-_level_lock = threading.Lock()
-_holds = 0  # rounds and sends under way: while any is, the apprise logger is at DEBUG
-_saved_level = logging.NOTSET  # the apprise logger's own level before the first hold
-_filter: _Captures | None = None
-
-
-class _Captures(logging.Filter):
-    """Collects the apprise log records of each capturing thread; keeps the extra DEBUG ones from
-    spreading.
-
-    Apprise puts the real error (the SMTP reply, the socket error) only at DEBUG level. To read
-    it, the apprise logger is lowered to DEBUG while a round or a send is under way (``_hold``);
-    this filter then drops every record below the level the application had configured, so the
-    service's own log handlers (and other threads) see exactly what they saw before, and never
-    the payload dumps.
-    """
-
-    def __init__(self, quiet_below: int):
-        super().__init__()
-        self.quiet_below = quiet_below
-        self.threads: dict[int, list[tuple[int, str]]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        records = self.threads.get(record.thread)
-        if records is not None:
-            try:
-                records.append((record.levelno, record.getMessage()))
-            except Exception:  # noqa: BLE001 (a broken format string must not break a send)
-                records.append((record.levelno, str(record.msg)))
-        return record.levelno >= self.quiet_below
-
-
-@contextmanager
-def _hold() -> Iterator[_Captures]:
-    """The apprise logger at DEBUG, behind ``_Captures``, for as long as any hold is under way.
-    Lowering a logger's level clears every logger's cache: a round holds it once for all its sends."""
-    global _holds, _saved_level, _filter
-    logger = logging.getLogger(LOGGER_NAME)
-    with _level_lock:
-        if _holds == 0:
-            _saved_level = logger.level
-            _filter = _Captures(logger.getEffectiveLevel())
-            logger.setLevel(logging.DEBUG)
-            logger.addFilter(_filter)
-        _holds += 1
-        captures = _filter
-    try:
-        yield captures
-    finally:
-        with _level_lock:
-            _holds -= 1
-            if _holds == 0:
-                logger.removeFilter(captures)
-                logger.setLevel(_saved_level)
-                _filter = None
-
-
-@contextmanager
-def _capture_apprise() -> Iterator[list[tuple[int, str]]]:
-    """The apprise log records of this thread while inside (a send)."""
-    records: list[tuple[int, str]] = []
-    thread = threading.get_ident()
-    with _hold() as captures:
-        outer = captures.threads.get(thread)
-        captures.threads[thread] = records
-        try:
-            yield records
-        finally:
-            if outer is None:
-                captures.threads.pop(thread, None)
-            else:
-                captures.threads[thread] = outer
 
 
 _KEEP_DEBUG = ("Socket Exception", "Response Details", "JSONDecodeError", "SMTP", "Invalid", "Unsupported")
