@@ -158,6 +158,26 @@ def test_apprise_debug_lines_do_not_leak_into_the_application_log(smtp_server, c
     assert logger.level == level_before
 
 
+def test_within_a_round_the_apprise_logger_is_lowered_once_and_each_send_keeps_its_own_detail(
+        smtp_server, caplog):
+    caplog.set_level(logging.INFO)
+    logger = logging.getLogger("apprise")
+    level_before = logger.level
+    transport = Transport(settings_for(smtp_server))
+    with transport.round():
+        assert logger.level == logging.DEBUG
+        sent = transport.send(warning_message(), email("anne@kommune.example.dk"))
+        logging.getLogger("apprise").debug("between sends: not for the application log")
+        smtp_server.stop()
+        failed = transport.send(warning_message(), email("anne@kommune.example.dk"))
+        assert logger.level == logging.DEBUG
+    assert sent.ok and "Socket Exception" not in sent.detail
+    assert not failed.ok and "Socket Exception" in failed.detail
+    apprise_records = [r for r in caplog.records if r.name == "apprise"]
+    assert apprise_records and all(r.levelno >= logging.INFO for r in apprise_records)
+    assert logger.level == level_before
+
+
 # --- Teams -----------------------------------------------------------------------------------------
 
 def teams(url: str) -> Recipient:
@@ -323,3 +343,41 @@ def test_error_text_from_apprise_is_scrubbed_of_passwords_and_signatures():
     assert "Hemmelig-Kode-42" not in detail and "AbC123xyz" not in detail
     assert "sig=********" in detail and "refused" in detail
     assert "Payload" not in detail  # message content is not error text
+
+
+@pytest.mark.parametrize("subject", [
+    "Frist om 7 dage: børnefaglig undersøgelse, sag S-2024-0012",
+    "Påmindelse — Ærø, Åbenrå og Næstved: 3 frister overskredet i teamet for børn og unge (BL § 20, stk. 3)",
+    "Frist   i  morgen:\tsag\nS-2024-0012 ø",  # whitespace collapsed, as Apprise does
+    "ø" * 60,  # its encoding would be cut by Apprise's 250-character title: Apprise encodes it
+])
+def test_a_danish_subject_goes_out_rfc_2047_encoded_and_reads_back_exactly(smtp_server, subject):
+    from dataclasses import replace
+
+    message = replace(warning_message(), subject=subject)
+    assert Transport(settings_for(smtp_server)).send(message, email("anne@kommune.example.dk")).ok
+    [mail] = smtp_server.messages
+    assert mail.message["Subject"] == " ".join(subject.split())
+    [raw] = [value for name, value in mail.message.raw_items() if name == "Subject"]
+    assert raw.isascii() and "=?utf-8?" in raw.lower()
+    if set(subject) == {"ø"}:
+        return  # Apprise's own encoding: one word, one line (it writes headers unfolded)
+    lines = f"Subject: {raw}".replace("\r\n", "\n").split("\n")
+    assert all(len(line) <= 76 for line in lines)
+    for word in raw.split():
+        assert len(word) <= 75  # RFC 2047's limit for one encoded-word
+
+
+def test_the_encoded_subject_is_q_encoded_words_within_the_rfc_2047_limits():
+    from email.header import decode_header, make_header
+
+    from watchdog.apprise_email import encoded_subject
+
+    subject = "Påmindelse — Ærø, Åbenrå og Næstved: 3 frister overskredet i teamet for børn og unge"
+    encoded = encoded_subject(subject, max_length=250)
+    words = encoded.split(" ")
+    assert len(words) > 1 and all(w.startswith("=?utf-8?q?") and w.endswith("?=") for w in words)
+    assert len("Subject: " + words[0]) <= 76 and all(len(w) <= 75 for w in words)
+    assert str(make_header(decode_header(encoded))) == subject
+    assert encoded_subject("Frist i morgen", max_length=250) == "Frist i morgen"  # ASCII: Apprise's
+    assert encoded_subject("ø" * 100, max_length=250) == "ø" * 100  # too long encoded: Apprise's

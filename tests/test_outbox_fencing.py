@@ -107,3 +107,35 @@ def test_a_replica_that_records_its_failure_after_another_delivered_the_alert_is
     # Sent stays sent: the next round has nothing to send again.
     assert delivery_round.deliver(engine, settings, now=later + timedelta(minutes=10),
                                   transport=Transport(settings), worker_name="B").claimed == 0
+
+
+def test_recording_a_messages_successes_keeps_the_held_and_drops_the_stale_in_one_go(engine, engine_factory):
+    """``record_successes`` (on PostgreSQL one statement: the UPDATE feeds the attempts' INSERT):
+    of three alerts of one message, the one another replica has taken since keeps its new holder,
+    the other two are sent; every alert gets its attempt, in the message's order."""
+    for n in range(3):
+        enqueue_one(engine, key=f"k{n}")
+    replica_a, replica_b = engine_factory(), engine_factory()
+    held_by_a = claim(replica_a, "A", T0)
+    assert len(held_by_a) == 3
+    with Session(replica_a) as s:  # A gives the middle one back; B claims it
+        assert outbox.release(s, [held_by_a[1]], worker_name="A") == 1
+        s.commit()
+    [taken_by_b] = claim(replica_b, "B", T0 + timedelta(seconds=1))
+    assert taken_by_b.id == held_by_a[1].id
+    done_at = T0 + timedelta(seconds=2)
+    with Session(replica_a) as s:
+        recorded = outbox.record_successes(s, held_by_a, now=done_at, worker_name="A", detail="250 OK")
+        s.commit()
+    assert recorded == {held_by_a[0].id, held_by_a[2].id}
+    with Session(engine) as s:
+        rows = {a.id: a for a in s.exec(select(Alert))}
+        attempts = s.exec(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()
+    for alert in (held_by_a[0], held_by_a[2]):
+        row = rows[alert.id]
+        assert (row.state, row.attempts, row.sent_at, row.claimed_by, row.claimed_until) == (
+            AlertState.SENT, 1, done_at, None, None)
+    assert (rows[taken_by_b.id].state, rows[taken_by_b.id].claimed_by) == (AlertState.CLAIMED, "B")
+    assert [(a.alert_id, a.worker, a.ok, a.permanent, a.at) for a in attempts] == [
+        (alert.id, "A", True, False, done_at) for alert in held_by_a]
+    assert [a.detail for a in attempts] == ["250 OK", "stale claim, outcome not recorded: 250 OK", "250 OK"]

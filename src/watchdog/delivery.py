@@ -26,28 +26,33 @@ Apprise opens an SMTP connection, and reads the system's CA bundle, for every ``
 has no way to keep a connection across messages; ``apprise_email`` adjusts that from inside
 Apprise's email plugin: one TLS context per process, and within ``Transport.round()`` (a delivery
 round) one connection for many messages, each message still its own ``notify()`` and outcome.
+The email URL differs between recipients only in the address, so Apprise parses it once per relay
+and login (``_parsed_email_url``); each send's fresh plugin is made from a copy with its address in.
 
 Apprise reports errors only through its logger, so each send captures the log lines of its own
-thread and puts them in ``SendResult.detail``, with passwords and workflow signatures masked.
+thread (``apprise_log``) and puts them in ``SendResult.detail``, with passwords and workflow
+signatures masked.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import apprise
-from apprise.logger import LOGGER_NAME
 
-from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, own_text_part
+from watchdog.apprise_email import RoundSMTPController, SharedTlsContexts, encoded_subject, own_text_part
+from watchdog.apprise_log import capture as _capture_apprise
+from watchdog.apprise_log import hold as _hold
 from watchdog.outbox import Channel
 from watchdog.render import Message, simple_card
 from watchdog.sensitive import message_sensitive
@@ -96,8 +101,9 @@ class Transport:
     @contextmanager
     def round(self) -> Iterator[None]:
         """A delivery round: the emails sent on this thread inside it share SMTP connections
-        (``RoundSMTPController``); every connection is closed (QUIT) at its end."""
-        with RoundSMTPController.round(self.settings.smtp.messages_per_connection):
+        (``RoundSMTPController``); every connection is closed (QUIT) at its end. The apprise logger
+        is lowered to DEBUG once for the round (``apprise_log.hold``), not once per send."""
+        with RoundSMTPController.round(self.settings.smtp.messages_per_connection), _hold():
             yield
 
     def send(self, message: Message, recipient: Recipient) -> SendResult:
@@ -156,6 +162,18 @@ class Transport:
 
     # -- email ---------------------------------------------------------------------------------
 
+    def _email_target(self, address: str) -> str | dict:
+        """What Apprise instantiates the email plugin from: the URL Apprise parsed once for this
+        relay (``_parsed_email_url``) with ``address`` put in as its recipient, or the URL itself
+        when that parse did not have the expected shape."""
+        template = _parsed_email_url(self.email_url(_PLACEHOLDER_ADDRESS))
+        if template is None:
+            return self.email_url(address)
+        results = copy.deepcopy(template)
+        results["targets"] = [address]
+        results["qsd"]["to"] = address
+        return results
+
     def _send_email(self, message: Message, recipient: Recipient) -> SendResult:
         address = recipient.address.strip()
         if not _EMAIL_RE.match(address):
@@ -163,10 +181,14 @@ class Transport:
         secrets = [self.settings.smtp.password.get_secret_value()] if self.settings.smtp.password else []
         where = f"{self.settings.smtp.host}:{self.settings.smtp.port}"
         verify = self.settings.smtp.verify_tls or self.settings.smtp.mode == "plain"
-        with _capture_apprise() as lines, own_text_part(message), SharedTlsContexts.use(verify=verify):
-            plugin = _instantiate(self.email_url(address))
-            ok = plugin is not None and plugin.notify(
-                body=message.html, title=message.subject, body_format=apprise.NotifyFormat.HTML)
+        with _capture_apprise() as lines, SharedTlsContexts.use(verify=verify):
+            plugin = _instantiate(self._email_target(address))
+            # A Danish subject goes in encoded already (``encoded_subject``: Apprise's encoder is slow).
+            subject = (encoded_subject(message.subject, max_length=plugin.title_maxlen)
+                       if plugin is not None else message.subject)
+            with own_text_part(message, subject=subject):
+                ok = plugin is not None and plugin.notify(
+                    body=message.html, title=subject, body_format=apprise.NotifyFormat.HTML)
         detail = _detail(lines, secrets)
         if plugin is None:
             return SendResult(ok=False, permanent=True, detail=f"Apprise refused the email URL: {detail}")
@@ -212,8 +234,30 @@ class Transport:
 # Apprise plumbing
 # ---------------------------------------------------------------------------------------------
 
-def _instantiate(url: str):
-    """A fresh Apprise plugin for ``url``, or None when Apprise cannot parse it.
+_PLACEHOLDER_ADDRESS = "recipient@watchdog.invalid"
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_email_url(url: str) -> dict | None:
+    """Apprise's parse of the email URL ``url`` (made for ``_PLACEHOLDER_ADDRESS``), read once per
+    relay and login: parsing the URL was a tenth of a send. None unless the address shows up only
+    as the recipient (``targets`` and the ``to`` parameter), where ``_email_target`` replaces it;
+    then every send parses its own URL, as before. The parse holds the relay's password, as the
+    settings do. tests/test_delivery.py checks it against Apprise's parse of each address's URL."""
+    results = apprise.plugins.url_to_dict(url, secure_logging=apprise.AppriseAsset().secure_logging)
+    if (not isinstance(results, dict) or results.get("targets") != [_PLACEHOLDER_ADDRESS]
+            or not isinstance(results.get("qsd"), dict) or results["qsd"].get("to") != _PLACEHOLDER_ADDRESS):
+        return None
+    rest = {k: v for k, v in results.items() if k not in ("targets", "qsd")}
+    rest["qsd"] = {k: v for k, v in results["qsd"].items() if k != "to"}
+    if _PLACEHOLDER_ADDRESS in repr(rest):
+        return None
+    return results
+
+
+def _instantiate(url: str | dict):
+    """A fresh Apprise plugin for ``url`` (a URL, or Apprise's parse of one), or None when Apprise
+    cannot parse it.
 
     Fresh per send, because a reused instance throttles itself to one send per 5.5 s and
     remembers recipients it has delivered to; ``request_rate_per_sec = 0`` as well, in case a
@@ -238,57 +282,6 @@ def _template_file(payload: dict) -> Iterator[str]:
             os.unlink(path)
         except OSError:
             pass
-
-
-_level_lock = threading.Lock()
-_active_captures = 0
-_saved_level = logging.NOTSET  # the apprise logger's own level before the first capture
-_quiet_below = logging.WARNING  # its effective level then: what the application wants to see
-
-
-class _ThreadCapture(logging.Filter):
-    """Collects the apprise log records of one thread; keeps the extra DEBUG ones from spreading.
-
-    Apprise puts the real error (the SMTP reply, the socket error) only at DEBUG level. To read
-    it, the apprise logger is lowered to DEBUG during a send; this filter then drops every record
-    below the level the application had configured, so the service's own log handlers (and
-    other threads) see exactly what they saw before, and never the payload dumps.
-    """
-
-    def __init__(self, quiet_below: int):
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.quiet_below = quiet_below
-        self.records: list[tuple[int, str]] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread == self.thread:
-            try:
-                self.records.append((record.levelno, record.getMessage()))
-            except Exception:  # noqa: BLE001 (a broken format string must not break a send)
-                self.records.append((record.levelno, str(record.msg)))
-        return record.levelno >= self.quiet_below
-
-
-@contextmanager
-def _capture_apprise() -> Iterator[list[tuple[int, str]]]:
-    global _active_captures, _saved_level, _quiet_below
-    logger = logging.getLogger(LOGGER_NAME)
-    with _level_lock:
-        if _active_captures == 0:
-            _saved_level, _quiet_below = logger.level, logger.getEffectiveLevel()
-            logger.setLevel(logging.DEBUG)
-        _active_captures += 1
-        capture = _ThreadCapture(_quiet_below)
-    logger.addFilter(capture)
-    try:
-        yield capture.records
-    finally:
-        logger.removeFilter(capture)
-        with _level_lock:
-            _active_captures -= 1
-            if _active_captures == 0:
-                logger.setLevel(_saved_level)
 
 
 _KEEP_DEBUG = ("Socket Exception", "Response Details", "JSONDecodeError", "SMTP", "Invalid", "Unsupported")

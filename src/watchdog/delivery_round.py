@@ -253,6 +253,8 @@ def _record_outcome(engine: Engine, settings, group: list[Alert], result, *, cha
                 (a.deadline_id, f"{a.kind} {a.stage} via {channel}")
                 for a in group if a.id in held and a.deadline_id is not None], at=now,
                 known=rows.deadlines if rows is not None else None)
+            if rows is not None:  # the next message of the batch to this recipient reads it so
+                rows.sent([a for a in group if a.id in held], at=now)
             if len(held) < len(group):
                 outcomes["stale"] = len(group) - len(held)
             if held:
@@ -331,7 +333,9 @@ def _build_message(session: Session, settings, group: list[Alert], *, now: datet
     if not items:
         return None, name, held
     context = message_context(session, settings, recipient=recipient, address=first.recipient_address,
-                              channel=Channel(first.channel), team_ids=team_ids, now=now)
+                              channel=Channel(first.channel), team_ids=team_ids, now=now,
+                              last=rows.last_message(worker_id=recipient.id if recipient is not None else None,
+                                                     address=first.recipient_address, channel=first.channel))
     return render.render_alerts(items, recipient_name=name, now=now, context=context), name, held
 
 

@@ -1,10 +1,12 @@
 """Stage 5a's inputs: what a message shows beyond its own alerts.
 
 I/O: reads the database (the outbox and the deadlines), never writes. ``batch_rows`` reads, for a
-whole claimed batch at once, the deadlines, cases, workers and teams its messages show. For one recipient's
-message, ``message_context`` gives rendering (pure) a ``render.MessageContext``: when the
-recipient last had a message on this channel (so breaches due after it are "new"), and for a
-team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
+whole claimed batch at once, the deadlines, cases, workers and teams its messages show, and when
+each of its recipients last had a message on its channel (``last_messages_at``: one query per 500
+recipients, not one per message; ``BatchRows.sent`` keeps it current as the batch's messages are
+recorded sent). For one recipient's message, ``message_context`` gives rendering (pure) a
+``render.MessageContext``: that last message's instant (so breaches due after it are "new"), and
+for a team leader or head of unit the counts per caseworker (open breaches, deadlines due within 7
 days) of the teams the message concerns, and the link to the full list in the web app.
 """
 
@@ -81,12 +83,51 @@ def team_counts(session: Session, team_ids: Iterable[int], *, now: datetime) -> 
 NAME_WITHHELD_DA = "(navn udeladt)"
 
 
+def recipient_key(worker_id: int | None, address: str, channel: Channel) -> tuple:
+    """Whose messages ``last_message_at`` looks at: the worker's (any address), else the address's."""
+    return (("worker", worker_id) if worker_id is not None else ("address", address), Channel(channel).value)
+
+
+def last_messages_at(session: Session, alerts: Iterable[Alert]) -> dict[tuple, datetime | None]:
+    """``last_message_at`` for every recipient of ``alerts`` in a query per 500 recipients, by
+    ``recipient_key`` (None: never messaged on that channel)."""
+    keys = {recipient_key(a.recipient_worker_id, a.recipient_address, a.channel) for a in alerts}
+    out: dict[tuple, datetime | None] = dict.fromkeys(keys)
+    done = Alert.state.in_((AlertState.SENT, AlertState.ACCEPTED))
+    workers = sorted({who[1] for who, _channel in keys if who[0] == "worker"})
+    addresses = sorted({who[1] for who, _channel in keys if who[0] == "address"})
+    for start in range(0, len(workers), _CHUNK):
+        for worker_id, channel, last in session.execute(
+                select(Alert.recipient_worker_id, Alert.channel, func.max(Alert.sent_at))
+                .where(done, Alert.recipient_worker_id.in_(workers[start:start + _CHUNK]))
+                .group_by(Alert.recipient_worker_id, Alert.channel)):
+            key = recipient_key(worker_id, "", channel)
+            if key in out:
+                out[key] = last
+    for start in range(0, len(addresses), _CHUNK):
+        for address, channel, last in session.execute(
+                select(Alert.recipient_address, Alert.channel, func.max(Alert.sent_at))
+                .where(done, Alert.recipient_address.in_(addresses[start:start + _CHUNK]))
+                .group_by(Alert.recipient_address, Alert.channel)):
+            key = recipient_key(None, address, channel)
+            if key in out:
+                out[key] = last
+    return out
+
+
+_UNKNOWN = object()
+
+
 def message_context(session: Session, settings, *, recipient: Worker | None, address: str,
-                    channel: Channel, team_ids: Iterable[int], now: datetime) -> MessageContext:
-    """Everything ``render.render_alerts`` needs besides the items, for one recipient."""
+                    channel: Channel, team_ids: Iterable[int], now: datetime,
+                    last=_UNKNOWN) -> MessageContext:
+    """Everything ``render.render_alerts`` needs besides the items, for one recipient.
+    ``last``: the recipient's ``last_message_at`` when the caller has read it already (None:
+    never messaged); read here otherwise."""
     leader = recipient is not None and WorkerRole(recipient.role) in (WorkerRole.LEADER, WorkerRole.HEAD)
-    last = last_message_at(session, worker_id=recipient.id if recipient is not None else None,
-                           address=address, channel=channel)
+    if last is _UNKNOWN:
+        last = last_message_at(session, worker_id=recipient.id if recipient is not None else None,
+                               address=address, channel=channel)
     # Never messaged: only the breaches of the last backlog_days count as new to them.
     new_since = last if last is not None else now - timedelta(days=settings.alerts.backlog_days)
     counts: tuple[WorkerCount, ...] = ()
@@ -116,6 +157,20 @@ class BatchRows:
     teams: dict[int, Team]
     acknowledged: dict[int, datetime] = field(default_factory=dict)  # deadline id → open ack's end
     digest_recipients: frozenset[int] = frozenset()  # recipients who chose a daily digest
+    # ``recipient_key`` → the recipient's last message on the channel (None: never); a message of
+    # the batch recorded sent updates it (``sent``), as a fresh read would see it.
+    last_messages: dict[tuple, datetime | None] = field(default_factory=dict)
+
+    def last_message(self, *, worker_id: int | None, address: str, channel: Channel):
+        """``last_message_at`` as it would read now, or ``_UNKNOWN`` (not read with the batch)."""
+        return self.last_messages.get(recipient_key(worker_id, address, channel), _UNKNOWN)
+
+    def sent(self, alerts: Iterable[Alert], *, at: datetime) -> None:
+        for alert in alerts:
+            key = recipient_key(alert.recipient_worker_id, alert.recipient_address, alert.channel)
+            if key in self.last_messages:
+                before = self.last_messages[key]
+                self.last_messages[key] = at if before is None or at > before else before
 
 
 _CHUNK = 500
@@ -163,4 +218,5 @@ def batch_rows(session: Session, alerts: Iterable[Alert], *, now: datetime) -> B
             WorkerPreference.worker_id.in_(recipients[start:start + _CHUNK]),
             WorkerPreference.daily_digest_hour.is_not(None))))
     return BatchRows(deadlines=deadlines, cases=cases, workers=workers, teams=teams,
-                     acknowledged=active_until(session, deadlines, now=now), digest_recipients=frozenset(digest))
+                     acknowledged=active_until(session, deadlines, now=now), digest_recipients=frozenset(digest),
+                     last_messages=last_messages_at(session, alerts))

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, bindparam, func, or_, tuple_, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from watchdog.clock import ensure_aware
@@ -89,8 +88,8 @@ class DeliveryAttempt(SQLModel, table=True):
 
 
 # ---------------------------------------------------------------------------------------------
-# Functions: enqueue, claim, record, inspect. Each takes the session as a keyword argument and
-# never commits on its own, except ``claim_due`` (a claim is worthless until other replicas see it).
+# Functions: enqueue, claim, record (``outbox_outcomes``, through this module), inspect. Each takes
+# the session as a keyword argument and never commits on its own, except ``claim_due`` (a claim is worthless until other replicas see it).
 # ---------------------------------------------------------------------------------------------
 
 log = logging.getLogger(__name__)
@@ -258,101 +257,6 @@ def backoff(attempts: int, *, base_seconds: int, max_seconds: int) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2 ** exponent, max_seconds))
 
 
-def _held(alert: Alert):
-    """The row is still under the claim ``alert`` was claimed with (the fencing check)."""
-    return and_(Alert.id == alert.id, Alert.state == AlertState.CLAIMED, Alert.claim_token == alert.claim_token)
-
-
-def _apply_if_held(session: Session, alert: Alert, values: dict, *, worker_name: str, what: str) -> bool:
-    """UPDATE the alert with ``values`` only while ``alert``'s claim still holds; on success the
-    object shows the new values too. A stale holder (its claim expired and another replica claimed
-    the alert since) changes nothing: its result is logged and dropped."""
-    result = session.execute(update(Alert).where(_held(alert)).values(**values)
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        log.warning("alert %s: %s by %s dropped: its claim (token %s) is no longer held, another "
-                    "delivery worker has taken the alert since", alert.id, what, worker_name, alert.claim_token)
-        return False
-    for name, value in values.items():
-        set_committed_value(alert, name, value)
-    return True
-
-
-def record_success(session: Session, alert: Alert, *, now: datetime, worker_name: str,
-                   detail: str, accepted_only: bool = False) -> bool:
-    """The transport took the message: attempt row, and the alert is sent (Teams: accepted).
-
-    Only while ``alert``'s claim still holds (False otherwise: the attempt row is kept, marked,
-    the alert is left to its newer holder)."""
-    held = _apply_if_held(session, alert, {
-        "attempts": alert.attempts + 1, "state": AlertState.ACCEPTED if accepted_only else AlertState.SENT,
-        "sent_at": now, "claimed_by": None, "claimed_until": None, "last_error": None,
-    }, worker_name=worker_name, what="success")
-    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=True,
-                                detail=_clip(detail if held else f"{_STALE}{detail}")))
-    return held
-
-
-def record_successes(session: Session, alerts: Sequence[Alert], *, now: datetime, worker_name: str,
-                     detail: str, accepted_only: bool = False) -> set[int]:
-    """``record_success`` for the alerts of one sent message in two statements: one UPDATE of the
-    rows still held under the token each was claimed with (``RETURNING`` their ids), one INSERT of
-    an attempt row each. Returns the ids recorded; the others were stale (their attempt is kept,
-    marked, the alert is left to its newer holder). Does not commit."""
-    if not alerts:
-        return set()
-    state = AlertState.ACCEPTED if accepted_only else AlertState.SENT
-    held: set[int] = set()
-    for start in range(0, len(alerts), _ENQUEUE_CHUNK):
-        chunk = alerts[start:start + _ENQUEUE_CHUNK]
-        # Under its token, a row's attempts are still the claimed copy's: ``attempts + 1`` in SQL
-        # is what record_success writes from the copy.
-        held.update(session.execute(
-            update(Alert).where(Alert.state == AlertState.CLAIMED,
-                                tuple_(Alert.id, Alert.claim_token).in_([(a.id, a.claim_token) for a in chunk]))
-            .values(attempts=Alert.attempts + 1, state=state, sent_at=now, claimed_by=None, claimed_until=None,
-                    last_error=None)
-            .returning(Alert.id).execution_options(synchronize_session=False)).scalars())
-    for alert in alerts:
-        if alert.id not in held:
-            log.warning("alert %s: success by %s dropped: its claim (token %s) is no longer held, another "
-                        "delivery worker has taken the alert since", alert.id, worker_name, alert.claim_token)
-    session.execute(DeliveryAttempt.__table__.insert(), [
-        {"alert_id": a.id, "at": now, "worker": worker_name, "ok": True, "permanent": False,
-         "detail": _clip(detail if a.id in held else f"{_STALE}{detail}")} for a in alerts])
-    return held
-
-
-def record_failure(session: Session, alert: Alert, *, now: datetime, worker_name: str, detail: str,
-                   permanent: bool, max_attempts: int, backoff_base_seconds: int,
-                   backoff_max_seconds: int) -> AlertState | None:
-    """A failed attempt: retry later with exponential backoff, or dead when permanent/exhausted.
-
-    Returns the alert's new state; DEAD means the caller must tell an operator. None: the claim
-    no longer holds, so nothing changed but the (marked) attempt row.
-    """
-    attempts = alert.attempts + 1
-    values: dict = {"attempts": attempts, "last_error": _clip(detail), "claimed_by": None, "claimed_until": None}
-    if permanent or attempts >= max_attempts:
-        values["state"] = AlertState.DEAD
-    else:
-        values["state"] = AlertState.PENDING
-        values["next_attempt_at"] = now + backoff(attempts, base_seconds=backoff_base_seconds,
-                                                  max_seconds=backoff_max_seconds)
-    held = _apply_if_held(session, alert, values, worker_name=worker_name, what="failure")
-    session.add(DeliveryAttempt(alert_id=alert.id, at=now, worker=worker_name, ok=False, permanent=permanent,
-                                detail=_clip(detail if held else f"{_STALE}{detail}")))
-    return values["state"] if held else None
-
-
-def record_cancelled(session: Session, alert: Alert, *, reason: str) -> bool:
-    """The alert is moot (its deadline closed while it waited, e.g. in retries): nothing is sent,
-    no attempt is made, and the reason stays on the row. Only while the claim holds."""
-    return _apply_if_held(session, alert, {
-        "state": AlertState.CANCELLED, "last_error": _clip(f"not sent: {reason}"), "claimed_by": None,
-        "claimed_until": None}, worker_name=alert.claimed_by or "?", what="cancellation")
-
-
 def release(session: Session, alerts: Sequence[Alert], *, worker_name: str) -> int:
     """Give back claims that were not attempted (shutdown), so no one waits for them to expire.
     Only claims still held (the token each was claimed with)."""
@@ -420,3 +324,17 @@ def _clip(text: str | None, limit: int = 2000) -> str | None:
     if text is None:
         return None
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Recording outcomes lives in its own module (``outbox_outcomes``, which imports this one's table
+# classes); callers use it through this one, resolved on first use.
+_OUTCOMES = frozenset({"record_success", "record_successes", "record_failure", "record_cancelled"})
+
+
+def __getattr__(name: str):
+    if name in _OUTCOMES:
+        from watchdog import outbox_outcomes
+
+        value = globals()[name] = getattr(outbox_outcomes, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

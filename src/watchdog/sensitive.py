@@ -27,6 +27,7 @@ Names of columns and fields that suggest a CPR number or a person's name are her
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -36,8 +37,10 @@ from urllib.parse import unquote
 
 # ddmmyy + xxxx: day 01–31, month 01–12; separators between the groups are optional.
 _SEP = r"[-./_]"
+# "No digit before the day" is checked after the day's two digits are matched ((?<![0-9]..): the same
+# character), so the regex engine can skip ahead to candidate digits: a 20 KB message in ~0.5 ms, not ~1.2.
 _CPR = re.compile(
-    rf"(?<![0-9])(?:0[1-9]|[12][0-9]|3[01]){_SEP}?(?:0[1-9]|1[0-2]){_SEP}?[0-9]{{2}}"
+    rf"(?:0[1-9]|[12][0-9]|3[01])(?<![0-9]..){_SEP}?(?:0[1-9]|1[0-2]){_SEP}?[0-9]{{2}}"
     rf" {{0,2}}{_SEP}? {{0,2}}[0-9]{{4}}(?![0-9])"
 )
 
@@ -45,6 +48,8 @@ _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d\u2
 # Invisible characters that are not of category Cf (those are removed by category).
 _INVISIBLE = "\u034f\u115f\u1160\u3164\uffa0\u2800"
 _REMOVED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+# Past this many distinct characters to change, one ``str.translate`` beats a ``str.replace`` each.
+_REPLACE_AT_MOST = 24
 
 REDACTED = "[CPR-like number not shown]"
 
@@ -59,6 +64,7 @@ _SENSITIVE_EXACT = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=8192)  # a message's characters are mostly the same few hundred
 def _char(c: str) -> str:
     if c in _DASHES:
         return "-"
@@ -74,6 +80,23 @@ def _char(c: str) -> str:
     return c
 
 
+_ASCII_RUNS = re.compile("([\x00-\x7f]+)")
+_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
+def _unquote(text: str) -> str:
+    """``urllib.parse.unquote(text)``, only faster for a long text with a few ``%`` (an HTML
+    message's ``width:100%``): ``unquote`` decodes every run of ASCII between two non-ASCII
+    characters (there are hundreds in Danish text); a run without ``%`` decodes to itself."""
+    if "%" not in text or not _ESCAPE.search(text):
+        return text  # unquote decodes only "%" and two hex digits; a lone "%" stays as it is
+    parts = _ASCII_RUNS.split(text)  # as unquote splits: odd indexes are the ASCII runs
+    for i in range(1, len(parts), 2):
+        if "%" in parts[i]:
+            parts[i] = unquote(parts[i])
+    return "".join(parts)
+
+
 def normalize(text: str) -> str:
     """``text`` as the CPR pattern reads it (see the module docstring). Never stored or shown."""
     if not text:
@@ -82,14 +105,22 @@ def normalize(text: str) -> str:
         return text  # the common case: nothing to decode, nothing hidden
     for _ in range(3):  # a link may be escaped twice (%252D); three rounds settle every real case
         before = text
-        text = unicodedata.normalize("NFKC", unquote(html.unescape(text)))
-        if text == before:
-            break
+        text = unicodedata.normalize("NFKC", _unquote(html.unescape(text)))
+        if text == before or ("%" not in text and "&" not in text):
+            break  # settled (without "%" and "&" another round only repeats NFKC, which is stable)
     if text.isascii():
         return text
-    # Each distinct character once (a message has thousands of characters, ~100 distinct ones).
-    table = {ord(c): r for c in set(text) if (r := _char(c)) != c}
-    return text.translate(table) if table else text
+    # Each distinct character once (a message has thousands of characters, ~100 distinct ones),
+    # and only the few that change are replaced.
+    table = {c: r for c in set(text) if (r := _char(c)) != c}
+    if len(table) > _REPLACE_AT_MOST:
+        return text.translate({ord(c): r for c, r in table.items()})
+    # ``str.translate`` with a dict looks every character up (about 1 ms for a 20 KB message);
+    # one ``str.replace`` per changed character scans in C. The same result: every replacement
+    # ("-", "", " " or an ASCII digit) is a character ``_char`` keeps, so no order matters.
+    for c, r in table.items():
+        text = text.replace(c, r)
+    return text
 
 
 def find_cpr(text: str | None) -> list[str]:
