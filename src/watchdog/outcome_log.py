@@ -244,13 +244,16 @@ def load_timelines(session: Session, deadline_ids, *, known_at: datetime | None 
     out: dict[int, list] = defaultdict(list)
 
     def run(where) -> None:
-        query = (select(OutcomeEvent.deadline_id, OutcomeEvent.occurred_at, OutcomeEvent.to_status)
-                 .where(OutcomeEvent.kind == OutcomeKind.STATUS, where)
+        # The kind is checked here, not in SQL: with it in the WHERE clause SQLite (no statistics)
+        # read every status event of the log through ix_outcome_event_kind and sorted them, 80 ms
+        # per batch of a poll at national scale, instead of the few events of these deadlines.
+        query = (select(OutcomeEvent.deadline_id, OutcomeEvent.occurred_at, OutcomeEvent.to_status, OutcomeEvent.kind)
+                 .where(where)
                  .order_by(OutcomeEvent.deadline_id, OutcomeEvent.recorded_at, OutcomeEvent.id))
         if known_at is not None:
             query = query.where(OutcomeEvent.recorded_at <= ensure_aware(known_at, what="known_at"))
-        for deadline_id, occurred, status in session.execute(query):
-            if status is not None:
+        for deadline_id, occurred, status, kind in session.execute(query):
+            if status is not None and kind == OutcomeKind.STATUS:
                 out[deadline_id].append((ensure_aware(occurred), Status(status)))
 
     if isinstance(deadline_ids, (list, tuple, set, frozenset)):
