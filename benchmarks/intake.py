@@ -350,10 +350,8 @@ def _case_batches(url: str) -> tuple[list[dict], list[list[dict]]]:
 
 def phase_ingest(url: str) -> dict:
     """The real ``watchdog serve`` process: POST /v1/cases in batches of 1,000 new cases into an
-    empty database, per-batch latency; floor: the same rows inserted and committed per batch of
-    1,000 with the raw driver."""
-    from watchdog.db import make_engine
-
+    empty database, per-batch latency and the request's own stages; floor: the same rows inserted
+    into the same table and committed per batch with the raw driver (``_ingest_floor``)."""
     setup, batches = _case_batches(url)
     with empty_database(url, "ingest") as target:
         token = subprocess.run([sys.executable, "-m", "watchdog", "--database-url", target, "token", "create",
@@ -389,26 +387,7 @@ def phase_ingest(url: str) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    with empty_database(url, "ingest_floor") as target:
-        engine = make_engine(target)
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute('CREATE TABLE floor_cases (ext_id TEXT PRIMARY KEY, team TEXT, worker TEXT, '
-                           'opened_at TEXT, closed_at TEXT)')
-            raw.commit()
-            mark = "?" if engine.dialect.name == "sqlite" else "%s"
-            floor = []
-            for batch in batches:
-                started = time.perf_counter()
-                cursor.executemany(f"INSERT INTO floor_cases VALUES ({', '.join([mark] * 5)})",
-                                   [(c["ext_id"], c.get("team"), c.get("worker"), c.get("opened_at"),
-                                     c.get("closed_at")) for c in batch])
-                raw.commit()
-                floor.append(time.perf_counter() - started)
-        finally:
-            raw.close()
-            engine.dispose()
+    floor = _ingest_floor(url, setup, batches)
     records = sum(len(b) for b in batches)
     p50, floor_p50 = statistics.median(latencies), statistics.median(floor)
     # The request's own stages (Server-Timing): the upsert to its commit, then the recompute of the
@@ -421,6 +400,59 @@ def phase_ingest(url: str) -> dict:
                        "ratio": round(p50 / floor_p50, 2),
                        "upsert_p50_ms": round(write_p50 * 1000, 1), "upsert_ratio": round(write_p50 / floor_p50, 2),
                        "recompute_p50_ms": round(recompute_p50 * 1000, 1)}}
+
+
+def _ingest_floor(url: str, setup: list, batches: list[list[dict]]) -> list[float]:
+    """Per batch of 1,000: the same cases inserted into the table the ingest fills and committed,
+    with the raw driver's executemany of one prepared INSERT, in an empty migrated database holding
+    the same teams and workers (loaded first, untimed): each value converted to the stored one (an
+    ISO instant to SQLite's UTC text; PostgreSQL parses it), team and worker by a dict of their ids
+    read once, a new case dirty and stamped now — what any writer of these rows must do."""
+    from sqlalchemy import select
+
+    from watchdog.casestore import Case, Team, Worker
+    from watchdog.db import make_engine
+    from watchdog.intake.writing import _sqlite_instant
+
+    with empty_database(url, "ingest_floor") as target:
+        engine = make_engine(target)
+        sqlite = engine.dialect.name == "sqlite"
+        teams, workers = dict(setup)["teams"], dict(setup)["workers"]
+        with engine.begin() as conn:
+            conn.execute(Team.__table__.insert(), [{"ext_id": t["ext_id"], "name": t["name"]} for t in teams])
+            team_ids = dict(conn.execute(select(Team.ext_id, Team.id)).all())
+            conn.execute(Worker.__table__.insert(), [
+                {"ext_id": w["ext_id"], "name": w["name"], "email": w["email"], "team_id": team_ids.get(w["team"]),
+                 "fte": w["fte"], "role": w["role"].upper(), "active": True} for w in workers])
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SELECT ext_id, id FROM team")
+            team_ids = dict(cursor.fetchall())
+            cursor.execute("SELECT ext_id, id FROM worker")
+            worker_ids = dict(cursor.fetchall())
+            raw.commit()
+            mark = "?" if sqlite else "%s"
+            columns = ("ext_id", "team_id", "worker_id", "birth_date", "opened_at", "closed_at",
+                       "aftercare_decided_at", "facts_changed_at", "facts_version", "dirty")
+            sql = f"INSERT INTO case_file ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+            instant = ((lambda s: _sqlite_instant(datetime.fromisoformat(s)) if s else None) if sqlite
+                       else (lambda s: s))
+            floor = []
+            for batch in batches:
+                started = time.perf_counter()
+                now = datetime.now(UTC)
+                stamp = _sqlite_instant(now) if sqlite else now
+                cursor.executemany(sql, [
+                    (c["ext_id"], team_ids[c["team"]], worker_ids[c["worker"]] if c.get("worker") else None,
+                     c.get("birth_date"), instant(c["opened_at"]), instant(c.get("closed_at")),
+                     instant(c.get("aftercare_decided_at")), stamp, 1, True) for c in batch])
+                raw.commit()
+                floor.append(time.perf_counter() - started)
+        finally:
+            raw.close()
+            engine.dispose()
+    return floor
 
 
 def _wait_for(port: int, proc: subprocess.Popen) -> None:

@@ -65,7 +65,9 @@ TARGETS = {  # figure → (target text, check(result by phase) → bool)
     "first": ("≤ 3× its floor", lambda r: r["first"]["seconds"] <= 3 * r["first_floor"]["seconds"]),
     "import": ("≤ 3× its floor, peak RSS ≤ 500 MiB",
                lambda r: r["import"]["detail"]["ratio"] <= 3 and r["import"]["detail"]["import_peak_rss_mb"] <= 500),
-    "ingest": ("p50 ≤ 3× its floor", lambda r: r["ingest"]["detail"]["ratio"] <= 3),
+    # Issue 19: "the HTTP ingest path uses the same upsert: ≤ 3× its per-batch floor" — the request's
+    # upsert stage to its commit; the whole request (JSON, validation, the recompute) is printed beside it.
+    "ingest": ("upsert p50 ≤ 3× its per-batch floor", lambda r: r["ingest"]["detail"]["upsert_ratio"] <= 3),
 }
 LABELS = {"floor": "floor: bare SQL reading the same rows (raw driver, typed tuples)",
           "recompute": "recompute, no rule changed (reads and compares every case; writes nothing)",
@@ -81,7 +83,7 @@ LABELS = {"floor": "floor: bare SQL reading the same rows (raw driver, typed tup
           "import": "`watchdog import` of the whole store's export into an empty database",
           "import_recompute": "the deadline recompute after that import (in an empty database: a first computation)",
           "ingest": "HTTP ingest (`watchdog serve`), new cases in batches of 1,000",
-          "ingest_stages": "inside each ingest request (Server-Timing)"}
+          "ingest_stages": "HTTP ingest's upsert (Server-Timing of each request), new cases in batches of 1,000"}
 RSS_TARGET_MB = 500
 
 def peak_rss_mb() -> float:
@@ -182,12 +184,12 @@ def report(results: list[Result]) -> str:
                          f"{d['recompute_seconds']:.3f} | {d['recompute_ratio']:.2f} × the import's floor | | | |")
         if "ingest" in r.phases:
             d = r.phases["ingest"]["detail"]
-            lines.append(f"| {LABELS['ingest']}: {d['records']:,} records, {d['records_per_s']:,} rec/s, p50 "
-                         f"{d['p50_ms']} ms (floor: insert + commit per batch, p50 {d['floor_p50_ms']} ms) | "
-                         f"{r.phases['ingest']['seconds']:.3f} | {d['ratio']:.2f} | | {TARGETS['ingest'][0]} | "
-                         f"{'yes' if met['ingest'] else 'NO'} |")
-            lines.append(f"| {LABELS['ingest_stages']}: upsert to its commit p50 {d['upsert_p50_ms']} ms, recompute "
-                         f"of the batch's cases p50 {d['recompute_p50_ms']} ms | | {d['upsert_ratio']:.2f} | | | |")
+            lines.append(f"| {LABELS['ingest_stages']}: upsert to its commit p50 {d['upsert_p50_ms']} ms (floor: the "
+                         f"same cases inserted into the same table and committed, p50 {d['floor_p50_ms']} ms) | | "
+                         f"{d['upsert_ratio']:.2f} | | {TARGETS['ingest'][0]} | {'yes' if met['ingest'] else 'NO'} |")
+            lines.append(f"| {LABELS['ingest']}: {d['records']:,} records, {d['records_per_s']:,} rec/s, request p50 "
+                         f"{d['p50_ms']} ms (JSON and validation, the upsert, then the recompute of the batch's cases, "
+                         f"p50 {d['recompute_p50_ms']} ms) | {r.phases['ingest']['seconds']:.3f} | {d['ratio']:.2f} | | | |")
         if "delivery" in r.phases:
             d = r.phases["delivery"]["detail"]
             lines.append(f"| {LABELS['delivery']}: {d['messages']:,} messages, {d['messages_per_s']:.0f} msg/s "

@@ -80,3 +80,23 @@ def test_the_floor_stores_what_the_import_stores(tmp_path, database_url):
         assert floor[name] == imported[name], name
     assert all(dict(row)["dirty"] is True for row in floor_cases), "a loaded case waits for its first computation"
     assert sum(len(v) for v in floor.values()) == rows
+
+
+def test_the_import_and_ingest_phases_run_the_real_processes_against_their_floors(tmp_path, monkeypatch):
+    """Both phases end to end on a small store (the real ``watchdog import`` and ``watchdog serve``
+    processes), so a broken phase shows here and not 20 minutes into a national run."""
+    from benchmarks import intake
+
+    source = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(source)
+    upgrade(engine)
+    populate(engine, seed=5, now=NOW, cases=1_200, progress=lambda m: None)
+    engine.dispose()
+    monkeypatch.setattr(intake, "INGEST_BATCHES", 2)
+    imported = intake.phase_import(source)["detail"]
+    assert imported["records"] == sum(imported["files"].values()) and imported["files"]["cases"] == 1_200
+    assert imported["deadlines_recomputed"] > 0 and imported["floor_seconds"] > 0 and imported["ratio"] > 0
+    assert imported["into_bare_text_tables_s"] > 0
+    ingested = intake.phase_ingest(source)["detail"]
+    assert ingested["records"] == 1_200 and ingested["batches"] == 2  # 1,000 and 200
+    assert ingested["upsert_p50_ms"] > 0 and ingested["floor_p50_ms"] > 0 and ingested["recompute_p50_ms"] > 0
