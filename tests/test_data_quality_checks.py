@@ -143,9 +143,9 @@ def test_stored_warnings_are_refreshed_resolved_and_left_alone_as_the_checks_say
     broken = tmp_path / "broken"
     broken.mkdir()
     third = at("2024-12-05 10:00")
-    result = import_(engine, write(broken, {"measures.csv": FILES["measures.csv"].replace(
-        "ext_id;case;kind;legal_basis;decided_at;effected_at\n", "ext_id;case;kind;legal_basis;decided_at;effected_at;ended_at\n")
-        .replace("01-03-2024 09:00\n", "01-03-2024 09:00;\n"), "notifications.csv": FILES["notifications.csv"]}), now=third)
+    not_ended = ended.replace("01-03-2024 09:00;01-04-2024 09:00\n", "01-03-2024 09:00;\n")
+    result = import_(engine, write(broken, {"measures.csv": not_ended,
+                                            "notifications.csv": FILES["notifications.csv"]}), now=third)
     assert {(w.record_ext_id, w.field) for w in result.warnings if w.entity == "notifications"} == {
         ("U-1", "assessed_at"), ("U-2", "child_in_support")}
     for key in (("assessed_before_receipt", "U-1"), ("support_flag_contradicts_measure", "U-2")):
@@ -163,3 +163,27 @@ def test_stored_warnings_are_refreshed_resolved_and_left_alone_as_the_checks_say
     assert final[("effected_before_decision", "F-1")].resolved_at is None
     assert "02-03-2024" in final[("effected_before_decision", "F-1")].message
     assert final[("effected_before_decision", "F-1")].detected_at == first
+
+
+def test_check_stored_takes_ext_ids_with_their_origin_as_check_imported_takes_records(engine, tmp_path):
+    from watchdog.intake.quality import check_imported, check_stored
+    from watchdog.intake.schemas import ENTITIES
+    from watchdog.intake.writing import Imported
+
+    import_(engine, write(tmp_path, FILES))
+    spec, later = ENTITIES["notifications"], at("2024-12-03 10:00")
+    rows = {"U-1": "2", "U-2": "3"}
+    with Session(engine) as s:
+        unflagged = check_stored(s, "notifications", ["U-2", "U-1"], now=later, unflagged={"U-2"},
+                                 origin=lambda ext_id: ("n.csv", rows[ext_id]))
+        # U-2's flag is not checked: no finding for it, and its stored warning is not resolved.
+        assert [(f.record_ext_id, f.field, f.source, f.record, f.case_ref) for f in unflagged] == [
+            ("U-1", "assessed_at", "n.csv", "2", "S-1")]
+        everything = check_stored(s, "notifications", ["U-2", "U-1"], now=later,
+                                  origin=lambda ext_id: ("n.csv", rows[ext_id]))
+        records = [Imported(spec, "U-2", "n.csv", "3", frozenset({"child_in_support"})),
+                   Imported(spec, "U-1", "n.csv", "2", frozenset())]
+        assert check_imported(s, records, now=later) == everything
+        assert [(f.record_ext_id, f.field) for f in everything] == [("U-2", "child_in_support"), ("U-1", "assessed_at")]
+        assert all(w.resolved_at is None for w in s.exec(select(DataQualityWarning)))
+        assert check_stored(s, "teams", ["T"], now=later, origin=rows.get) == []

@@ -24,6 +24,7 @@ MINUS12 = timezone(timedelta(hours=-12))
 MIDNIGHT_FIRST = datetime(EARLIEST.year, EARLIEST.month, EARLIEST.day, tzinfo=UTC)
 MIDNIGHT_AFTER = datetime(LATEST.year, LATEST.month, LATEST.day, tzinfo=UTC) + timedelta(days=1)
 TICK = timedelta(microseconds=1)
+PATTERN = re.compile(SETTINGS.intake.case_ref_pattern)
 
 #: Instants at either side of the range's edges, in UTC and at offsets whose local date differs.
 INSTANTS = [MIDNIGHT_FIRST, MIDNIGHT_FIRST - TICK, MIDNIGHT_AFTER, MIDNIGHT_AFTER - TICK,
@@ -48,8 +49,7 @@ def notification(i: int, case: str | None) -> ValidRecord:
 def both(records):
     """The problems (as dicts) of the run check and of the record-by-record one."""
     return ([p.as_dict() for p in check_records(records, settings=SETTINGS, now=NOW)],
-            [p.as_dict() for p in _record_by_record(records, EARLIEST, LATEST, re.compile(SETTINGS.intake.case_ref_pattern),
-                              SETTINGS.intake.case_ref_pattern)])
+            [p.as_dict() for p in _record_by_record(records, EARLIEST, LATEST, PATTERN, PATTERN.pattern)])
 
 
 @pytest.mark.parametrize(("performed_at", "next_planned_on"), list(product(INSTANTS, DAYS)))

@@ -7,7 +7,8 @@ lists them. They refuse nothing: the case system is the source of truth, and the
 still computed from what it says.
 
 I/O: reads the case store and writes ``data_quality_warning`` in the import's own transaction
-(``check_imported``, called after the last chunk is upserted, a chunk of records at a time). The
+(``check_imported``, called after the last chunk is upserted, a chunk of records at a time; or
+``check_stored``, the same for a list of ext_ids of one entity and where each came from). The
 checks (``KINDS``) are comparisons of instants, made by the database (``intake.quality_checks``):
 only the rows that show a finding are read. Which warnings a record can show is ``CHECKS``; a
 stored warning of a checked record that no longer shows it is resolved. On the first import no
@@ -17,7 +18,7 @@ but the findings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from itertools import groupby
@@ -106,11 +107,7 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
 
     ``records`` need ``spec``, ``ext_id``, ``source``, ``record`` and ``given`` (``upsert.ValidRecord``
     or the lighter ``writing.Imported``), one per ``ext_id`` of an entity (as the writer keeps
-    them). A record is checked when its row is stored; only the rows that show a finding are read
-    (``intake.quality_checks``)."""
-    from watchdog.casestore import Case
-
-    now = ensure_aware(now, what="now")
+    them). See ``check_stored``."""
     by_entity: dict[str, dict[str, Any]] = {}  # entity → ext_id → record, in the order given
     for entity, group in groupby(records, key=_entity):
         if entity in CHECKS:
@@ -119,24 +116,43 @@ def check_imported(session: Session, records: Sequence, *, now: datetime) -> lis
     findings: list[Finding] = []
     for entity in CHECKS:
         recs = by_entity.get(entity)
-        if not recs:
-            continue
-        support = [k for k, rec in recs.items() if _SUPPORT in rec.given] if entity == "notifications" else ()
-        raw = offending(session, entity, list(recs), support=support)
-        if not raw:
-            continue
-        position = {ext_id: i for i, ext_id in enumerate(recs)}
+        if recs:
+            unflagged = {k for k, rec in recs.items() if _SUPPORT not in rec.given} if entity == "notifications" else ()
+            findings += check_stored(session, entity, list(recs), now=now, unflagged=unflagged,
+                                     origin=lambda ext_id, recs=recs: (recs[ext_id].source, str(recs[ext_id].record)))
+    return findings
+
+
+def check_stored(session: Session, entity: str, ext_ids: Sequence[str], *, now: datetime,
+                 origin: Callable[[str], tuple[str, str]], unflagged: Container[str] = ()) -> list[Finding]:
+    """``check_imported`` for the imported records ``ext_ids`` (distinct) of one entity, without a
+    record object for each: ``origin(ext_id)`` gives a finding's (source, record), ``unflagged``
+    holds the notifications whose record leaves ``child_in_support`` alone (not checked against
+    the measures). A record is checked when its row is stored; only the rows that show a finding
+    are read (``intake.quality_checks``). Returns the findings in the order of ``ext_ids``."""
+    from watchdog.casestore import Case
+
+    now = ensure_aware(now, what="now")
+    if entity not in CHECKS or not ext_ids:
+        return []
+    support: Sequence[str] = ()
+    if entity == "notifications":
+        support = [k for k in ext_ids if k not in unflagged] if unflagged else ext_ids
+    raw = offending(session, entity, ext_ids, support=support)
+    findings: list[Finding] = []
+    if raw:
+        position = {ext_id: i for i, ext_id in enumerate(ext_ids)}
         rank = {kind_field: i for i, kind_field in enumerate(CHECKS[entity])}
         raw.sort(key=lambda r: (position[r[0]], rank[r[1], r[2]]))
         for ext_id, kind, field, case_id, message in raw:
-            rec = recs[ext_id]
-            findings.append(Finding(kind, entity, ext_id, field, case_id, None, rec.source, str(rec.record), message))
-    if findings:  # each finding's case reference, read for all of them at once
+            source, record = origin(ext_id)
+            findings.append(Finding(kind, entity, ext_id, field, case_id, None, source, record, message))
+        # Each finding's case reference, read for all of them at once.
         C = Case.__table__
         case_refs = Lookups(session).mapping(C.c.id, C.c.ext_id,
                                              sorted({f.case_id for f in findings if f.case_id is not None}))
         findings = [replace(f, case_ref=case_refs[f.case_id]) if f.case_id is not None else f for f in findings]
-    _store(session, findings, by_entity, now)
+    _store(session, entity, findings, ext_ids, unflagged, now)
     return findings
 
 
@@ -144,18 +160,18 @@ def _ext_id(rec) -> str:
     return rec.ext_id
 
 
-def _store(session: Session, findings: list[Finding], by_entity: dict[str, dict[str, Any]], now: datetime) -> None:
+def _store(session: Session, entity: str, findings: list[Finding], ext_ids: Sequence[str],
+           unflagged: Container[str], now: datetime) -> None:
     """Insert the new findings, refresh the stored ones, resolve the stored warnings of checked
     records that no longer show them. Written with Core statements; nothing is sent for a stored
     warning that is unchanged."""
     W = DataQualityWarning.__table__
-    entities = sorted(e for e, recs in by_entity.items() if recs)
-    if not entities:
-        return
     found = {(f.kind, f.entity, f.record_ext_id, f.field): f for f in findings}
-    # None stored for these entities yet (the first import): nothing to look up or resolve.
-    none_yet = session.execute(sa_select(W.c.id).where(W.c.entity.in_(entities)).limit(1)).first() is None
-    existing = {} if none_yet else _existing(session, by_entity)
+    # None stored for this entity yet (the first import): nothing to look up or resolve.
+    kinds = sorted({kind for kind, _field in CHECKS[entity]})  # (kind, entity): the unique index's first columns
+    none_yet = session.execute(sa_select(W.c.id).where(W.c.kind.in_(kinds), W.c.entity == entity)
+                               .limit(1)).first() is None
+    existing = {} if none_yet else _existing(session, entity, kinds, ext_ids)
     new, redetected, changed = [], [], []
     for key, f in found.items():
         values = dict(case_id=f.case_id, case_ref=f.case_ref, source=f.source[:500], record=f.record[:40],
@@ -169,14 +185,12 @@ def _store(session: Session, findings: list[Finding], by_entity: dict[str, dict[
         elif (row.case_id, row.case_ref, row.source, row.record, row.message) != tuple(values.values()):
             changed.append(dict(_id=row.id, **values))
     gone = [row for key, row in existing.items() if key not in found and row.resolved_at is None
-            and (row.field != _SUPPORT or _SUPPORT in by_entity[row.entity][row.record_ext_id].given)]
+            and (row.field != _SUPPORT or row.record_ext_id not in unflagged)]
     if gone:  # only a record whose row is stored was checked
-        lookups, stored = Lookups(session), set()
-        for entity in {row.entity for row in gone}:
-            t = DataQualityWarning.metadata.tables[_TABLES[entity]]
-            stored |= {(entity, ext_id) for (ext_id,) in lookups.rows(
-                t.c.ext_id, (t.c.ext_id,), sorted({r.record_ext_id for r in gone if r.entity == entity}))}
-        gone = [row for row in gone if (row.entity, row.record_ext_id) in stored]
+        t = DataQualityWarning.metadata.tables[_TABLES[entity]]
+        stored = {ext_id for (ext_id,) in Lookups(session).rows(
+            t.c.ext_id, (t.c.ext_id,), sorted({row.record_ext_id for row in gone}))}
+        gone = [row for row in gone if row.record_ext_id in stored]
     dialect = session.get_bind().dialect.name
     if new:
         session.execute(insert(W), new)  # the driver's executemany (psycopg: pipelined)
@@ -190,21 +204,15 @@ def _store(session: Session, findings: list[Finding], by_entity: dict[str, dict[
     session.flush()
 
 
-def _existing(session: Session, by_entity: dict[str, dict[str, Any]]) -> dict[tuple[str, str, str, str], Any]:
-    """The stored warnings (kind, entity, ext_id, field) → row that the checks of these records
-    can show (``CHECKS``), one statement per entity."""
+def _existing(session: Session, entity: str, kinds: list[str],
+              ext_ids: Sequence[str]) -> dict[tuple[str, str, str, str], Any]:
+    """The stored warnings (kind, entity, ext_id, field) → row of these records that their
+    checks can show (``CHECKS``)."""
     W = DataQualityWarning.__table__
     dialect = session.get_bind().dialect.name
-    out = {}
-    for entity, recs in by_entity.items():
-        if not recs:
-            continue
-        rows, among_keys = keyed(W, W.c.record_ext_id, dialect)
-        stmt = (sa_select(W.c.id, W.c.kind, W.c.entity, W.c.record_ext_id, W.c.field, W.c.case_id,
-                          W.c.case_ref, W.c.source, W.c.record, W.c.message, W.c.resolved_at)
-                .select_from(rows).where(*among_keys, W.c.kind.in_(sorted({kind for kind, _f in CHECKS[entity]})),
-                                         W.c.entity == entity))
-        for row in session.execute(stmt, keys_param(recs, dialect)):
-            if (row.kind, row.field) in CHECKS[entity]:
-                out[(row.kind, row.entity, row.record_ext_id, row.field)] = row
-    return out
+    rows, among_keys = keyed(W, W.c.record_ext_id, dialect)
+    stmt = (sa_select(W.c.id, W.c.kind, W.c.entity, W.c.record_ext_id, W.c.field, W.c.case_id,
+                      W.c.case_ref, W.c.source, W.c.record, W.c.message, W.c.resolved_at)
+            .select_from(rows).where(*among_keys, W.c.kind.in_(kinds), W.c.entity == entity))
+    return {(row.kind, row.entity, row.record_ext_id, row.field): row
+            for row in session.execute(stmt, keys_param(ext_ids, dialect)) if (row.kind, row.field) in CHECKS[entity]}
