@@ -39,11 +39,20 @@ def _statement(name: str, dialect: str):
     return stmt
 
 
-def _rows(session, name: str, keys: Sequence[str]) -> list:
-    if not keys:
-        return []
-    dialect = session.get_bind().dialect.name
-    return session.execute(_statement(name, dialect), keys_param(keys, dialect)).all()
+class _Keys:
+    """The bound keys of one check's statements, made once for all of them (JSON text on SQLite)."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+        self._made: tuple[Sequence[str], dict] | None = None
+
+    def rows(self, name: str, keys: Sequence[str]) -> list:
+        if not keys:
+            return []
+        if self._made is None or self._made[0] is not keys:
+            self._made = (keys, keys_param(keys, self.dialect))
+        return self.session.execute(_statement(name, self.dialect), self._made[1]).all()
 
 
 # -- the statements ------------------------------------------------------------------------
@@ -134,13 +143,15 @@ def offending(session, entity: str, ext_ids: Sequence[str], *, support: Sequence
     ``support``: the notifications among them whose record gives ``child_in_support`` (only
     those are checked against the case's measures)."""
     out: list[Raw] = []
+    keys = _Keys(session)
+    _rows = keys.rows
     if entity == "notifications":
-        for ext_id, case_id, received, assessed in _rows(session, "assessed", ext_ids):
+        for ext_id, case_id, received, assessed in _rows("assessed", ext_ids):
             out.append((ext_id, "assessed_before_receipt", "assessed_at", case_id,
                         f"Underretningen er vurderet {_d(assessed)} før den blev modtaget "
                         f"{_d(received)}: 24-timers vurderingen tæller som overholdt."[:500]))
         running: dict[str, tuple] = {}  # per notification: the earliest-effected running measure
-        for row in _rows(session, "support", support):
+        for row in _rows("support", support):
             ext_id, _case, _received, measure_id, _kind, effected = row
             best = running.get(ext_id)
             if best is None or (effected, measure_id) < (best[5], best[3]):
@@ -152,24 +163,24 @@ def offending(session, entity: str, ext_ids: Sequence[str], *, support: Sequence
                         f"{_d(received)}: genvurderingspligten (BL § 137 / SEL § 155 a) gælder, "
                         "foranstaltningen vejer tungest."[:500]))
     elif entity == "investigations":
-        for ext_id, case_id, aware, completed in _rows(session, "completed", ext_ids):
+        for ext_id, case_id, aware, completed in _rows("completed", ext_ids):
             out.append((ext_id, "completed_before_awareness", "completed_at", case_id,
                         f"Undersøgelsen er afsluttet {_d(completed)} før kommunen blev "
                         f"opmærksom {_d(aware)}: 4-måneders fristen tæller som overholdt."[:500]))
     elif entity == "measures":
-        for ext_id, case_id, decided, effected in _rows(session, "effected", ext_ids):
+        for ext_id, case_id, decided, effected in _rows("effected", ext_ids):
             out.append((ext_id, "effected_before_decision", "effected_at", case_id,
                         f"Foranstaltningen er iværksat {_d(effected)} før afgørelsen "
                         f"{_d(decided)}: opfølgningsfristen regnes fra iværksættelsen."[:500]))
         early: dict[str, tuple[int, Any, list[str]]] = {}
-        for ext_id, case_id, effected, follow_up in _rows(session, "early", ext_ids):
+        for ext_id, case_id, effected, follow_up in _rows("early", ext_ids):
             early.setdefault(ext_id, (case_id, effected, []))[2].append(follow_up)
         for ext_id, (case_id, effected, follow_ups) in early.items():
             out.append((ext_id, "follow_up_before_effect", "effected_at", case_id,
                         f"Iværksættelsen {_d(effected)} ligger efter opfølgning(er) "
                         f"{', '.join(sorted(follow_ups))}: opfølgningerne tæller ikke med i fristen."[:500]))
     elif entity == "follow_ups":
-        for ext_id, performed, case_id, effected in _rows(session, "performed", ext_ids):
+        for ext_id, performed, case_id, effected in _rows("performed", ext_ids):
             out.append((ext_id, "follow_up_before_effect", "performed_at", case_id,
                         f"Opfølgningen er foretaget {_d(performed)} før foranstaltningen blev iværksat "
                         f"{_d(effected)}: den tæller ikke med i fristen."[:500]))
