@@ -7,22 +7,30 @@ lists them. They refuse nothing: the case system is the source of truth, and the
 still computed from what it says.
 
 I/O: reads the case store and writes ``data_quality_warning`` in the import's own transaction
-(``check_imported``, called where the validated records are upserted). The checks themselves
-(``KINDS``) are plain comparisons of instants.
+(``check_imported``, called after the last chunk is upserted, a chunk of records at a time; or
+``check_stored``, the same for a list of ext_ids of one entity and where each came from). The
+checks (``KINDS``) are comparisons of instants, made by the database (``intake.quality_checks``):
+only the rows that show a finding are read. Which warnings a record can show is ``CHECKS``; a
+stored warning of a checked record that no longer shows it is resolved. On the first import no
+warning is stored for these entities (one query says so), and nothing else is read or written
+but the findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from itertools import groupby
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, bindparam, insert, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel
 
-from watchdog.clock import ensure_aware, format_local
-from watchdog.intake.lookup import Lookups
+from watchdog.clock import ensure_aware
+from watchdog.intake.lookup import Lookups, among, keys_param
+from watchdog.intake.quality_checks import keyed, offending
 
 
 class DataQualityWarning(SQLModel, table=True):
@@ -74,144 +82,137 @@ class Finding:
         return out
 
 
-def _d(instant: datetime) -> str:
-    return format_local(instant)
-
-
-# The columns the checks read, by entity (and by table name where rows are grouped).
-_READ = {
-    "notifications": ("id", "ext_id", "case_id", "received_at", "assessed_at", "child_in_support"),
-    "investigations": ("ext_id", "case_id", "aware_at", "completed_at"),
-    "measures": ("id", "ext_id", "case_id", "kind", "decided_at", "legal_basis", "effected_at", "ended_at"),
-    "follow_ups": ("ext_id", "measure_id", "performed_at"),
+#: The (kind, field) each entity's records are checked for, in the order a record's findings are
+#: listed. ``child_in_support`` is checked only where the record gives it.
+CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "notifications": (("assessed_before_receipt", "assessed_at"),
+                      ("support_flag_contradicts_measure", "child_in_support")),
+    "investigations": (("completed_before_awareness", "completed_at"),),
+    "measures": (("effected_before_decision", "effected_at"), ("follow_up_before_effect", "effected_at")),
+    "follow_ups": (("follow_up_before_effect", "performed_at"),),
 }
-_READ.update({"measure": _READ["measures"], "follow_up": _READ["follow_ups"]})
+_SUPPORT = "child_in_support"
+_TABLES = {"notifications": "notification", "investigations": "investigation", "measures": "measure",
+           "follow_ups": "follow_up"}
+
+
+def _entity(rec) -> str:
+    return rec.spec.name
 
 
 def check_imported(session: Session, records: Sequence, *, now: datetime) -> list[Finding]:
     """Check the imported records against the store (already upserted, same transaction); store
-    new warnings, resolve those a record no longer shows. Returns this import's findings.
+    new warnings, resolve those a record no longer shows. Returns this import's findings, by
+    entity (``CHECKS``' order), then in the order of ``records``.
 
     ``records`` need ``spec``, ``ext_id``, ``source``, ``record`` and ``given`` (``upsert.ValidRecord``
-    or the lighter ``writing.Imported``); the rows are read as plain rows (Core), not ORM objects."""
-    from watchdog.casestore import Case, FollowUp, Investigation, Measure, Notification
-    from watchdog.rules.facts import CaseFacts, MeasureFacts, NotificationFacts
-    from watchdog.rules.notifications import running_measure
-
-    now = ensure_aware(now, what="now")
-    by_entity: dict[str, list] = {}
-    for rec in records:
-        by_entity.setdefault(rec.spec.name, []).append(rec)
+    or the lighter ``writing.Imported``), one per ``ext_id`` of an entity (as the writer keeps
+    them). See ``check_stored``."""
+    by_entity: dict[str, dict[str, Any]] = {}  # entity → ext_id → record, in the order given
+    for entity, group in groupby(records, key=_entity):
+        if entity in CHECKS:
+            group = list(group)
+            by_entity.setdefault(entity, {}).update(zip(map(_ext_id, group), group))
     findings: list[Finding] = []
-    checked: list[tuple[str, str, str, str]] = []  # (kind, entity, ext_id, field) looked at
-    lookups = Lookups(session)
-
-    def look(rec, kind: str, field: str, case_id: int | None, bad: bool, message) -> None:
-        """``message``: a function that writes it (only a finding needs one)."""
-        checked.append((kind, rec.spec.name, rec.ext_id, field))
-        if bad:
-            findings.append(Finding(kind, rec.spec.name, rec.ext_id, field, case_id, None,
-                                    rec.source, str(rec.record), message()[:500]))
-
-    def imported(entity: str, table):
-        """(record, its stored row: the columns the checks read) for the imported records of ``entity``."""
-        recs = by_entity.get(entity, [])
-        t = table.__table__
-        found = {row.ext_id: row for row in lookups.rows(t.c.ext_id, tuple(t.c[c] for c in _READ[entity]),
-                                                         [r.ext_id for r in recs])}
-        return [(rec, found[rec.ext_id]) for rec in recs if rec.ext_id in found]
-
-    def grouped(column, values) -> dict:
-        """Rows whose ``column`` is among ``values``, grouped by it: one query per 500 values."""
-        table = column.class_.__table__
-        out: dict = {}
-        for row in lookups.rows(table.c[column.key], tuple(table.c[c] for c in _READ[table.name]), sorted(set(values))):
-            out.setdefault(getattr(row, column.key), []).append(row)
-        return out
-
-    notifications = imported("notifications", Notification)
-    flagged = [n.case_id for rec, n in notifications if "child_in_support" in rec.given and not n.child_in_support]
-    case_measures = grouped(Measure.case_id, flagged)
-    for rec, n in notifications:
-        look(rec, "assessed_before_receipt", "assessed_at", n.case_id,
-             n.assessed_at is not None and n.assessed_at < n.received_at,
-             lambda: f"Underretningen er vurderet {_d(n.assessed_at) if n.assessed_at else ''} før den blev modtaget "
-             f"{_d(n.received_at)}: 24-timers vurderingen tæller som overholdt.")
-        if "child_in_support" in rec.given:
-            running = None
-            if not n.child_in_support:
-                measures = tuple(
-                    MeasureFacts(m.id, m.kind, m.decided_at, m.legal_basis or "", m.effected_at, m.ended_at)
-                    for m in case_measures.get(n.case_id, ()))
-                running = running_measure(CaseFacts(n.case_id, n.received_at, measures=measures),
-                                          NotificationFacts(n.id, n.received_at))
-            look(rec, "support_flag_contradicts_measure", "child_in_support", n.case_id, running is not None,
-                 lambda: f"child_in_support = nej, men sagen har en foranstaltning ({running.kind.value if running else ''}) "
-                 f"iværksat {_d(running.effected_at) if running else ''} og ikke afsluttet ved modtagelsen "
-                 f"{_d(n.received_at)}: genvurderingspligten (BL § 137 / SEL § 155 a) gælder, foranstaltningen "
-                 "vejer tungest.")
-
-    for rec, inv in imported("investigations", Investigation):
-        look(rec, "completed_before_awareness", "completed_at", inv.case_id,
-             inv.completed_at is not None and inv.completed_at < inv.aware_at,
-             lambda: f"Undersøgelsen er afsluttet {_d(inv.completed_at) if inv.completed_at else ''} før kommunen blev "
-             f"opmærksom {_d(inv.aware_at)}: 4-måneders fristen tæller som overholdt.")
-
-    measures = imported("measures", Measure)
-    measure_follow_ups = grouped(FollowUp.measure_id, [m.id for _, m in measures])
-    for rec, m in measures:
-        look(rec, "effected_before_decision", "effected_at", m.case_id,
-             m.effected_at is not None and m.effected_at < m.decided_at,
-             lambda: f"Foranstaltningen er iværksat {_d(m.effected_at) if m.effected_at else ''} før afgørelsen "
-             f"{_d(m.decided_at)}: opfølgningsfristen regnes fra iværksættelsen.")
-        early = [] if m.effected_at is None else sorted(
-            (f for f in measure_follow_ups.get(m.id, ()) if f.performed_at < m.effected_at), key=lambda f: f.ext_id)
-        look(rec, "follow_up_before_effect", "effected_at", m.case_id, bool(early),
-             lambda: f"Iværksættelsen {_d(m.effected_at) if m.effected_at else ''} ligger efter opfølgning(er) "
-             f"{', '.join(f.ext_id for f in early)}: opfølgningerne tæller ikke med i fristen.")
-
-    follow_ups = imported("follow_ups", FollowUp)
-    of_follow_ups = {m.id: m for rows in grouped(Measure.id, [f.measure_id for _, f in follow_ups]).values()
-                     for m in rows}
-    for rec, f in follow_ups:
-        m = of_follow_ups.get(f.measure_id)
-        look(rec, "follow_up_before_effect", "performed_at", m.case_id if m else None,
-             m is not None and m.effected_at is not None and f.performed_at < m.effected_at,
-             lambda: f"Opfølgningen er foretaget {_d(f.performed_at)} før foranstaltningen blev iværksat "
-             f"{_d(m.effected_at) if m is not None and m.effected_at else ''}: den tæller ikke med i fristen.")
-
-    # Each finding's case reference, read for all of them at once.
-    C = Case.__table__
-    case_refs = lookups.mapping(C.c.id, C.c.ext_id, sorted({f.case_id for f in findings if f.case_id is not None}))
-    findings = [replace(f, case_ref=case_refs[f.case_id]) if f.case_id is not None else f for f in findings]
-    _store(session, findings, checked, now)
+    for entity in CHECKS:
+        recs = by_entity.get(entity)
+        if recs:
+            unflagged = {k for k, rec in recs.items() if _SUPPORT not in rec.given} if entity == "notifications" else ()
+            findings += check_stored(session, entity, list(recs), now=now, unflagged=unflagged,
+                                     origin=lambda ext_id, recs=recs: (recs[ext_id].source, str(recs[ext_id].record)))
     return findings
 
 
-def _store(session: Session, findings: list[Finding], checked: list[tuple[str, str, str, str]], now: datetime) -> None:
-    W = DataQualityWarning
+def check_stored(session: Session, entity: str, ext_ids: Sequence[str], *, now: datetime,
+                 origin: Callable[[str], tuple[str, str]], unflagged: Container[str] = ()) -> list[Finding]:
+    """``check_imported`` for the imported records ``ext_ids`` (distinct) of one entity, without a
+    record object for each: ``origin(ext_id)`` gives a finding's (source, record), ``unflagged``
+    holds the notifications whose record leaves ``child_in_support`` alone (not checked against
+    the measures). A record is checked when its row is stored; only the rows that show a finding
+    are read (``intake.quality_checks``). Returns the findings in the order of ``ext_ids``."""
+    from watchdog.casestore import Case
+
+    now = ensure_aware(now, what="now")
+    if entity not in CHECKS or not ext_ids:
+        return []
+    support: Sequence[str] = ()
+    if entity == "notifications":
+        support = [k for k in ext_ids if k not in unflagged] if unflagged else ext_ids
+    raw = offending(session, entity, ext_ids, support=support)
+    findings: list[Finding] = []
+    if raw:
+        position = {ext_id: i for i, ext_id in enumerate(ext_ids)}
+        rank = {kind_field: i for i, kind_field in enumerate(CHECKS[entity])}
+        raw.sort(key=lambda r: (position[r[0]], rank[r[1], r[2]]))
+        for ext_id, kind, field, case_id, message in raw:
+            source, record = origin(ext_id)
+            findings.append(Finding(kind, entity, ext_id, field, case_id, None, source, record, message))
+        # Each finding's case reference, read for all of them at once.
+        C = Case.__table__
+        case_refs = Lookups(session).mapping(C.c.id, C.c.ext_id,
+                                             sorted({f.case_id for f in findings if f.case_id is not None}))
+        findings = [replace(f, case_ref=case_refs[f.case_id]) if f.case_id is not None else f for f in findings]
+    _store(session, entity, findings, ext_ids, unflagged, now)
+    return findings
+
+
+def _ext_id(rec) -> str:
+    return rec.ext_id
+
+
+def _store(session: Session, entity: str, findings: list[Finding], ext_ids: Sequence[str],
+           unflagged: Container[str], now: datetime) -> None:
+    """Insert the new findings, refresh the stored ones, resolve the stored warnings of checked
+    records that no longer show them. Written with Core statements; nothing is sent for a stored
+    warning that is unchanged."""
+    W = DataQualityWarning.__table__
     found = {(f.kind, f.entity, f.record_ext_id, f.field): f for f in findings}
-    # None stored for these entities yet (the first import): nothing to look up or resolve.
-    entities = sorted({c[1] for c in checked})
-    none_yet = session.execute(sa_select(W.id).where(W.entity.in_(entities)).limit(1)).first() is None
-    ext_ids = [] if none_yet else sorted({c[2] for c in checked})
-    existing = {}
-    for start in range(0, len(ext_ids), 500):
-        for row in session.exec(select(W).where(W.record_ext_id.in_(ext_ids[start:start + 500]))):
-            existing[(row.kind, row.entity, row.record_ext_id, row.field)] = row
-    for key in checked:
-        row, finding = existing.get(key), found.get(key)
-        if finding is not None:
-            values = dict(case_id=finding.case_id, case_ref=finding.case_ref, source=finding.source[:500],
-                          record=finding.record[:40], message=finding.message, resolved_at=None)
-            if row is None:
-                session.add(W(kind=finding.kind, entity=finding.entity, record_ext_id=finding.record_ext_id,
-                              field=finding.field, detected_at=now, **values))
-            else:
-                if row.resolved_at is not None:
-                    row.detected_at = now
-                for k, v in values.items():
-                    setattr(row, k, v)
-        elif row is not None and row.resolved_at is None:
-            row.resolved_at = now
+    # None stored for this entity yet (the first import): nothing to look up or resolve.
+    kinds = sorted({kind for kind, _field in CHECKS[entity]})  # (kind, entity): the unique index's first columns
+    none_yet = session.execute(sa_select(W.c.id).where(W.c.kind.in_(kinds), W.c.entity == entity)
+                               .limit(1)).first() is None
+    existing = {} if none_yet else _existing(session, entity, kinds, ext_ids)
+    new, redetected, changed = [], [], []
+    for key, f in found.items():
+        values = dict(case_id=f.case_id, case_ref=f.case_ref, source=f.source[:500], record=f.record[:40],
+                      message=f.message)
+        row = existing.get(key)
+        if row is None:
+            new.append(dict(kind=f.kind, entity=f.entity, record_ext_id=f.record_ext_id, field=f.field,
+                            detected_at=now, resolved_at=None, **values))
+        elif row.resolved_at is not None:
+            redetected.append(dict(_id=row.id, detected_at=now, resolved_at=None, **values))
+        elif (row.case_id, row.case_ref, row.source, row.record, row.message) != tuple(values.values()):
+            changed.append(dict(_id=row.id, **values))
+    gone = [row for key, row in existing.items() if key not in found and row.resolved_at is None
+            and (row.field != _SUPPORT or row.record_ext_id not in unflagged)]
+    if gone:  # only a record whose row is stored was checked
+        t = DataQualityWarning.metadata.tables[_TABLES[entity]]
+        stored = {ext_id for (ext_id,) in Lookups(session).rows(
+            t.c.ext_id, (t.c.ext_id,), sorted({row.record_ext_id for row in gone}))}
+        gone = [row for row in gone if row.record_ext_id in stored]
+    dialect = session.get_bind().dialect.name
+    if new:
+        session.execute(insert(W), new)  # the driver's executemany (psycopg: pipelined)
+    by_id = update(W).where(W.c.id == bindparam("_id"))
+    for rows in (redetected, changed):
+        if rows:
+            session.execute(by_id, rows)
+    if gone:
+        session.execute(update(W).where(among(W.c.id, dialect)).values(resolved_at=now),
+                        keys_param(sorted(row.id for row in gone), dialect))
     session.flush()
+
+
+def _existing(session: Session, entity: str, kinds: list[str],
+              ext_ids: Sequence[str]) -> dict[tuple[str, str, str, str], Any]:
+    """The stored warnings (kind, entity, ext_id, field) → row of these records that their
+    checks can show (``CHECKS``)."""
+    W = DataQualityWarning.__table__
+    dialect = session.get_bind().dialect.name
+    rows, among_keys = keyed(W, W.c.record_ext_id, dialect)
+    stmt = (sa_select(W.c.id, W.c.kind, W.c.entity, W.c.record_ext_id, W.c.field, W.c.case_id,
+                      W.c.case_ref, W.c.source, W.c.record, W.c.message, W.c.resolved_at)
+            .select_from(rows).where(*among_keys, W.c.kind.in_(kinds), W.c.entity == entity))
+    return {(row.kind, row.entity, row.record_ext_id, row.field): row
+            for row in session.execute(stmt, keys_param(ext_ids, dialect)) if (row.kind, row.field) in CHECKS[entity]}
