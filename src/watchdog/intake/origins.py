@@ -63,9 +63,10 @@ class Origins:
             index = self._source_index[rec.source] = len(self.sources)
             self.sources.append(rec.source)
         number = rec.record
+        # A plain number (ASCII digits, no leading zero, below 10**12 < 2**40) packs into the int.
         seen[rec.ext_id] = ((index << _ROW_BITS) | int(number)
-                            if index < 1 << _SOURCE_BITS and number.isdigit() and str(int(number)) == number
-                            and int(number) <= _ROW_MASK else (index, number, None))
+                            if len(number) < 13 and number.isdigit() and number.isascii() and number[0] != "0"
+                            and index < 1 << _SOURCE_BITS else (index, number, None))
         if rec.spec.name == "notifications" and "child_in_support" not in rec.given:
             self.support_not_given.add(rec.ext_id)
         return None

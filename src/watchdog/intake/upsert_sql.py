@@ -11,11 +11,16 @@ aware instants; SQLite's UTC text), one step per column (``converter``):
   with ``RETURNING``: the driver's ``executemany`` cannot return rows, and looking the new ids up
   again afterwards cost as much as the insert; the multi-row statement also costs less than the
   ``executemany`` of one row at a time.
-- PostgreSQL: binary ``COPY`` into a temporary staging table (made on first use in the
-  connection, emptied after each chunk), then the upsert as ``INSERT … SELECT`` from it, whose
-  ``RETURNING`` also says which rows the statement inserted (``xmax = 0``) rather than updated on
-  conflict with a concurrent writer's. Measured against one statement over ``unnest`` of an array
-  per column (psycopg dumps arrays in Python) and a JSON parameter, the copy cost the least.
+- PostgreSQL: a chunk of rows none of which was stored (a first import) is one binary ``COPY``
+  straight into the table, with ids drawn from its sequence first, inside a savepoint: if a
+  concurrent writer stored one of the same ``ext_id`` in the meantime, the COPY fails on the
+  unique index, goes back to the savepoint, and the rows take the upsert. The upsert: a binary
+  ``COPY`` into a temporary staging table (made on first use in the connection, emptied after
+  each chunk), then ``INSERT … SELECT`` from it, whose ``RETURNING`` also says which rows the
+  statement inserted (``xmax = 0``) rather than updated on conflict with a concurrent writer's.
+  Measured against one statement over ``unnest`` of an array per column (psycopg dumps arrays in
+  Python) and a JSON parameter (``json_populate_recordset``, ``jsonb`` arrays), the staged copy
+  cost the least, and the straight copy less again.
 
 Statements go through ``Connection.exec_driver_sql`` (SQLAlchemy's events see them); only the
 COPY uses the driver's cursor.
@@ -126,6 +131,7 @@ class Upsert:
             ).returning(table_.c.ext_id, table_.c.id, literal_column("xmax = 0"))
             self.sql = stmt.compile(dialect=dialect).string
             self.types = [_copy_type(table_.c[n].type) for n in self.names]
+            self._staged = False  # the staging table made (or found) in this writer's transaction
             return
         # SQLite: written out, as SQLAlchemy renders the same upsert, with its VALUES repeated.
         quote = dialect.identifier_preparer.quote
@@ -137,15 +143,21 @@ class Upsert:
                         f" ON CONFLICT ({quote('ext_id')}) DO UPDATE SET {sets} WHERE {differs} "
                         f"RETURNING {quote('ext_id')}, {quote('id')}")
 
-    def write(self, connection, rows: list[tuple]) -> list[Written]:
-        """Upsert ``rows``; (ext_id, id, inserted?) of every row inserted or changed."""
+    def write(self, connection, rows: list[tuple], *, all_new: bool = False) -> list[Written]:
+        """Upsert ``rows``; (ext_id, id, inserted?) of every row inserted or changed.
+        ``all_new``: none of the rows was stored when the chunk was read."""
         if not rows:
             return []
         if any(c is not None for c in self.converters):
             rows = list(zip(*(values if c is None else c(values)
                               for values, c in zip(zip(*rows), self.converters))))
         if self.dialect.name == "postgresql":
-            return self._write_postgresql(connection, rows)
+            cursor = connection.connection.driver_connection.cursor()
+            if all_new:
+                copied = self._copy_new(cursor, rows)
+                if copied is not None:
+                    return copied
+            return self._upsert_staged(connection, cursor, rows)
         head, group, tail = self._sqlite
         limit = connection.connection.dbapi_connection.getlimit(_SQLITE_VARIABLE_NUMBER)
         per = max(1, min(_SQLITE_ROWS, limit // len(self.names)))
@@ -154,24 +166,54 @@ class Upsert:
             part = rows[start:start + per]
             sql = head + ", ".join([group] * len(part)) + tail
             written.extend((e, i, None) for e, i in
-                           connection.exec_driver_sql(sql, tuple(chain.from_iterable(part))).all())
+                           _fetched(connection.exec_driver_sql(sql, tuple(chain.from_iterable(part)))))
         return written
 
-    def _write_postgresql(self, connection, rows: list[tuple]) -> list[Written]:
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{self.stage}" ON COMMIT DELETE ROWS AS '
-                       f'SELECT {_names(self.names)} FROM "{self.table.name}" WITH NO DATA')
+    def _copy_new(self, cursor, rows: list[tuple]) -> list[Written] | None:
+        """PostgreSQL, rows none of which was stored: ids from the table's sequence, then one COPY
+        straight into the table (no upsert needed). If a concurrent writer stored one of them in the
+        meantime, the COPY fails on ``ext_id``: back to the savepoint, and None (then the upsert)."""
+        from psycopg.errors import UniqueViolation
+
+        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{self.table.name}', 'id')) "
+                       "FROM generate_series(1, %s)", (len(rows),))
+        ids = [i for (i,) in cursor.fetchall()]
+        cursor.execute("SAVEPOINT import_copy")
+        try:
+            with cursor.copy(f'COPY "{self.table.name}" (id, {_names(self.names)}) FROM STDIN (FORMAT BINARY)') as copy:
+                copy.set_types([_copy_type(self.table.c.id.type), *self.types])
+                for new_id, row in zip(ids, rows):
+                    copy.write_row((new_id, *row))
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT import_copy")
+            return None
+        cursor.execute("RELEASE SAVEPOINT import_copy")
+        return [(row[0], new_id, True) for new_id, row in zip(ids, rows)]
+
+    def _upsert_staged(self, connection, cursor, rows: list[tuple]) -> list[Written]:
+        """PostgreSQL: the rows copied into the staging table, then upserted from it."""
+        if not self._staged:  # made once per connection; its rows go at commit (and after each chunk)
+            cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{self.stage}" ON COMMIT DELETE ROWS AS '
+                           f'SELECT {_names(self.names)} FROM "{self.table.name}" WITH NO DATA')
+            self._staged = True
         with cursor.copy(f'COPY "{self.stage}" ({_names(self.names)}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types(self.types)
             for row in rows:
                 copy.write_row(row)
-        try:
-            return [tuple(r) for r in connection.exec_driver_sql(self.sql).all()]
-        finally:
-            cursor.execute(f'TRUNCATE "{self.stage}"')
+        written = _fetched(connection.exec_driver_sql(self.sql))
+        cursor.execute(f'TRUNCATE "{self.stage}"')
+        return written
 
 
 _SQLITE_VARIABLE_NUMBER = 9  # sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+
+
+def _fetched(result) -> list[tuple]:
+    """The rows of ``result`` as the driver's tuples (SQLAlchemy's rows cost more than the insert)."""
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 def _names(names: Sequence[str]) -> str:

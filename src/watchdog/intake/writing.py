@@ -153,20 +153,29 @@ class ChunkWriter:
         Records of this import written in an earlier chunk are found in memory (``Origins``);
         only the other references are looked up in the database."""
         wanted: dict[str, set[str]] = defaultdict(set)
-        given = [(rec, list(references(rec))) for rec in chunk]
-        for _rec, refs in given:
-            for _fld, target, ext_id in refs:
-                wanted[target].add(ext_id)
+        spec = chunk[0].spec if chunk else None
+        plain = [(fld, target) for fld, (target, _column) in spec.refs.items()] if spec else []
+        for rec in chunk:  # the references of ``references(rec)``, without a generator per record
+            data, given = rec.data.__dict__, rec.given
+            for fld, target in plain:
+                if fld in given and data[fld] is not None:
+                    wanted[target].add(data[fld])
+            if PARTICIPANTS_FIELD in given and spec.name == "notifications":
+                wanted["workers"].update(data[PARTICIPANTS_FIELD] or ())
         ids: dict[str, dict[str, int]] = {}
+        unknown = False
         for target, ext_ids in wanted.items():
             found, rest = self.origins.ids(target, ext_ids)
             if not self.writing:  # nothing is written: a record of this import needs no id
                 rest = {ext_id for ext_id in rest if not self.origins.knows(target, ext_id)}
             if rest:
                 found.update(self._ids(target, rest))
+                unknown = unknown or not rest.issubset(found)
             ids[target] = found
-        for rec, refs in given:
-            for fld, target, ext_id in refs:
+        if not unknown:
+            return ids
+        for rec in chunk:  # name each unknown reference with its record and field
+            for fld, target, ext_id in references(rec):
                 if ext_id not in ids[target] and not self.origins.knows(target, ext_id):
                     self.problems.append(Problem(rec.source, rec.record, fld,
                                                  f"unknown {target.rstrip('s')} {ext_id!r}: neither in this "
@@ -225,7 +234,7 @@ class ChunkWriter:
     def _upsert(self, spec: EntitySpec, upsert: Upsert, rows: list[tuple], new: set[str]) -> dict[str, int]:
         """One INSERT … ON CONFLICT DO UPDATE … WHERE changed … RETURNING for the rows
         (``intake.upsert_sql``); the ids of the new ones."""
-        written = upsert.write(self.session.connection(), rows)
+        written = upsert.write(self.session.connection(), rows, all_new=len(new) == len(rows))
         if upsert.dialect.name == "postgresql":
             # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
             inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
