@@ -97,6 +97,8 @@ def test_every_value_is_stored_as_the_column_type_would_bind_it_new_and_changed(
     settings = load_settings(None)
     first = import_valid(engine, export(), now=NOW, settings=settings)
     assert first.counts["cases"].created == 2 and first.counts["visits"].created == 1
+    with Session(engine) as s:  # inserted by this import, after its teams: started dirty, not marked again
+        assert {c.facts_version for c in s.exec(select(Case)).scalars()} == {1}
     stored_as_bound(engine, export())
     # Changed rows: on PostgreSQL through the staging table, on SQLite the same multi-row VALUES.
     again = import_valid(engine, export(changed=True), now=NOW + timedelta(days=1), settings=settings)
@@ -154,8 +156,7 @@ def test_a_concurrent_writers_rows_of_the_same_ext_ids_are_not_taken_for_this_im
     """Rows another writer stored after the chunk's stored rows were read (simulated: that read
     misses them): one differing (updated on conflict), one identical (left alone, not returned).
     Their ids still serve the import's references, and they are marked dirty as stored cases
-    whose facts changed; only on PostgreSQL is the case this import inserted known as its own
-    (new rows start dirty: no mark needed)."""
+    whose facts changed (new rows of this import's own start dirty: no mark needed)."""
     settings = load_settings(None)
     import_valid(engine, [valid("teams", {"ext_id": "T-1", "name": "Team 1"})], now=NOW, settings=settings)
     cases = [valid("cases", {"ext_id": f"S-{i}", "team": "T-1", "opened_at": NOW - timedelta(days=i)}, i + 2)
@@ -178,8 +179,9 @@ def test_a_concurrent_writers_rows_of_the_same_ext_ids_are_not_taken_for_this_im
         after = {c.ext_id: (c.id, c.facts_version, c.opened_at) for c in s.exec(select(Case)).scalars()}
     assert after["S-1"][0] == before["S-1"][0] and after["S-2"][0] == before["S-2"][0]
     assert after["S-1"][2] == NOW - timedelta(days=1)  # the import's value, written over theirs
-    # Marked: their rows are not this import's. A case this import inserted starts at version 1;
-    # on SQLite it is marked too (unknown there whose insert a returned row was), on PostgreSQL not.
+    # Marked: their rows are not this import's. The case this import inserted starts at version 1:
+    # on PostgreSQL known as its own (xmax), not marked; on SQLite marked too, since the cases are
+    # this import's first write, read before its transaction held the write lock.
     assert (after["S-1"][1], after["S-2"][1]) == (before["S-1"][1] + 1, before["S-2"][1] + 1)
     assert after["S-3"][1] == (1 if on_postgres else 2)
     stored_as_bound(engine, notes)

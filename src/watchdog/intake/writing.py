@@ -118,8 +118,9 @@ class ChunkWriter:
         self.result = UpsertResult()
         self.origins = Origins()
         self.case_changes: dict[int, dict[str, Any]] = {}
-        # Cases this transaction inserted itself (known on PostgreSQL): new rows start dirty,
-        # stamped ``now``, and no other writer can see them before the commit, so they need no mark.
+        # Cases this transaction inserted itself (known on PostgreSQL; on SQLite once the import
+        # holds the write lock, ``_own_inserts``): new rows start dirty, stamped ``now``, and no
+        # other writer can see them before the commit, so they need no mark.
         self.created_case_ids: set[int] = set()
         self._insert = dialect_insert(session)
         self._statements: dict[str, tuple[Upsert, tuple, tuple]] = {}
@@ -196,6 +197,7 @@ class ChunkWriter:
         table = spec.table.__table__
         columns = _columns(spec)
         upsert, tail, stored_tail = self._statement(spec, columns)
+        own = self._own_inserts()  # before the read: what it sees is what the upsert meets
         stored: dict[str, Any] = {row.ext_id: row for row in self.lookups.typed(
             table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
         counts = self.result.counts[spec.name]
@@ -226,26 +228,37 @@ class ChunkWriter:
                     rows.append((rec.ext_id, *[values[c] if c in values else getattr(old, c) for _n, c in columns],
                                  *stored_tail))
             touched.append((rec, old, values, before))
-        new_ids = self._upsert(spec, upsert, rows, new) if rows else {}
+        new_ids = self._upsert(spec, upsert, rows, new, own=own) if rows else {}
         if spec.name in REFERENCED:  # later chunks find these ids in memory
             self.origins.set_ids(spec.name, chain(new_ids.items(), ((e, row.id) for e, row in stored.items())))
         self._settle(spec, touched, new_ids, ids, counts)
 
-    def _upsert(self, spec: EntitySpec, upsert: Upsert, rows: list[tuple], new: set[str]) -> dict[str, int]:
+    def _upsert(self, spec: EntitySpec, upsert: Upsert, rows: list[tuple], new: set[str], *,
+                own: bool) -> dict[str, int]:
         """One INSERT … ON CONFLICT DO UPDATE … WHERE changed … RETURNING for the rows
-        (``intake.upsert_sql``); the ids of the new ones."""
+        (``intake.upsert_sql``); the ids of the new ones. ``own``: see ``_own_inserts``."""
         written = upsert.write(self.session.connection(), rows, all_new=len(new) == len(rows))
         if upsert.dialect.name == "postgresql":
             # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
             inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
-            if spec.name == "cases":
-                self.created_case_ids.update(inserted.values())
         else:
             # SQLite cannot tell an inserted row from one updated on conflict; either is the row
             # of that ext_id, whose id is wanted (what the lookup below would find).
             inserted = {ext_id: id_ for ext_id, id_, _fresh in written if ext_id in new}
+        if spec.name == "cases" and own:
+            self.created_case_ids.update(inserted.values())
         rest = new.difference(inserted)  # a concurrent writer's identical row: not returned
         return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
+
+    def _own_inserts(self) -> bool:
+        """Whether a returned row of a record the chunk's read did not find is surely one this
+        import inserted. PostgreSQL: always (``xmax = 0`` tells). SQLite: once this transaction
+        has written (the driver begins it at the first write): from then on it holds the write
+        lock and reads its own snapshot, so no other writer's row can appear between the read and
+        the upsert. Before that (the import's first chunk) the read ran outside the transaction."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return True
+        return bool(self.session.connection().connection.dbapi_connection.in_transaction)
 
     def _statement(self, spec: EntitySpec, columns: list[tuple[str, str]]) -> tuple[Upsert, tuple, tuple]:
         """The upsert of ``spec``'s table, and what follows a new row's and a changed row's column
