@@ -217,3 +217,25 @@ def test_a_failed_import_leaves_the_staging_table_usable(engine, monkeypatch):
     again = import_valid(engine, export(changed=True), now=NOW, settings=settings)
     assert again.counts["workers"].updated == 1
     stored_as_bound(engine, export(changed=True))
+
+
+def test_a_stored_row_in_a_later_chunk_of_a_first_import_is_found_and_updated(engine, monkeypatch):
+    """After a chunk found nothing stored, PostgreSQL sends the next chunk of the entity as new
+    without reading it first; a row stored after all fails that COPY, and the chunk then takes
+    the usual way: read, compared, the stored case updated (and marked), the rest inserted."""
+    settings = load_settings(None)
+    import_valid(engine, [valid("teams", {"ext_id": "T-1", "name": "Team 1"}),
+                          valid("cases", {"ext_id": "S-5", "team": "T-1", "opened_at": NOW}, 3)],
+                 now=NOW, settings=settings)
+    with Session(engine) as s:
+        stored = s.exec(select(Case).where(Case.ext_id == "S-5")).scalar_one()
+        stored_id, version = stored.id, stored.facts_version
+    monkeypatch.setattr(upsert, "CHUNK", 3)
+    cases = [valid("cases", {"ext_id": f"S-{i}", "team": "T-1", "opened_at": NOW - timedelta(days=i)}, i + 2)
+             for i in range(7)]
+    result = import_valid(engine, cases, now=NOW + timedelta(hours=1), settings=settings)
+    assert (result.counts["cases"].created, result.counts["cases"].updated) == (6, 1)
+    with Session(engine) as s:
+        again = s.exec(select(Case).where(Case.ext_id == "S-5")).scalar_one()
+        assert (again.id, again.opened_at, again.facts_version) == (stored_id, NOW - timedelta(days=5), version + 1)
+    stored_as_bound(engine, cases)

@@ -143,14 +143,25 @@ class Upsert:
                         f" ON CONFLICT ({quote('ext_id')}) DO UPDATE SET {sets} WHERE {differs} "
                         f"RETURNING {quote('ext_id')}, {quote('id')}")
 
+    def _converted(self, rows: list[tuple]) -> list[tuple]:
+        if any(c is not None for c in self.converters):
+            rows = list(zip(*(values if c is None else c(values)
+                              for values, c in zip(zip(*rows), self.converters))))
+        return rows
+
+    def copy_new(self, connection, rows: list[tuple]) -> list[Written] | None:
+        """PostgreSQL: insert ``rows``, none of which should be stored, by one COPY (``_copy_new``);
+        None if one was stored after all (nothing of them is then)."""
+        if not rows:
+            return []
+        return self._copy_new(connection.connection.driver_connection.cursor(), self._converted(rows))
+
     def write(self, connection, rows: list[tuple], *, all_new: bool = False) -> list[Written]:
         """Upsert ``rows``; (ext_id, id, inserted?) of every row inserted or changed.
         ``all_new``: none of the rows was stored when the chunk was read."""
         if not rows:
             return []
-        if any(c is not None for c in self.converters):
-            rows = list(zip(*(values if c is None else c(values)
-                              for values, c in zip(zip(*rows), self.converters))))
+        rows = self._converted(rows)
         if self.dialect.name == "postgresql":
             cursor = connection.connection.driver_connection.cursor()
             if all_new:

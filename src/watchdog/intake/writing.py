@@ -10,9 +10,11 @@ investigations → measures → follow-ups → visits), in chunks of one entity.
    problem; after the first problem nothing more is written (the caller rolls back), but every
    later record is still checked, so one run names every problem;
 2. the chunk's stored rows are read in one statement, the keys bound as one parameter
-   (``intake.lookup``); the ids of what it refers to come from memory for records earlier in this
-   import (``intake.origins``: each written record's id is kept), from the database (one
-   statement per table) only for the rest;
+   (``intake.lookup``) — on PostgreSQL not when the entity's previous chunk found none (a first
+   import): its rows then go as new by one COPY that fails if one was stored after all, and only
+   then is the chunk read and written the usual way; the ids of what it refers to come from
+   memory for records earlier in this import (``intake.origins``: each written record's id is
+   kept), from the database (one statement per table) only for the rest;
 3. new and changed rows go in one ``INSERT … ON CONFLICT (ext_id) DO UPDATE … WHERE <a column
    differs> RETURNING`` per chunk (``intake.upsert_sql``: multi-row VALUES on SQLite, a binary COPY
    into a staging table on PostgreSQL); identical rows are not sent at all, so re-importing the
@@ -124,6 +126,7 @@ class ChunkWriter:
         self.created_case_ids: set[int] = set()
         self._insert = dialect_insert(session)
         self._statements: dict[str, tuple[Upsert, tuple, tuple]] = {}
+        self._nothing_stored: dict[str, bool] = {}  # entity → its last chunk's read found no row
         self.lookups = Lookups(session)
 
     @property
@@ -198,15 +201,45 @@ class ChunkWriter:
         columns = _columns(spec)
         upsert, tail, stored_tail = self._statement(spec, columns)
         own = self._own_inserts()  # before the read: what it sees is what the upsert meets
-        stored: dict[str, Any] = {row.ext_id: row for row in self.lookups.typed(
-            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
         counts = self.result.counts[spec.name]
-        rows: list[tuple] = []  # to the upsert: new and changed rows, whole, in ``upsert.names`` order
-        new: set[str] = set()
-        touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []  # rec, old, values, before
         # Per column: the field, the column, and the ids its references resolve to (None: no reference).
         plan = [(name, column, ids.get(spec.refs[name][0], {}) if name in spec.refs else None)
                 for name, column in columns]
+        # PostgreSQL, when this entity's last chunk found nothing stored (a first import): no read;
+        # the rows go as new by one COPY, which fails on the unique ext_id if any was stored after
+        # all (then back to its savepoint, the read and the upsert, as for any chunk).
+        guess = upsert.dialect.name == "postgresql" and self._nothing_stored.get(spec.name, False)
+        stored = {} if guess else self._stored(table, chunk)
+        rows, new, touched = self._rows(spec, chunk, stored, plan, columns, tail, stored_tail)
+        new_ids = None
+        if guess:
+            copied = upsert.copy_new(self.session.connection(), rows)
+            if copied is None:
+                stored = self._stored(table, chunk)
+                rows, new, touched = self._rows(spec, chunk, stored, plan, columns, tail, stored_tail)
+            else:
+                new_ids = {ext_id: id_ for ext_id, id_, _fresh in copied}
+                if spec.name == "cases":
+                    self.created_case_ids.update(new_ids.values())
+        if new_ids is None:
+            new_ids = self._upsert(spec, upsert, rows, new, own=own) if rows else {}
+        self._nothing_stored[spec.name] = not stored
+        if spec.name in REFERENCED:  # later chunks find these ids in memory
+            self.origins.set_ids(spec.name, chain(new_ids.items(), ((e, row.id) for e, row in stored.items())))
+        self._settle(spec, touched, new_ids, ids, counts)
+
+    def _stored(self, table, chunk: Sequence[ValidRecord]) -> dict[str, Any]:
+        """The stored rows of the chunk's records, by ext_id."""
+        return {row.ext_id: row for row in self.lookups.typed(
+            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
+
+    def _rows(self, spec: EntitySpec, chunk: Sequence[ValidRecord], stored: dict[str, Any], plan, columns,
+              tail: tuple, stored_tail: tuple) -> tuple[list[tuple], set[str], list[tuple]]:
+        """The rows to upsert (new and changed, whole, in ``Upsert.names`` order), the ext_ids of
+        the new ones, and (rec, old row, values, changed values before) of every record."""
+        rows: list[tuple] = []
+        new: set[str] = set()
+        touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []
         for rec in sorted(chunk, key=_by_ext_id):
             old = stored.get(rec.ext_id)
             data = rec.data.__dict__  # the validated model's field values
@@ -228,10 +261,7 @@ class ChunkWriter:
                     rows.append((rec.ext_id, *[values[c] if c in values else getattr(old, c) for _n, c in columns],
                                  *stored_tail))
             touched.append((rec, old, values, before))
-        new_ids = self._upsert(spec, upsert, rows, new, own=own) if rows else {}
-        if spec.name in REFERENCED:  # later chunks find these ids in memory
-            self.origins.set_ids(spec.name, chain(new_ids.items(), ((e, row.id) for e, row in stored.items())))
-        self._settle(spec, touched, new_ids, ids, counts)
+        return rows, new, touched
 
     def _upsert(self, spec: EntitySpec, upsert: Upsert, rows: list[tuple], new: set[str], *,
                 own: bool) -> dict[str, int]:
