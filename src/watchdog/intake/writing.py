@@ -17,8 +17,9 @@ investigations → measures → follow-ups → visits), in chunks of one entity.
    kept), from the database (one statement per table) only for the rest;
 3. new and changed rows go in one ``INSERT … ON CONFLICT (ext_id) DO UPDATE … WHERE <a column
    differs> RETURNING`` per chunk (``intake.upsert_sql``: multi-row VALUES on SQLite, a binary COPY
-   into a staging table on PostgreSQL, or straight into the table when no row was stored); identical rows are not sent at all, so re-importing the
-   same export writes nothing and marks no case dirty. Changed rows of stored cases are written
+   into a staging table on PostgreSQL, or straight into the table when no row was stored);
+   identical rows are not sent at all, so re-importing the same export writes nothing and marks
+   no case dirty. Changed rows of stored cases are written
    at the end, with their dirty marks, in id order (``deadline_marks.mark_changed``): every writer
    of case rows locks them in that order.
 
