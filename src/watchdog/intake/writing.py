@@ -9,18 +9,24 @@ investigations → measures → follow-ups → visits), in chunks of one entity.
    ``ext_id`` — to rows already stored or to records earlier in the same import — collect every
    problem; after the first problem nothing more is written (the caller rolls back), but every
    later record is still checked, so one run names every problem;
-2. the chunk's stored rows and the ids of everything it refers to are read in one statement per
-   table, the keys bound as one parameter (``intake.lookup``);
+2. the chunk's stored rows are read in one statement, the keys bound as one parameter
+   (``intake.lookup``) — on PostgreSQL not when the entity's previous chunk found none (a first
+   import): its rows then go as new by one COPY that fails if one was stored after all, and only
+   then is the chunk read and written the usual way; the ids of what it refers to come from
+   memory for records earlier in this import (``intake.origins``: each written record's id is
+   kept), from the database (one statement per table) only for the rest;
 3. new and changed rows go in one ``INSERT … ON CONFLICT (ext_id) DO UPDATE … WHERE <a column
-   differs>`` per chunk (on SQLite the driver's executemany, on PostgreSQL one statement over
-   ``unnest`` of an array per column); identical rows are not sent at all, so re-importing the
-   same export writes nothing and marks no case dirty. Changed rows of stored cases are written
+   differs> RETURNING`` per chunk (``intake.upsert_sql``: multi-row VALUES on SQLite, a binary COPY
+   into a staging table on PostgreSQL, or straight into the table when no row was stored);
+   identical rows are not sent at all, so re-importing the same export writes nothing and marks
+   no case dirty. Changed rows of stored cases are written
    at the end, with their dirty marks, in id order (``deadline_marks.mark_changed``): every writer
    of case rows locks them in that order.
 
-Memory is bounded by the chunk, plus one small entry per imported record (its ``ext_id`` and
-where it came from: duplicates are named with their first occurrence, and the data-quality
-checks after the last chunk name file and row).
+Memory is bounded by the chunk, plus one small entry per imported record (``intake.origins``: its
+``ext_id``, where it came from — duplicates are named with their first occurrence, and the
+data-quality checks after the last chunk name file and row — and its row's id if others refer
+to its entity).
 """
 
 from __future__ import annotations
@@ -28,26 +34,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from operator import itemgetter
-from typing import Any, NamedTuple
+from datetime import datetime
+from itertools import chain
+from typing import Any
 
-from sqlalchemy import Boolean, bindparam, cast, delete, func, literal_column, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, tuple_
 from sqlmodel import Session
-from sqlmodel.sql.sqltypes import UTCDateTime
 
 from watchdog.casestore import Measure, ReassessmentParticipant
 from watchdog.db import dialect_insert
 from watchdog.errors import Problem
 from watchdog.intake.lookup import Lookups
+from watchdog.intake.origins import REFERENCED, Imported, Origins, references  # noqa: F401 (re-exported)
 from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, EntitySpec
+from watchdog.intake.upsert_sql import Upsert, defaults_of
+from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant  # noqa: F401 (re-exported)
 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 _IDS = 900
-_UNNEST_MARK = "-- unnest\n"
-_NOTHING_GIVEN: frozenset[str] = frozenset()
-_SUPPORT_GIVEN = frozenset({"child_in_support"})
 _CASE_CHILDREN = ("notifications", "investigations", "measures")
 _MEASURE_CHILDREN = ("follow_ups", "visits")
 # The entities the data-quality checks look at after the last chunk (intake.quality).
@@ -101,72 +105,6 @@ class ValidRecord:
         self.ext_id = self.data.ext_id
 
 
-class Imported(NamedTuple):
-    """What the data-quality checks need of an imported record, kept after its chunk is gone
-    (a tuple: one is made for every record of the import)."""
-
-    spec: EntitySpec
-    ext_id: str
-    source: str
-    record: str
-    given: frozenset[str]
-
-
-class Origins:
-    """Where each record of the import came from, one small int per record (``ext_id`` → source
-    and row), so a duplicate names its first occurrence and a warning its file and row."""
-
-    def __init__(self) -> None:
-        self.sources: list[str] = []
-        self._source_index: dict[str, int] = {}
-        self.by_entity: dict[str, dict[str, Any]] = defaultdict(dict)
-        self.support_not_given: set[str] = set()  # notifications that leave child_in_support alone
-
-    def add(self, rec: ValidRecord) -> tuple[str, str] | None:
-        """Note ``rec``; the (source, record) of an earlier record with its ext_id, if any."""
-        seen = self.by_entity[rec.spec.name]
-        earlier = seen.get(rec.ext_id)
-        if earlier is not None:
-            return self._unpack(earlier)
-        index = self._source_index.get(rec.source)
-        if index is None:
-            index = self._source_index[rec.source] = len(self.sources)
-            self.sources.append(rec.source)
-        number = rec.record
-        seen[rec.ext_id] = ((index << 40) | int(number) if number.isdigit() and str(int(number)) == number
-                            and int(number) < 1 << 40 else (index, number))
-        if rec.spec.name == "notifications" and "child_in_support" not in rec.given:
-            self.support_not_given.add(rec.ext_id)
-        return None
-
-    def _unpack(self, packed: Any) -> tuple[str, str]:
-        if isinstance(packed, tuple):
-            return self.sources[packed[0]], packed[1]
-        return self.sources[packed >> 40], str(packed & ((1 << 40) - 1))
-
-    def knows(self, entity: str, ext_id: str) -> bool:
-        return ext_id in self.by_entity.get(entity, ())
-
-    def imported(self, entity: str) -> Iterable[Imported]:
-        spec = ENTITIES[entity]
-        for ext_id, packed in self.by_entity.get(entity, {}).items():
-            source, record = self._unpack(packed)
-            given = _NOTHING_GIVEN if ext_id in self.support_not_given else _SUPPORT_GIVEN
-            yield Imported(spec, ext_id, source, record, given)
-
-
-def references(rec: ValidRecord) -> Iterable[tuple[str, str, str]]:
-    """(field, target entity, ext_id) of every reference the record gives."""
-    for fld, (target, _column) in rec.spec.refs.items():
-        if fld in rec.given:
-            value = getattr(rec.data, fld)
-            if value is not None:
-                yield fld, target, value
-    if rec.spec.name == "notifications" and PARTICIPANTS_FIELD in rec.given:
-        for i, worker in enumerate(rec.data.reassessment_participants or ()):
-            yield f"{PARTICIPANTS_FIELD}[{i}]", "workers", worker
-
-
 def _columns(spec: EntitySpec) -> list[tuple[str, str]]:
     """(field, table column) of every field stored in the entity's own table."""
     return [(name, spec.refs[name][1] if name in spec.refs else name) for name in spec.fields
@@ -183,11 +121,13 @@ class ChunkWriter:
         self.result = UpsertResult()
         self.origins = Origins()
         self.case_changes: dict[int, dict[str, Any]] = {}
-        # Cases this transaction inserted itself (known on PostgreSQL): new rows start dirty,
-        # stamped ``now``, and no other writer can see them before the commit, so they need no mark.
+        # Cases this transaction inserted itself (known on PostgreSQL; on SQLite once the import
+        # holds the write lock, ``_own_inserts``): new rows start dirty, stamped ``now``, and no
+        # other writer can see them before the commit, so they need no mark.
         self.created_case_ids: set[int] = set()
         self._insert = dialect_insert(session)
-        self._statements: dict[str, tuple] = {}
+        self._statements: dict[str, tuple[Upsert, tuple, tuple]] = {}
+        self._nothing_stored: dict[str, bool] = {}  # entity → its last chunk's read found no row
         self.lookups = Lookups(session)
 
     @property
@@ -213,15 +153,34 @@ class ChunkWriter:
         return kept
 
     def _resolve(self, chunk: Sequence[ValidRecord]) -> dict[str, dict[str, int]]:
-        """The ids of everything the chunk refers to; a problem for each unknown reference."""
+        """The ids of everything the chunk refers to; a problem for each unknown reference.
+
+        Records of this import written in an earlier chunk are found in memory (``Origins``);
+        only the other references are looked up in the database."""
         wanted: dict[str, set[str]] = defaultdict(set)
-        given = [(rec, list(references(rec))) for rec in chunk]
-        for _rec, refs in given:
-            for _fld, target, ext_id in refs:
-                wanted[target].add(ext_id)
-        ids = {target: self._ids(target, ext_ids) for target, ext_ids in wanted.items()}
-        for rec, refs in given:
-            for fld, target, ext_id in refs:
+        spec = chunk[0].spec if chunk else None
+        plain = [(fld, target) for fld, (target, _column) in spec.refs.items()] if spec else []
+        for rec in chunk:  # the references of ``references(rec)``, without a generator per record
+            data, given = rec.data.__dict__, rec.given
+            for fld, target in plain:
+                if fld in given and data[fld] is not None:
+                    wanted[target].add(data[fld])
+            if PARTICIPANTS_FIELD in given and spec.name == "notifications":
+                wanted["workers"].update(data[PARTICIPANTS_FIELD] or ())
+        ids: dict[str, dict[str, int]] = {}
+        unknown = False
+        for target, ext_ids in wanted.items():
+            found, rest = self.origins.ids(target, ext_ids)
+            if not self.writing:  # nothing is written: a record of this import needs no id
+                rest = {ext_id for ext_id in rest if not self.origins.knows(target, ext_id)}
+            if rest:
+                found.update(self._ids(target, rest))
+                unknown = unknown or not rest.issubset(found)
+            ids[target] = found
+        if not unknown:
+            return ids
+        for rec in chunk:  # name each unknown reference with its record and field
+            for fld, target, ext_id in references(rec):
                 if ext_id not in ids[target] and not self.origins.knows(target, ext_id):
                     self.problems.append(Problem(rec.source, rec.record, fld,
                                                  f"unknown {target.rstrip('s')} {ext_id!r}: neither in this "
@@ -241,103 +200,112 @@ class ChunkWriter:
         spec = chunk[0].spec
         table = spec.table.__table__
         columns = _columns(spec)
-        stored: dict[str, Any] = {row.ext_id: row for row in self.lookups.rows(
-            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
+        upsert, tail, stored_tail = self._statement(spec, columns)
+        own = self._own_inserts()  # before the read: what it sees is what the upsert meets
         counts = self.result.counts[spec.name]
-        rows: list[dict[str, Any]] = []  # to the upsert: new and changed rows, whole
-        new: set[str] = set()
-        touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []  # rec, old, values, before
         # Per column: the field, the column, and the ids its references resolve to (None: no reference).
         plan = [(name, column, ids.get(spec.refs[name][0], {}) if name in spec.refs else None)
                 for name, column in columns]
+        # PostgreSQL, when this entity's last chunk found nothing stored (a first import): no read;
+        # the rows go as new by one COPY, which fails on the unique ext_id if any was stored after
+        # all (then back to its savepoint, the read and the upsert, as for any chunk).
+        guess = upsert.dialect.name == "postgresql" and self._nothing_stored.get(spec.name, False)
+        stored = {} if guess else self._stored(table, chunk)
+        rows, new, touched = self._rows(spec, chunk, stored, plan, columns, tail, stored_tail)
+        new_ids = None
+        if guess:
+            copied = upsert.copy_new(self.session.connection(), rows)
+            if copied is None:
+                stored = self._stored(table, chunk)
+                rows, new, touched = self._rows(spec, chunk, stored, plan, columns, tail, stored_tail)
+            else:
+                new_ids = {ext_id: id_ for ext_id, id_, _fresh in copied}
+                if spec.name == "cases":
+                    self.created_case_ids.update(new_ids.values())
+        if new_ids is None:
+            new_ids = self._upsert(spec, upsert, rows, new, own=own) if rows else {}
+        self._nothing_stored[spec.name] = not stored
+        if spec.name in REFERENCED:  # later chunks find these ids in memory
+            self.origins.set_ids(spec.name, chain(new_ids.items(), ((e, row.id) for e, row in stored.items())))
+        self._settle(spec, touched, new_ids, ids, counts)
+
+    def _stored(self, table, chunk: Sequence[ValidRecord]) -> dict[str, Any]:
+        """The stored rows of the chunk's records, by ext_id."""
+        return {row.ext_id: row for row in self.lookups.typed(
+            table.c.ext_id, tuple(table.c), sorted(rec.ext_id for rec in chunk))}
+
+    def _rows(self, spec: EntitySpec, chunk: Sequence[ValidRecord], stored: dict[str, Any], plan, columns,
+              tail: tuple, stored_tail: tuple) -> tuple[list[tuple], set[str], list[tuple]]:
+        """The rows to upsert (new and changed, whole, in ``Upsert.names`` order), the ext_ids of
+        the new ones, and (rec, old row, values, changed values before) of every record."""
+        rows: list[tuple] = []
+        new: set[str] = set()
+        touched: list[tuple[ValidRecord, Any, dict[str, Any], dict[str, Any]]] = []
         for rec in sorted(chunk, key=_by_ext_id):
             old = stored.get(rec.ext_id)
             data = rec.data.__dict__  # the validated model's field values
-            given = rec.given
-            values = {column: data[name] if ref is None or data[name] is None else ref[data[name]]
-                      for name, column, ref in plan if old is None or name in given}
             if old is None:
-                if spec.name == "cases":
-                    values["facts_changed_at"] = self.now
+                values = {column: data[name] if ref is None or data[name] is None else ref[data[name]]
+                          for name, column, ref in plan}
                 new.add(rec.ext_id)
-                rows.append({"ext_id": rec.ext_id, **values})
+                rows.append((rec.ext_id, *values.values(), *tail))  # values in column order
                 touched.append((rec, None, values, {}))
                 continue
+            given = rec.given
+            values = {column: data[name] if ref is None or data[name] is None else ref[data[name]]
+                      for name, column, ref in plan if name in given}
             before = {k: getattr(old, k) for k, v in values.items() if getattr(old, k) != v}
             if before:
                 if spec.name == "cases":  # written at the end, with the case's dirty mark
                     self.case_changes[old.id] = {k: values[k] for k in before}
                 else:
-                    rows.append({"ext_id": rec.ext_id, **{c: getattr(old, c) for _n, c in columns}, **values})
+                    rows.append((rec.ext_id, *[values[c] if c in values else getattr(old, c) for _n, c in columns],
+                                 *stored_tail))
             touched.append((rec, old, values, before))
-        new_ids = self._upsert(spec, columns, rows, new) if rows else {}
-        self._settle(spec, touched, new_ids, ids, counts)
+        return rows, new, touched
 
-    def _upsert(self, spec: EntitySpec, columns: list[tuple[str, str]], rows: list[dict[str, Any]],
-                new: set[str]) -> dict[str, int]:
-        """One INSERT … ON CONFLICT DO UPDATE … WHERE changed for the rows; the ids of the new ones.
-
-        Run as the driver's executemany of the compiled statement (SQLite) or one statement over an
-        array per column (PostgreSQL), each value through its column's bind processor: SQLAlchemy's
-        own executemany builds a parameter set per row, which cost more than the database's work."""
-        sql, names, processors, named, defaults = self._statement(spec, columns)
-        if defaults:
-            rows = [{**defaults, **row} for row in rows]
-        # Every row names every column (a new row all of them, a changed one its stored values too).
-        columns_of = [list(values) if p is None else list(map(p, values))
-                      for values, p in zip(zip(*map(itemgetter(*names), rows)), processors)]
-        if sql.startswith(_UNNEST_MARK):  # PostgreSQL: one statement per chunk, a column per array
-            params = dict(zip(names, columns_of))
-            written = self.session.connection().exec_driver_sql(sql.removeprefix(_UNNEST_MARK), params).all()
+    def _upsert(self, spec: EntitySpec, upsert: Upsert, rows: list[tuple], new: set[str], *,
+                own: bool) -> dict[str, int]:
+        """One INSERT … ON CONFLICT DO UPDATE … WHERE changed … RETURNING for the rows
+        (``intake.upsert_sql``); the ids of the new ones. ``own``: see ``_own_inserts``."""
+        written = upsert.write(self.session.connection(), rows, all_new=len(new) == len(rows))
+        if upsert.dialect.name == "postgresql":
             # Rows this statement inserted (xmax = 0), not a concurrent writer's updated on conflict.
             inserted = {ext_id: id_ for ext_id, id_, fresh in written if fresh and ext_id in new}
-            if spec.name == "cases":
-                self.created_case_ids.update(inserted.values())
-            rest = new.difference(inserted)
-            return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
-        if named:
-            params: list = [dict(zip(names, row)) for row in zip(*columns_of)]
         else:
-            params = list(zip(*columns_of))
-        self.session.connection().exec_driver_sql(sql, params)
-        return self._ids(spec.name, new) if new else {}
+            # SQLite cannot tell an inserted row from one updated on conflict; either is the row
+            # of that ext_id, whose id is wanted (what the lookup below would find).
+            inserted = {ext_id: id_ for ext_id, id_, _fresh in written if ext_id in new}
+        if spec.name == "cases" and own:
+            self.created_case_ids.update(inserted.values())
+        rest = new.difference(inserted)  # a concurrent writer's identical row: not returned
+        return {**inserted, **self._ids(spec.name, rest)} if rest else inserted
 
-    def _statement(self, spec: EntitySpec, columns: list[tuple[str, str]]):
-        """The compiled upsert of ``spec``'s table: (SQL, parameter names, bind processors, named?)."""
+    def _own_inserts(self) -> bool:
+        """Whether a returned row of a record the chunk's read did not find is surely one this
+        import inserted. PostgreSQL: always (``xmax = 0`` tells). SQLite: once this transaction
+        has written (the driver begins it at the first write): from then on it holds the write
+        lock and reads its own snapshot, so no other writer's row can appear between the read and
+        the upsert. Before that (the import's first chunk) the read ran outside the transaction."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return True
+        return bool(self.session.connection().connection.dbapi_connection.in_transaction)
+
+    def _statement(self, spec: EntitySpec, columns: list[tuple[str, str]]) -> tuple[Upsert, tuple, tuple]:
+        """The upsert of ``spec``'s table, and what follows a new row's and a changed row's column
+        values in its parameters (a new case's ``facts_changed_at``; Python-side defaults)."""
         cached = self._statements.get(spec.name)
         if cached is not None:
             return cached
         table = spec.table.__table__
         names = ["ext_id", *(c for _n, c in columns)]
-        if spec.name == "cases":
-            names.append("facts_changed_at")
-        stmt = self._insert(table).values({n: bindparam(n) for n in names})
-        updated = [c for _n, c in columns]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["ext_id"], set_={c: stmt.excluded[c] for c in updated},
-            where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)))
-        dialect = self.session.get_bind().dialect
-        compiled = stmt.compile(dialect=dialect)
-        order = list(compiled.positiontup) if compiled.positional else list(compiled.params)
-        processors = [_bind_processor(table.c[n], dialect) for n in order]
-        # Columns the compiler added for their Python-side defaults (a new case starts dirty).
-        defaults = {n: _default(table.c[n]) for n in order if n not in names}
-        if dialect.name == "postgresql":
-            # The same upsert over unnest(array per column): psycopg's executemany sends a statement
-            # per row, which cost several times the database's work.
-            source = select(literal_column("*")).select_from(func.unnest(*(
-                cast(bindparam(n), ARRAY(table.c[n].type)) for n in order)))
-            stmt = self._insert(table).from_select(order, source)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["ext_id"], set_={c: stmt.excluded[c] for c in updated},
-                where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
-            ).returning(table.c.ext_id, table.c.id, literal_column("xmax = 0"))
-            compiled = stmt.compile(dialect=dialect)
-            cached = self._statements[spec.name] = (_UNNEST_MARK + compiled.string, order, processors, True,
-                                                    defaults)
-            return cached
-        cached = self._statements[spec.name] = (compiled.string, order, processors, not compiled.positional,
-                                                defaults)
+        stamped = ("facts_changed_at",) if spec.name == "cases" else ()
+        defaults = defaults_of(table, [*names, *stamped])
+        upsert = Upsert(table, [*names, *stamped, *defaults], [c for _n, c in columns],
+                        self.session.get_bind().dialect, self._insert)
+        # A changed row is never a case (those are written at the end, with their marks).
+        cached = self._statements[spec.name] = (upsert, (*((self.now,) if stamped else ()), *defaults.values()),
+                                                tuple(defaults.values()))
         return cached
 
     def _settle(self, spec: EntitySpec, touched, new_ids: dict[str, int], ids, counts: Counts) -> None:
@@ -426,37 +394,6 @@ class ChunkWriter:
             if batch:
                 findings.extend(check_imported(self.session, batch, now=self.now))
         return findings
-
-
-def _sqlite_instant(value: datetime | None) -> str | None:
-    """UTCDateTime's bind processor and SQLite's DATETIME one in a single step: the UTC wall time as
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (the same text, checked in tests/test_import_stream.py)."""
-    if value is None:
-        return None
-    if value.utcoffset() is None:
-        raise ValueError("Datetime values must have timezone information.")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _bind_processor(column, dialect):
-    """The column's bind processor, or a cheaper one that gives the same value for what the input
-    models produce: a validated bool passes as it is, an instant goes to SQLite's text in one step."""
-    kind = column.type
-    generic = kind.dialect_impl(dialect).bind_processor(dialect)
-    if generic is None:
-        return None
-    if isinstance(kind, Boolean):
-        return None  # the models give True, False or None: what the driver takes
-    if isinstance(kind, UTCDateTime) and dialect.name == "sqlite":
-        return _sqlite_instant
-    return generic
-
-
-def _default(column) -> Any:
-    default = column.default
-    if default is None or not default.is_scalar:
-        raise RuntimeError(f"the import cannot fill {column.table.name}.{column.name}: no constant default")
-    return default.arg
 
 
 def _by_ext_id(rec: ValidRecord) -> str:
