@@ -111,6 +111,10 @@ class Origins:
         index, number = self._index_number(packed)
         return self.sources[index], number
 
+    def origin(self, entity: str, ext_id: str) -> tuple[str, str]:
+        """(source, record) of the record of ``entity`` with ``ext_id`` (one of this import)."""
+        return self._unpack(self.by_entity[entity][ext_id])
+
     def imported(self, entity: str) -> Iterable[Imported]:
         spec = ENTITIES[entity]
         for ext_id, packed in self.by_entity.get(entity, {}).items():

@@ -380,19 +380,20 @@ class ChunkWriter:
                      changes=self.case_changes)
 
     def quality(self, *, chunk: int) -> list:
-        """The data-quality checks over every imported record, ``chunk`` records at a time."""
-        from watchdog.intake.quality import check_imported
+        """The data-quality checks over every imported record, ``chunk`` ext_ids at a time (no
+        record object each: ``Origins`` names a finding's file and row)."""
+        from functools import partial
+
+        from watchdog.intake.quality import check_stored
 
         findings: list = []
         for entity in _CHECKED:
-            batch: list[Imported] = []
-            for rec in self.origins.imported(entity):
-                batch.append(rec)
-                if len(batch) >= chunk:
-                    findings.extend(check_imported(self.session, batch, now=self.now))
-                    batch = []
-            if batch:
-                findings.extend(check_imported(self.session, batch, now=self.now))
+            ext_ids = list(self.origins.by_entity.get(entity, ()))
+            unflagged = self.origins.support_not_given if entity == "notifications" else ()
+            origin = partial(self.origins.origin, entity)
+            for start in range(0, len(ext_ids), chunk):
+                findings.extend(check_stored(self.session, entity, ext_ids[start:start + chunk], now=self.now,
+                                             origin=origin, unflagged=unflagged))
         return findings
 
 
