@@ -69,7 +69,7 @@ SUPPORTED = (".csv", ".txt", ".xlsx", ".jsonl", ".ndjson")
 ENTITY_KEY = "entity"
 
 
-@dataclass
+@dataclass(slots=True)
 class RawRecord:
     """One record as read: which entity, where it came from, and its values (converted)."""
 
@@ -112,18 +112,49 @@ def _readers(model) -> dict[str, tuple[str, Any, Any, Any]]:
     return out
 
 
+# One column of a file, decided once from its header: (field, how a text cell is read or None for
+# text as it is, the value of an empty cell or _NO_DEFAULT, the pydantic info whose default is made
+# anew for every record or None).
+Column = tuple[str, Any, Any, Any]
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(model, columns: tuple[str, ...]) -> tuple[Column, ...]:
+    readers = _readers(model)
+    return tuple((col, read, default, fresh) for col, (_kind, read, default, fresh)
+                 in ((c, readers[c]) for c in columns))
+
+
+def column_plan(spec: EntitySpec, columns: list[str]) -> tuple[Column, ...]:
+    """How each column of a file's header is read, decided once for the file (the header's
+    columns must be fields of ``spec``, as ``check_columns`` ensures)."""
+    return _plan(spec.model, tuple(columns))
+
+
+def _extra_cells(source: str, number: str, cells: list[Any], width: int) -> Problem | None:
+    if len(cells) > width and any(not _is_empty(c) for c in cells[width:]):
+        return Problem(source, number, "(row)", f"has {len(cells)} cells but the header has {width} columns")
+    return None
+
+
 def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
                    cells: list[Any]) -> RawRecord:
     """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
-    rec = RawRecord(spec.name, source, str(number), {})
-    values = rec.values
-    if len(cells) > len(columns) and any(not _is_empty(c) for c in cells[len(columns):]):
-        rec.problems.append(Problem(source, str(number), "(row)",
-                                    f"has {len(cells)} cells but the header has {len(columns)} columns"))
-    readers = _readers(spec.model)
-    for col, cell in zip(columns, cells, strict=False):
-        kind, read, default, fresh = readers[col]
-        if cell is None or (isinstance(cell, str) and (not cell or cell.isspace())):
+    return plan_record(spec, column_plan(spec, columns), source, number, cells)
+
+
+def plan_record(spec: EntitySpec, plan: tuple[Column, ...], source: str, number: int,
+                cells: list[Any]) -> RawRecord:
+    """``tabular_record`` with the file's ``column_plan`` made once: cells of any type (a
+    workbook's dates and numbers are taken as they are)."""
+    record = str(number)
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    extra = _extra_cells(source, record, cells, len(plan))
+    if extra is not None:
+        problems.append(extra)
+    for (col, read, default, fresh), cell in zip(plan, cells, strict=False):
+        if cell is None or (cell.__class__ is str and (not cell or cell.isspace())):
             if fresh is not None:
                 values[col] = fresh.get_default(call_default_factory=True)
             elif default is not _NO_DEFAULT:
@@ -133,10 +164,36 @@ def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str
             if cell.__class__ is str:  # CSV, and text cells of a workbook
                 values[col] = cell if read is None else read(cell)
             else:
-                values[col] = convert_cell(kind, cell)
+                values[col] = convert_cell(_readers(spec.model)[col][0], cell)
         except (ValueError, OverflowError) as exc:
-            rec.problems.append(Problem(source, str(number), col, str(exc)))
-    return rec
+            problems.append(Problem(source, record, col, str(exc)))
+    return RawRecord(spec.name, source, record, values, problems)
+
+
+def text_record(name: str, plan: tuple[Column, ...], source: str, number: int, cells: list[str]) -> RawRecord:
+    """``plan_record`` for a row of text cells (a CSV row): the same values and problems, without
+    asking each cell its type."""
+    record = str(number)
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if len(cells) > len(plan):
+        extra = _extra_cells(source, record, cells, len(plan))
+        if extra is not None:
+            problems.append(extra)
+    for (col, read, default, fresh), cell in zip(plan, cells, strict=False):
+        if not cell or cell.isspace():
+            if default is not _NO_DEFAULT:
+                values[col] = default
+            elif fresh is not None:
+                values[col] = fresh.get_default(call_default_factory=True)
+        elif read is None:
+            values[col] = cell
+        else:
+            try:
+                values[col] = read(cell)
+            except (ValueError, OverflowError) as exc:
+                problems.append(Problem(source, record, col, str(exc)))
+    return RawRecord(name, source, record, values, problems)
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -249,15 +306,18 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
     columns, problems = check_columns(spec, source, header)
     if problems:
         raise ValidationFailed(problems)
+    plan = column_plan(spec, columns)
+    name = spec.name
     number = 1
     line = reader.line_num
     try:
         for row in reader:
             number += 1
             first_line, line = line + 1, reader.line_num
-            if not any(cell.strip() for cell in row):
+            joined = "".join(row)
+            if not joined or joined.isspace():
                 continue  # blank lines at the end of an Excel export
-            record = tabular_record(spec, source, number, columns, row)
+            record = text_record(name, plan, source, number, row)
             # A cell holds a line break only when its row took more than one line of the file.
             swallowed = None if line == first_line else next(
                 (col for col, cell in zip(columns, row, strict=False) if _holds_rows(cell, delimiter, len(columns))),
@@ -294,10 +354,11 @@ def read_xlsx(stream: BinaryIO, spec: EntitySpec, source: str) -> Iterator[RawRe
         columns, problems = check_columns(spec, source, header)
         if problems:
             raise ValidationFailed(problems)
+        plan = column_plan(spec, columns)
         for number, row in enumerate(rows, start=2):
             if all(_is_empty(c) for c in row):
                 continue
-            yield tabular_record(spec, source, number, columns, list(row))
+            yield plan_record(spec, plan, source, number, list(row))
     finally:
         workbook.close()
 
