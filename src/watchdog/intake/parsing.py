@@ -5,7 +5,8 @@ I/O: reads the files it is given; nothing else (no database, no clock).
 - CSV: ``;`` delimiter (``,`` or tab when the header has no ``;``); the encodings of
   ``watchdog.intake.encoding`` (UTF-8, UTF-16/32 with a byte-order mark, Windows-1252; damaged
   files refused with their line); cells as ``watchdog.intake.cells`` reads them (Danish dates and
-  times, comma decimals, ja/nej). A cell whose later lines look like rows of the file (half a
+  times, comma decimals, ja/nej), each column's reader chosen once from the header
+  (``watchdog.intake.rows``). A cell whose later lines look like rows of the file (half a
   row's delimiters) is an unbalanced quote that swallowed them: refused with the lines. Thousands of unknown columns are named five
   at a time and summarised.
 - XLSX: the first sheet (or the one named like the entity); header in row 1. Date cells are read as
@@ -27,7 +28,6 @@ A record's number is its spreadsheet row (the header is row 1) or its line in a 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import os
@@ -35,8 +35,6 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,13 +51,21 @@ from watchdog.intake.cells import (  # noqa: F401
     parse_list,
 )
 from watchdog.intake.encoding import decode  # noqa: F401
+# How a row becomes a record has its own module; RawRecord & co. stay importable from here.
+from watchdog.intake.rows import (  # noqa: F401
+    RawRecord,
+    _is_empty,
+    column_plan,
+    plan_record,
+    tabular_record,
+    text_reader,
+)
 from watchdog.intake.schemas import (
     ENTITIES,
     SENSITIVE_REASON,
     EntitySpec,
     entity_by_alias,
     entity_from_filename,
-    field_kind,
     is_sensitive_column,
     normalize_column,
 )
@@ -67,133 +73,6 @@ from watchdog.intake.schemas import (
 HEADER = "1 (header)"
 SUPPORTED = (".csv", ".txt", ".xlsx", ".jsonl", ".ndjson")
 ENTITY_KEY = "entity"
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One record as read: which entity, where it came from, and its values (converted)."""
-
-    entity: str
-    source: str
-    record: str
-    values: dict[str, Any]
-    # Problems found while reading the record's cells (bad date, bad number …).
-    problems: list[Problem] = field(default_factory=list)
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-@functools.cache
-def _fields(model) -> dict[str, tuple[Any, str]]:
-    """Every field of an input model: its pydantic info and how its cell is read (once per model)."""
-    return {name: (info, field_kind(model, name)) for name, info in model.model_fields.items()}
-
-
-_NO_DEFAULT = object()  # a required field: an empty cell leaves it missing
-_TEXT_READERS = {"date": parse_date, "instant": parse_instant, "bool": parse_bool, "decimal": parse_decimal,
-                 "list": parse_list}
-
-
-@functools.cache
-def _readers(model) -> dict[str, tuple[str, Any, Any, Any]]:
-    """Per field: (kind, how a text cell is read or None for text as it is, the value of an empty
-    cell or _NO_DEFAULT, its pydantic info when the default is made anew for every record)."""
-    out = {}
-    for name, (info, kind) in _fields(model).items():
-        if info.is_required():
-            default, fresh = _NO_DEFAULT, None
-        elif info.default_factory is None and isinstance(info.default, None | bool | int | float | str | Enum):
-            default, fresh = info.default, None  # immutable: the same value serves every record
-        else:
-            default, fresh = _NO_DEFAULT, info
-        out[name] = (kind, _TEXT_READERS.get(kind), default, fresh)
-    return out
-
-
-# One column of a file, decided once from its header: (field, how a text cell is read or None for
-# text as it is, the value of an empty cell or _NO_DEFAULT, the pydantic info whose default is made
-# anew for every record or None).
-Column = tuple[str, Any, Any, Any]
-
-
-@functools.lru_cache(maxsize=256)
-def _plan(model, columns: tuple[str, ...]) -> tuple[Column, ...]:
-    readers = _readers(model)
-    return tuple((col, read, default, fresh) for col, (_kind, read, default, fresh)
-                 in ((c, readers[c]) for c in columns))
-
-
-def column_plan(spec: EntitySpec, columns: list[str]) -> tuple[Column, ...]:
-    """How each column of a file's header is read, decided once for the file (the header's
-    columns must be fields of ``spec``, as ``check_columns`` ensures)."""
-    return _plan(spec.model, tuple(columns))
-
-
-def _extra_cells(source: str, number: str, cells: list[Any], width: int) -> Problem | None:
-    if len(cells) > width and any(not _is_empty(c) for c in cells[width:]):
-        return Problem(source, number, "(row)", f"has {len(cells)} cells but the header has {width} columns")
-    return None
-
-
-def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
-                   cells: list[Any]) -> RawRecord:
-    """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
-    return plan_record(spec, column_plan(spec, columns), source, number, cells)
-
-
-def plan_record(spec: EntitySpec, plan: tuple[Column, ...], source: str, number: int,
-                cells: list[Any]) -> RawRecord:
-    """``tabular_record`` with the file's ``column_plan`` made once: cells of any type (a
-    workbook's dates and numbers are taken as they are)."""
-    record = str(number)
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    extra = _extra_cells(source, record, cells, len(plan))
-    if extra is not None:
-        problems.append(extra)
-    for (col, read, default, fresh), cell in zip(plan, cells, strict=False):
-        if cell is None or (cell.__class__ is str and (not cell or cell.isspace())):
-            if fresh is not None:
-                values[col] = fresh.get_default(call_default_factory=True)
-            elif default is not _NO_DEFAULT:
-                values[col] = default
-            continue
-        try:
-            if cell.__class__ is str:  # CSV, and text cells of a workbook
-                values[col] = cell if read is None else read(cell)
-            else:
-                values[col] = convert_cell(_readers(spec.model)[col][0], cell)
-        except (ValueError, OverflowError) as exc:
-            problems.append(Problem(source, record, col, str(exc)))
-    return RawRecord(spec.name, source, record, values, problems)
-
-
-def text_record(name: str, plan: tuple[Column, ...], source: str, number: int, cells: list[str]) -> RawRecord:
-    """``plan_record`` for a row of text cells (a CSV row): the same values and problems, without
-    asking each cell its type."""
-    record = str(number)
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    if len(cells) > len(plan):
-        extra = _extra_cells(source, record, cells, len(plan))
-        if extra is not None:
-            problems.append(extra)
-    for (col, read, default, fresh), cell in zip(plan, cells, strict=False):
-        if not cell or cell.isspace():
-            if default is not _NO_DEFAULT:
-                values[col] = default
-            elif fresh is not None:
-                values[col] = fresh.get_default(call_default_factory=True)
-        elif read is None:
-            values[col] = cell
-        else:
-            try:
-                values[col] = read(cell)
-            except (ValueError, OverflowError) as exc:
-                problems.append(Problem(source, record, col, str(exc)))
-    return RawRecord(name, source, record, values, problems)
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -306,8 +185,7 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
     columns, problems = check_columns(spec, source, header)
     if problems:
         raise ValidationFailed(problems)
-    plan = column_plan(spec, columns)
-    name = spec.name
+    read_row = text_reader(spec, columns)
     number = 1
     line = reader.line_num
     try:
@@ -317,7 +195,7 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
             joined = "".join(row)
             if not joined or joined.isspace():
                 continue  # blank lines at the end of an Excel export
-            record = text_record(name, plan, source, number, row)
+            record = read_row(source, number, row)
             # A cell holds a line break only when its row took more than one line of the file.
             swallowed = None if line == first_line else next(
                 (col for col, cell in zip(columns, row, strict=False) if _holds_rows(cell, delimiter, len(columns))),
