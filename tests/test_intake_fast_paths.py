@@ -275,3 +275,12 @@ def test_iter_valid_gives_the_model_model_validate_gives():
     expected = ENTITIES["cases"].model.model_validate(values)
     assert type(valid.data) is type(expected) and valid.data == expected
     assert valid.given == frozenset(values) and valid.ext_id == "S-1"
+
+
+def test_records_that_give_the_same_fields_share_one_set_of_them():
+    opened = datetime(2024, 3, 5, 9, tzinfo=UTC)
+    a, b, c = iter_valid([_raw("cases", {"ext_id": "S-1", "team": "T-1", "opened_at": opened}),
+                          _raw("cases", {"ext_id": "S-2", "team": "T-1", "opened_at": opened}),
+                          _raw("cases", {"ext_id": "S-3", "team": "T-1", "opened_at": opened, "worker": None})], [])
+    assert a.given == b.given == frozenset({"ext_id", "team", "opened_at"}) and a.given is b.given
+    assert c.given == a.given | {"worker"} and isinstance(c.given, frozenset)

@@ -98,6 +98,7 @@ def iter_valid(records: Iterable[RawRecord], problems: list[Problem], *,
     is added to ``problems``."""
     # Each model's own validator, called as model_validate calls it (without its Python frame).
     validators = {name: spec.model.__pydantic_validator__.validate_python for name, spec in ENTITIES.items()}
+    interned: dict[frozenset[str], frozenset[str]] = {}
     for raw in records:
         if progress:
             progress(1)
@@ -117,7 +118,9 @@ def iter_valid(records: Iterable[RawRecord], problems: list[Problem], *,
             continue
         if raw.problems:
             continue
-        yield ValidRecord(ENTITIES[raw.entity], raw.source, raw.record, model, frozenset(model.model_fields_set))
+        given = frozenset(model.model_fields_set)
+        # The same few sets of fields (one per file's header) serve every record: one object each.
+        yield ValidRecord(ENTITIES[raw.entity], raw.source, raw.record, model, interned.setdefault(given, given))
 
 
 def validate_raw(records: Sequence[RawRecord], *, progress: Callable[[int], None] | None = None
