@@ -7,6 +7,12 @@ gap is refused with a way out, and so is one whose UTC form does not exist (year
 Comma decimals (``0,8``). Booleans ``ja/nej``, ``true/false``, ``1/0``, ``x``/empty. Lists are
 comma-separated ext_ids in one cell. Typed XLSX cells (dates, date-times, numbers) are taken as
 they are.
+
+The cell every export writes (an ISO 8601 instant with an offset, an ISO date, ``ja``/``nej``) is
+read by a fast path that takes only what the full reading would read the same way (a cell
+beginning and ending with an ASCII digit that ``fromisoformat`` reads, with an offset for an
+instant; a boolean word already lower-case and stripped); anything else, and anything the fast
+path cannot finish, goes through the full reading, so values and refusals are the same.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ _DATETIME_DK = re.compile(r"^(\d{1,2})[-.](\d{1,2})[-.](\d{4})[ T]+(\d{1,2})[:.]
 _DATE_SLASHED = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
 _TRUE = {"ja", "j", "yes", "y", "true", "sand", "1", "x"}
 _FALSE = {"nej", "n", "no", "false", "falsk", "0"}
+# Fast paths: a boolean word as the sets hold it; the digits a cell read by fromisoformat begins
+# and ends with (its year is four ASCII digits, so the full reading takes it as ISO 8601 as well).
+_BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+_DIGITS = frozenset("0123456789")
+_date_fromiso = date.fromisoformat
+_datetime_fromiso = datetime.fromisoformat
 
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -49,6 +61,17 @@ def _iso_shaped(text: str) -> bool:
 
 
 def parse_date(text: str) -> date:
+    # Fast path: no space around it and digits at both ends, so the full reading below would
+    # strip nothing, find it ISO-shaped and call date.fromisoformat on it too.
+    if text and text[0] in _DIGITS and text[-1] in _DIGITS:
+        try:
+            return _date_fromiso(text)
+        except ValueError:
+            pass  # the full reading refuses it with its message
+    return _parse_date(text)
+
+
+def _parse_date(text: str) -> date:
     text = text.strip()
     if _iso_shaped(text):
         try:
@@ -92,6 +115,22 @@ def local_to_utc(naive: datetime) -> datetime:
 
 def parse_instant(text: str, *, naive_is_local: bool = True) -> datetime:
     """``dd-mm-yyyy HH:MM`` local, ``dd-mm-yyyy`` (00:00 local), or ISO 8601 (with an offset)."""
+    # Fast path: ISO 8601 with an offset (ending in a digit, so not "Z"), nothing around it. The
+    # full reading would strip nothing, find it ISO-shaped and convert it just so.
+    if text and text[0] in _DIGITS and text[-1] in _DIGITS:
+        try:
+            value = _datetime_fromiso(text)
+        except ValueError:
+            value = None
+        if value is not None and value.tzinfo is not None:
+            try:
+                return value.astimezone(UTC)
+            except OverflowError:
+                pass  # the full reading refuses it with its message
+    return _parse_instant(text, naive_is_local)
+
+
+def _parse_instant(text: str, naive_is_local: bool) -> datetime:
     text = text.strip()
     if _iso_shaped(text):
         return _parse_iso_instant(text, naive_is_local)
@@ -129,6 +168,11 @@ def _parse_iso_instant(text: str, naive_is_local: bool) -> datetime:
 
 
 def parse_bool(text: str) -> bool:
+    value = _BOOLS.get(text)  # fast path: "ja", "nej" … as written
+    return _parse_bool(text) if value is None else value
+
+
+def _parse_bool(text: str) -> bool:
     norm = text.strip().lower()
     if norm in _TRUE:
         return True

@@ -5,7 +5,8 @@ I/O: reads the files it is given; nothing else (no database, no clock).
 - CSV: ``;`` delimiter (``,`` or tab when the header has no ``;``); the encodings of
   ``watchdog.intake.encoding`` (UTF-8, UTF-16/32 with a byte-order mark, Windows-1252; damaged
   files refused with their line); cells as ``watchdog.intake.cells`` reads them (Danish dates and
-  times, comma decimals, ja/nej). A cell whose later lines look like rows of the file (half a
+  times, comma decimals, ja/nej), each column's reader chosen once from the header
+  (``watchdog.intake.rows``). A cell whose later lines look like rows of the file (half a
   row's delimiters) is an unbalanced quote that swallowed them: refused with the lines. Thousands of unknown columns are named five
   at a time and summarised.
 - XLSX: the first sheet (or the one named like the entity); header in row 1. Date cells are read as
@@ -27,7 +28,6 @@ A record's number is its spreadsheet row (the header is row 1) or its line in a 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import os
@@ -35,8 +35,6 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,13 +51,21 @@ from watchdog.intake.cells import (  # noqa: F401
     parse_list,
 )
 from watchdog.intake.encoding import decode  # noqa: F401
+# How a row becomes a record has its own module; RawRecord & co. stay importable from here.
+from watchdog.intake.rows import (  # noqa: F401
+    RawRecord,
+    _is_empty,
+    column_plan,
+    plan_record,
+    tabular_record,
+    text_reader,
+)
 from watchdog.intake.schemas import (
     ENTITIES,
     SENSITIVE_REASON,
     EntitySpec,
     entity_by_alias,
     entity_from_filename,
-    field_kind,
     is_sensitive_column,
     normalize_column,
 )
@@ -67,76 +73,6 @@ from watchdog.intake.schemas import (
 HEADER = "1 (header)"
 SUPPORTED = (".csv", ".txt", ".xlsx", ".jsonl", ".ndjson")
 ENTITY_KEY = "entity"
-
-
-@dataclass
-class RawRecord:
-    """One record as read: which entity, where it came from, and its values (converted)."""
-
-    entity: str
-    source: str
-    record: str
-    values: dict[str, Any]
-    # Problems found while reading the record's cells (bad date, bad number …).
-    problems: list[Problem] = field(default_factory=list)
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-@functools.cache
-def _fields(model) -> dict[str, tuple[Any, str]]:
-    """Every field of an input model: its pydantic info and how its cell is read (once per model)."""
-    return {name: (info, field_kind(model, name)) for name, info in model.model_fields.items()}
-
-
-_NO_DEFAULT = object()  # a required field: an empty cell leaves it missing
-_TEXT_READERS = {"date": parse_date, "instant": parse_instant, "bool": parse_bool, "decimal": parse_decimal,
-                 "list": parse_list}
-
-
-@functools.cache
-def _readers(model) -> dict[str, tuple[str, Any, Any, Any]]:
-    """Per field: (kind, how a text cell is read or None for text as it is, the value of an empty
-    cell or _NO_DEFAULT, its pydantic info when the default is made anew for every record)."""
-    out = {}
-    for name, (info, kind) in _fields(model).items():
-        if info.is_required():
-            default, fresh = _NO_DEFAULT, None
-        elif info.default_factory is None and isinstance(info.default, None | bool | int | float | str | Enum):
-            default, fresh = info.default, None  # immutable: the same value serves every record
-        else:
-            default, fresh = _NO_DEFAULT, info
-        out[name] = (kind, _TEXT_READERS.get(kind), default, fresh)
-    return out
-
-
-def tabular_record(spec: EntitySpec, source: str, number: int, columns: list[str],
-                   cells: list[Any]) -> RawRecord:
-    """One row of a CSV/XLSX file → a record. Empty cells mean the field's default (or missing)."""
-    rec = RawRecord(spec.name, source, str(number), {})
-    values = rec.values
-    if len(cells) > len(columns) and any(not _is_empty(c) for c in cells[len(columns):]):
-        rec.problems.append(Problem(source, str(number), "(row)",
-                                    f"has {len(cells)} cells but the header has {len(columns)} columns"))
-    readers = _readers(spec.model)
-    for col, cell in zip(columns, cells, strict=False):
-        kind, read, default, fresh = readers[col]
-        if cell is None or (isinstance(cell, str) and (not cell or cell.isspace())):
-            if fresh is not None:
-                values[col] = fresh.get_default(call_default_factory=True)
-            elif default is not _NO_DEFAULT:
-                values[col] = default
-            continue
-        try:
-            if cell.__class__ is str:  # CSV, and text cells of a workbook
-                values[col] = cell if read is None else read(cell)
-            else:
-                values[col] = convert_cell(kind, cell)
-        except (ValueError, OverflowError) as exc:
-            rec.problems.append(Problem(source, str(number), col, str(exc)))
-    return rec
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -249,15 +185,17 @@ def read_csv_text(text: str, spec: EntitySpec, source: str) -> Iterator[RawRecor
     columns, problems = check_columns(spec, source, header)
     if problems:
         raise ValidationFailed(problems)
+    read_row = text_reader(spec, columns)
     number = 1
     line = reader.line_num
     try:
         for row in reader:
             number += 1
             first_line, line = line + 1, reader.line_num
-            if not any(cell.strip() for cell in row):
+            joined = "".join(row)
+            if not joined or joined.isspace():
                 continue  # blank lines at the end of an Excel export
-            record = tabular_record(spec, source, number, columns, row)
+            record = read_row(source, number, row)
             # A cell holds a line break only when its row took more than one line of the file.
             swallowed = None if line == first_line else next(
                 (col for col, cell in zip(columns, row, strict=False) if _holds_rows(cell, delimiter, len(columns))),
@@ -294,10 +232,11 @@ def read_xlsx(stream: BinaryIO, spec: EntitySpec, source: str) -> Iterator[RawRe
         columns, problems = check_columns(spec, source, header)
         if problems:
             raise ValidationFailed(problems)
+        plan = column_plan(spec, columns)
         for number, row in enumerate(rows, start=2):
             if all(_is_empty(c) for c in row):
                 continue
-            yield tabular_record(spec, source, number, columns, list(row))
+            yield plan_record(spec, plan, source, number, list(row))
     finally:
         workbook.close()
 

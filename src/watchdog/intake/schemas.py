@@ -38,7 +38,7 @@ from watchdog.casestore import (
     WorkerRole,
 )
 # SENSITIVE_REASON, is_sensitive_column and normalize_column are used from here by the intake.
-from watchdog.sensitive import SENSITIVE_REASON, contains_cpr, is_sensitive_column, normalize_column  # noqa: F401
+from watchdog.sensitive import _CPR, SENSITIVE_REASON, contains_cpr, is_sensitive_column, normalize_column  # noqa: F401
 from watchdog.settings_urls import check_teams_url
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -60,6 +60,22 @@ def _no_cpr(value: str) -> str:
     return value
 
 
+# A plain text: printable ASCII but "%" and "&", and the Latin-1 letters and "§" of Danish text. On
+# such a text ``watchdog.sensitive.normalize`` changes nothing (nothing to unescape or decode, NFKC
+# leaves it alone, no character it maps), so ``contains_cpr`` is the CPR pattern's search of the
+# text itself; no control character, no U+FFFD and no line break can be in it. Tested against
+# ``_no_cpr`` and ``_one_line`` character by character (tests/test_intake_fast_paths.py).
+_NOT_PLAIN = re.compile("[^ -$'-~\xa7\xc0-\xd6\xd8-\xf6\xf8-\xff]")
+_not_plain = _NOT_PLAIN.search
+_cpr_in_plain = _CPR.search
+
+
+def _plain_text(value: str) -> bool:
+    """Whether ``value`` is a plain text (above) without a CPR number: ``_no_cpr`` and
+    ``_one_line`` would return it as it is."""
+    return _not_plain(value) is None and _cpr_in_plain(value) is None
+
+
 def _one_line(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError("contains a line break (in a CSV file usually an unbalanced quote \" "
@@ -69,6 +85,8 @@ def _one_line(value: str) -> str:
 
 def _utc_form(value: datetime) -> datetime:
     """An instant must have a UTC form: 9999-12-31T20:00-14:00 is after the last one there is."""
+    if value.tzinfo is UTC:
+        return value  # already its UTC form (as every instant read from a file is)
     try:
         value.astimezone(UTC)
     except OverflowError:
@@ -94,7 +112,14 @@ def _teams_url(value: str) -> str:
 
 
 def _text(max_length: int, *checks) -> Any:
+    # A plain text passes _no_cpr and _one_line as it is: only the other checks are left for it.
+    rest = checks[1:] if checks and checks[0] is _one_line else checks
+
     def check(value: str) -> str:  # one validator call per value, the checks in their order
+        if _not_plain(value) is None and _cpr_in_plain(value) is None:  # _plain_text, inlined
+            for c in rest:
+                value = c(value)
+            return value
         value = _no_cpr(value)
         for c in checks:
             value = c(value)

@@ -96,24 +96,31 @@ def iter_valid(records: Iterable[RawRecord], problems: list[Problem], *,
                progress: Callable[[int], None] | None = None) -> Iterator[ValidRecord]:
     """Every raw record through its model: the valid ones, as they come; every problem found
     is added to ``problems``."""
+    # Each model's own validator, called as model_validate calls it (without its Python frame).
+    validators = {name: spec.model.__pydantic_validator__.validate_python for name, spec in ENTITIES.items()}
+    interned: dict[frozenset[str], frozenset[str]] = {}
     for raw in records:
         if progress:
             progress(1)
-        spec = ENTITIES.get(raw.entity)
-        problems.extend(raw.problems)
-        if spec is None:
+        validate = validators.get(raw.entity)
+        if raw.problems:
+            problems.extend(raw.problems)
+        if validate is None:
             continue
         try:
-            model = spec.model.model_validate(raw.values)
+            model = validate(raw.values)
         except ValidationError as exc:
             # Skip errors on fields whose cell was already refused while reading it.
+            spec = ENTITIES[raw.entity]
             already = {p.field for p in raw.problems}
             problems.extend(p for p in problems_from_pydantic(exc.errors(), spec, raw.source, raw.record)
                             if p.field not in already and not (p.reason == "required" and p.field in already))
             continue
         if raw.problems:
             continue
-        yield ValidRecord(spec, raw.source, raw.record, model, frozenset(model.model_fields_set))
+        given = frozenset(model.model_fields_set)
+        # The same few sets of fields (one per file's header) serve every record: one object each.
+        yield ValidRecord(ENTITIES[raw.entity], raw.source, raw.record, model, interned.setdefault(given, given))
 
 
 def validate_raw(records: Sequence[RawRecord], *, progress: Callable[[int], None] | None = None
