@@ -14,9 +14,7 @@ Functions take the session and never commit: the caller owns the transaction
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -25,6 +23,7 @@ from operator import itemgetter, ne
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from watchdog import collector
 from watchdog import deadline_marks as marks
 from watchdog import deadline_writer as writer
 from watchdog.case_facts import case_filter, load_case_facts
@@ -133,7 +132,7 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
         ids = [case_id for (case_id,) in typed_rows(session.connection(), select(Case.id).order_by(Case.id))]
         done = 0
         for batch in chunks(ids, RANGE_BATCH_SIZE):
-            with _collector_paused():
+            with collector.paused():
                 result = _refresh_batch(session, batch, now=now, policy=policy, whole_range=True,
                                         clear_marks=clear_marks)
             batch_done(batch, result)
@@ -142,29 +141,11 @@ def refresh_deadlines(session: Session, *, now: datetime, settings, case_ids: It
                 progress(done, len(ids))
         return stats
     for batch, whole_range in _batches(sorted(set(case_ids))):
-        with _collector_paused():
+        with collector.paused():
             result = _refresh_batch(session, batch, now=now, policy=policy, whole_range=whole_range,
                                     clear_marks=clear_marks)
         batch_done(batch, result)
     return stats
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one batch, back on (if it was) after it.
-
-    A batch builds a few hundred thousand small objects that all live until its end (the facts,
-    the computed deadlines, the stored rows): the collector ran every 700 of them and, as they
-    survived, walked ever more of the heap, a fifth of a recompute for nothing (none of them is in
-    a reference cycle; what plain reference counting cannot free waits for the next collection).
-    A batch is bounded (``RANGE_BATCH_SIZE`` cases), so is what it leaves to the collector."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _batches(ids: list[int]) -> Iterator[tuple[Sequence[int], bool]]:

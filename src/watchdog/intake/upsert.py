@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
+from watchdog import collector
 from watchdog.clock import ensure_aware
 from watchdog.db import is_concurrency_conflict
 from watchdog.errors import Problem, ValidationFailed, WatchdogError
@@ -168,9 +169,16 @@ def upsert_records(session: Session, records: Iterable[ValidRecord], *, now: dat
     """
     now = ensure_aware(now, what="now")
     writer = ChunkWriter(session, now=now, problems=problems)
-    for chunk in _chunks(records, CHUNK):
-        problems.extend(check_records(chunk, settings=settings, now=now))
-        writer.add(chunk)
+    chunks = _chunks(records, CHUNK)
+    while True:
+        # Reading, validating and writing a chunk builds tens of thousands of objects that live
+        # until its end: the collector waits for the chunk (``watchdog.collector``).
+        with collector.paused():
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            problems.extend(check_records(chunk, settings=settings, now=now))
+            writer.add(chunk)
         if progress:
             progress(len(chunk))
     if problems:

@@ -90,7 +90,7 @@ class UpsertResult:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class ValidRecord:
     """A record that passed its model: where it came from, and which fields it gave."""
 
