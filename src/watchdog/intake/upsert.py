@@ -138,6 +138,11 @@ def validate_raw(records: Sequence[RawRecord], *, progress: Callable[[int], None
 
 #: Records validated and written at a time: memory is bounded by this, not by the import.
 CHUNK = 2000
+#: Records per data-quality statement after the last chunk (only the offending rows come back).
+#: Bigger than a chunk: with 2,000 keys PostgreSQL probed the index once per key; with 50,000 it
+#: hashes the keys and reads the table once (the national export: 2.5 s → 0.6 s; SQLite 0.8 →
+#: 0.7 s). The keys are the import's ext_ids, already held (``writing.Origins``).
+QUALITY_KEYS = 50_000
 
 
 def _reading_order(problem: Problem) -> tuple:
@@ -186,7 +191,7 @@ def upsert_records(session: Session, records: Iterable[ValidRecord], *, now: dat
     # In this transaction: the poll sees these cases dirty exactly when it sees their facts.
     writer.finish()
     if quality:
-        writer.result.warnings = writer.quality(chunk=CHUNK)
+        writer.result.warnings = writer.quality(chunk=QUALITY_KEYS)
     return writer.result
 
 
