@@ -110,3 +110,46 @@ def test_the_bulk_insert_skips_a_key_already_stored_and_says_which_rows_it_inser
     stored_ids = dict(session.execute(select(Deadline.key, Deadline.id).where(Deadline.key.like("new:%"))).all())
     assert dict((key, id_) for id_, key in inserted) == stored_ids
     assert session.execute(select(func.count()).select_from(Deadline).where(Deadline.key == taken)).scalar_one() == 1
+
+
+def test_a_rule_change_plans_every_row_afresh_and_leaves_an_unplanned_final_rows_index_entry_alone(
+        session, municipality, monkeypatch):
+    """Every rewritten row's alert plan is as before: an open one planned at the recompute, a
+    final one not at all. On SQLite a final row with no plan stored is rewritten without setting
+    ``next_alert_at`` (an indexed column); one whose plan was stored has it cleared."""
+    from watchdog.rules import citations
+    from watchdog.rules.types import Status
+
+    poll_deadlines(session, now=NOW, settings=SETTINGS)
+    session.commit()
+    final = [Status.MET, Status.MET_LATE, Status.NOT_APPLICABLE]
+    planned_final = session.execute(select(Deadline.id).where(Deadline.status.in_(final))
+                                    .order_by(Deadline.id).limit(5)).scalars().all()
+    assert len(planned_final) == 5
+    session.execute(Deadline.__table__.update().where(Deadline.id.in_(planned_final)).values(next_alert_at=NOW))
+    session.commit()
+    for key, cited in list(citations.CITATIONS.items()):
+        monkeypatch.setitem(citations.CITATIONS, key, citations.Citation(f"{cited.text} (rettet)", cited.confidence))
+    written: list[tuple[tuple[str, ...], list[int]]] = []
+    update_rows = deadline_writer.update_rows
+
+    def recording(session_, table, columns, rows):
+        written.append((tuple(columns), [row[0] for row in rows]))
+        update_rows(session_, table, columns, rows)
+    monkeypatch.setattr(deadline_writer, "update_rows", recording)
+    later = at("2026-03-02 10:00")
+    stats = refresh_deadlines(session, now=later, settings=SETTINGS)
+    session.flush()
+    rows = session.execute(select(Deadline.id, Deadline.status, Deadline.next_alert_at, Deadline.citation)).all()
+    assert stats.deadlines_written == len(rows) > 300 and stats.status_changes == 0
+    assert all(r.citation.endswith("(rettet)") for r in rows)
+    assert all(r.next_alert_at is None for r in rows if r.status in final)
+    assert all(r.next_alert_at == later for r in rows if r.status not in final)
+    unplanned = {r.id for r in rows if r.status in final and r.id not in planned_final}
+    without_plan = {i for columns, ids in written if "next_alert_at" not in columns for i in ids}
+    assert sum(len(ids) for _, ids in written) == len(rows)
+    if session.get_bind().dialect.name == "sqlite":
+        assert without_plan == unplanned and len(unplanned) > 100
+    else:
+        assert without_plan == set()
+    session.rollback()

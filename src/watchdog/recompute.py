@@ -67,10 +67,20 @@ _VANISHED = "no longer required by the case facts"
 _INSERTED = ("key", *_FIELDS, "computed_at", "status_changed_at", "next_alert_at", "first_seen_at")
 _LIMITED = [(_FIELDS.index(name), limit) for name, limit in _LIMITS.items()]
 _STATUS = _FIELDS.index("status")
+_STORED = 2 + len(_FIELDS)  # a stored row: id, key, *_FIELDS, then next_alert_at
+_FINAL = frozenset(s for s in Status if s.is_final)
+
+
+# Whether a row's texts (values in ``_FIELDS`` order) all fit their columns: one expression, as
+# nearly every row's do, instead of a loop over the limits per row.
+_fits = eval("lambda v: " + " and ".join(  # noqa: S307 - built from column indices only
+    f"(v[{i}] is None or len(v[{i}]) <= {limit})" for i, limit in _LIMITED))
 
 
 def _cut_to_fit(values: tuple) -> tuple:
     """A row's values in ``_FIELDS`` order with its texts cut to their columns' lengths."""
+    if _fits(values):
+        return values
     for index, limit in _LIMITED:
         text = values[index]
         if text is not None and len(text) > limit:
@@ -185,15 +195,24 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
     stats.cases_recomputed = len(facts) - len(stats.failures)
     stats.cases_failed = len(stats.failures)
 
-    cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS)]
+    cols = [Deadline.id, Deadline.key, *(getattr(Deadline, name) for name in _FIELDS), Deadline.next_alert_at]
+    # SQLite: a row whose alert plan stays as stored (a final deadline with none planned, most of a
+    # rule change's rows) is rewritten without ``next_alert_at``: setting an indexed column, even
+    # to its own value, rewrites its index entry (a third of the rewrite). The transaction holds
+    # SQLite's one write lock from its first write and reads a snapshot no other writer changes
+    # before it, so the stored plan read is the one replaced. PostgreSQL's update skips index
+    # entries whose value did not change by itself (HOT), and a second staged UPDATE per batch
+    # would cost more.
+    keep_plan = session.get_bind().dialect.name == "sqlite"
     existing = {r.key: r for r in writer.read_stored(
         session, select(*cols).where(case_filter(Deadline.case_id, case_ids, whole_range)))}
 
     inserts: list[tuple] = []  # _INSERTED columns
     # Fields changed, status did not: grouped by which fields changed, so each UPDATE sets only
     # those (a case handed to another caseworker changes one column of each of its deadlines;
-    # setting every column rewrote every index entry of the row). Rows: (id, *changed, now, plan_at).
-    quiet_updates: dict[tuple[str, ...], list[tuple]] = {}
+    # setting every column rewrote every index entry of the row). Rows: (id, *changed, now[, plan_at]),
+    # keyed by the changed columns and whether ``next_alert_at`` is set.
+    quiet_updates: dict[tuple[tuple[str, ...], bool], list[tuple]] = {}
     status_updates: list[tuple[object, dict]] = []
 
     def deadline(key: str) -> ComputedDeadline | None:
@@ -201,22 +220,25 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         return None if found is None else ComputedDeadline(*found[1], found[2])
 
     def compare(values: tuple, old) -> None:
-        stored = old[2:]  # same order: id, key, *_FIELDS
+        stored = old[2:_STORED]  # same order: id, key, *_FIELDS
         if stored == values:
             return
         status = values[_STATUS]
-        plan_at = None if status.is_final else now  # a changed deadline is planned afresh
+        plan_at = None if status in _FINAL else now  # a changed deadline is planned afresh
         if old.status != status:
             status_updates.append((old, {**dict(zip(_FIELDS, values)), "computed_at": now,
                                          "status_changed_at": now, "next_alert_at": plan_at}))
         else:
             names, pick = _changed_columns(tuple(map(ne, stored, values)))
-            quiet_updates.setdefault(names, []).append((old.id, *pick(values), now, plan_at))
+            if keep_plan and plan_at is None and old.next_alert_at is None:
+                quiet_updates.setdefault((names, False), []).append((old.id, *pick(values), now))
+            else:
+                quiet_updates.setdefault((names, True), []).append((old.id, *pick(values), now, plan_at))
 
     for key, (values, _computed, _item) in computed.items():
         old = existing.get(key)
         if old is None:
-            inserts.append((key, *values, now, now, None if values[_STATUS].is_final else now, now))
+            inserts.append((key, *values, now, now, None if values[_STATUS] in _FINAL else now, now))
         else:
             compare(values, old)
     for key, old in existing.items():
@@ -245,8 +267,8 @@ def _refresh_batch(session: Session, case_ids: Sequence[int], *, now: datetime, 
         for chunk in chunks(conflicted, BATCH_SIZE):
             for old in writer.read_stored(session, select(*cols).where(Deadline.key.in_(chunk))):
                 compare(computed[old.key][0], old)
-    for changed, rows in quiet_updates.items():
-        writer.update_rows(session, table, (*changed, "computed_at", "next_alert_at"), rows)
+    for (changed, plans), rows in quiet_updates.items():
+        writer.update_rows(session, table, (*changed, "computed_at", *(("next_alert_at",) if plans else ())), rows)
         stats.deadlines_written += len(rows)
     for old, values in status_updates:
         # Conditional on the status we read: of two replicas recomputing the same case, only
