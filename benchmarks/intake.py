@@ -162,7 +162,7 @@ def _floor_cells(table, header: list[str], spec, dialect: str, ids: dict[str, di
     from sqlalchemy import Boolean, Date, Enum as SAEnum, Float
     from sqlmodel.sql.sqltypes import UTCDateTime
 
-    from watchdog.intake.writing import _sqlite_instant
+    from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant
 
     yes_no = {"ja": True, "nej": False, "": None}
     columns, converters = [], []
@@ -269,7 +269,7 @@ def _stored_default(column, sqlite: bool, now: datetime):
     """What the import stores in a column the export does not give: a new case is stamped now."""
     from enum import Enum as PyEnum
 
-    from watchdog.intake.writing import _sqlite_instant
+    from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant
 
     if column.name == "facts_changed_at":
         return _sqlite_instant(now) if sqlite else now
@@ -412,7 +412,7 @@ def _ingest_floor(url: str, setup: list, batches: list[list[dict]]) -> list[floa
 
     from watchdog.casestore import Case, Team, Worker
     from watchdog.db import make_engine
-    from watchdog.intake.writing import _sqlite_instant
+    from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant
 
     with empty_database(url, "ingest_floor") as target:
         engine = make_engine(target)

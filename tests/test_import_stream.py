@@ -111,7 +111,7 @@ def test_the_fused_sqlite_instant_processor_writes_what_the_column_types_would()
 
     from sqlalchemy.dialects import sqlite
 
-    from watchdog.intake.writing import _sqlite_instant
+    from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant
 
     dialect = sqlite.dialect()
     column_type = Case.__table__.c.opened_at.type

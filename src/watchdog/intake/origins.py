@@ -17,8 +17,6 @@ from typing import Any, NamedTuple
 
 from watchdog.intake.schemas import ENTITIES, PARTICIPANTS_FIELD, EntitySpec
 
-_NOTHING_GIVEN: frozenset[str] = frozenset()
-_SUPPORT_GIVEN = frozenset({"child_in_support"})
 _ROW_BITS = 40
 _SOURCE_BITS = 24
 _ID_SHIFT = _ROW_BITS + _SOURCE_BITS
@@ -114,13 +112,6 @@ class Origins:
     def origin(self, entity: str, ext_id: str) -> tuple[str, str]:
         """(source, record) of the record of ``entity`` with ``ext_id`` (one of this import)."""
         return self._unpack(self.by_entity[entity][ext_id])
-
-    def imported(self, entity: str) -> Iterable[Imported]:
-        spec = ENTITIES[entity]
-        for ext_id, packed in self.by_entity.get(entity, {}).items():
-            source, record = self._unpack(packed)
-            given = _NOTHING_GIVEN if ext_id in self.support_not_given else _SUPPORT_GIVEN
-            yield Imported(spec, ext_id, source, record, given)
 
 
 def references(rec) -> Iterable[tuple[str, str, str]]:

@@ -48,7 +48,6 @@ from watchdog.intake.lookup import Lookups
 from watchdog.intake.origins import REFERENCED, Imported, Origins, references  # noqa: F401 (re-exported)
 from watchdog.intake.schemas import ENTITIES, ENTITY_ORDER, PARTICIPANTS_FIELD, EntitySpec
 from watchdog.intake.upsert_sql import Upsert, defaults_of
-from watchdog.intake.upsert_sql import sqlite_instant as _sqlite_instant  # noqa: F401 (re-exported)
 
 #: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 _IDS = 900
